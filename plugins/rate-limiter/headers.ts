@@ -1,0 +1,44 @@
+import type { PolicyCheck } from './policy.ts';
+import type { Decision } from './store/types.ts';
+
+/** Seconds as headers carry them: whole, rounded up, so a client waiting that long is never early. */
+export function ceilSeconds(ms: number): number {
+  return Math.ceil(ms / 1000);
+}
+
+/**
+ * The rule whose numbers a client should heed: when refused, the refusing rule that makes it wait
+ * longest; when admitted, the rule with the fewest requests left.
+ */
+export function bindingIndex(decision: Decision): number {
+  let best = 0;
+  for (let i = 1; i < decision.results.length; i++) {
+    const a = decision.results[i]!;
+    const b = decision.results[best]!;
+    const better = decision.allowed
+      ? a.remaining < b.remaining || (a.remaining === b.remaining && a.resetMs > b.resetMs)
+      : a.retryAfterMs > b.retryAfterMs;
+    if (better) best = i;
+  }
+  return best;
+}
+
+/**
+ * X-RateLimit-Limit/-Remaining/-Reset (reset in seconds from now) for the binding rule, and the IETF
+ * RateLimit-Policy and RateLimit fields listing every rule that applied; Retry-After when refused.
+ */
+export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decision, binding: number): Record<string, string> {
+  const rule = checks[binding]!.rule;
+  const result = decision.results[binding]!;
+  const headers: Record<string, string> = {
+    'X-RateLimit-Limit': String(rule.limit),
+    'X-RateLimit-Remaining': String(result.remaining),
+    'X-RateLimit-Reset': String(ceilSeconds(result.resetMs)),
+    'RateLimit-Policy': checks.map((c) => c.rule.policyItem).join(', '),
+    RateLimit: checks
+      .map((c, i) => `"${c.rule.name}";r=${decision.results[i]!.remaining};t=${ceilSeconds(decision.results[i]!.resetMs)}`)
+      .join(', '),
+  };
+  if (!decision.allowed) headers['Retry-After'] = String(Math.max(1, ceilSeconds(decision.retryAfterMs)));
+  return headers;
+}

@@ -1,0 +1,81 @@
+import type { Rule } from './algorithms/types.ts';
+import { normalizeId, normalizeToolName, tenantKey, toolKey, userKey } from './keys.ts';
+import type { RateLimiterOptions } from './options.ts';
+import { describeRate, type Rate } from './rate.ts';
+import type { RuleCheck } from './store/types.ts';
+
+/** A configured limit, compiled once at startup: everything a decision or a header needs. */
+export interface CompiledRule extends Rule {
+  /** Which setting it comes from: shown to operators in logs, to clients in RateLimit-Policy. */
+  name: 'user' | 'tenant' | 'tool';
+  /** "30/m" as configured. */
+  source: string;
+  /** "30 per minute", for the user's reply. */
+  description: string;
+  /** This rule's RateLimit-Policy item, e.g. `"user";q=30;w=60`. */
+  policyItem: string;
+}
+
+export interface PolicyCheck extends RuleCheck {
+  rule: CompiledRule;
+}
+
+/** Who a request is for, after normalisation. */
+export interface Subject {
+  channel: string;
+  /** '' is the channel's anonymous user. */
+  user: string;
+  /** undefined when the request names no tenant (then no tenant rule applies). */
+  tenant: string | undefined;
+}
+
+function compile(name: CompiledRule['name'], rate: Rate): CompiledRule {
+  const seconds = Math.ceil(rate.windowMs / 1000);
+  return {
+    name,
+    limit: rate.limit,
+    windowMs: rate.windowMs,
+    source: rate.source,
+    description: describeRate(rate),
+    policyItem: `"${name}";q=${rate.limit};w=${seconds}`,
+  };
+}
+
+/** Which rules apply to a request: compiled once, asked on every message. */
+export class Policy {
+  private readonly user: CompiledRule | undefined;
+  private readonly tenant: CompiledRule | undefined;
+  private readonly tools = new Map<string, CompiledRule>();
+  /** A tool without its own rate is limited per user and tool at the by_user rate. */
+  private readonly toolDefault: CompiledRule | undefined;
+
+  constructor(options: RateLimiterOptions) {
+    this.user = options.by_user && compile('user', options.by_user);
+    this.tenant = options.by_tenant && compile('tenant', options.by_tenant);
+    this.toolDefault = options.by_user && compile('tool', options.by_user);
+    for (const [tool, rate] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compile('tool', rate));
+  }
+
+  subject(channel: string, userId: string, tenantId: string | undefined): Subject {
+    const tenant = tenantId === undefined ? '' : normalizeId(tenantId);
+    return { channel, user: normalizeId(userId), tenant: tenant === '' ? undefined : tenant };
+  }
+
+  /** A prompt fetch counts against the user's rule and the tenant's rule. */
+  forPrompt(subject: Subject): PolicyCheck[] {
+    const checks: PolicyCheck[] = [];
+    if (this.user) checks.push({ key: userKey(subject.channel, subject.user), rule: this.user });
+    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.tenant), rule: this.tenant });
+    return checks;
+  }
+
+  /** A tool call counts against the tenant's rule and the user's rule for that tool. */
+  forTool(subject: Subject, rawTool: string): PolicyCheck[] {
+    const tool = normalizeToolName(rawTool);
+    const checks: PolicyCheck[] = [];
+    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.tenant), rule: this.tenant });
+    const rule = this.tools.get(tool) ?? this.toolDefault;
+    if (rule) checks.push({ key: toolKey(subject.channel, tool, subject.user), rule });
+    return checks;
+  }
+}

@@ -1,0 +1,37 @@
+/** A message as a channel received it, before any plugin or agent has looked at it. */
+export interface InboundMessage {
+  /** Unique per message; replies carry it back so the channel can match them. */
+  id: string;
+  /** Which channel it came from (`http`, `cli`, ...): part of every rate-limit key. */
+  channel: string;
+  /** The platform's user id, as received. Sensitive: keys only, never logs. */
+  userId: string;
+  tenantId?: string;
+  conversationId: string;
+  text: string;
+  receivedAt: number;
+}
+
+export type ReplyKind = 'answer' | 'refused' | 'error';
+
+/** What goes back to the channel the message came from. */
+export interface OutboundReply {
+  messageId: string;
+  channel: string;
+  conversationId: string;
+  kind: ReplyKind;
+  text: string;
+  /** HTTP-style status: 200 for answers, the violation's status when refused. */
+  status: number;
+  /** Machine-readable code for refusals and errors (`rate_limited`, ...). */
+  code?: string;
+  /** Headers a request/response channel should attach (rate-limit headers, Retry-After). */
+  headers: Record<string, string>;
+  /** Seconds until a refused request would be admitted, when known. */
+  retryAfter?: number;
+  /**
+   * True when a chat channel should not post this reply: the user was already told to slow down in
+   * this cooldown. Request/response channels still answer.
+   */
+  quiet: boolean;
+}

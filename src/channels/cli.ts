@@ -1,0 +1,56 @@
+import { createInterface, type Interface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import type { OutboundReply } from '../bus/messages.ts';
+import type { CliChannelConfig } from '../config/schema.ts';
+import { Channel, type ChannelDeps } from './channel.ts';
+
+export interface CliStreams {
+  input: Readable;
+  output: Writable;
+}
+
+/**
+ * An interactive terminal chat as one local user. A chat channel: a quiet refusal (the user was
+ * already told to slow down in this cooldown) prints nothing, exactly as a chat platform would.
+ */
+export class CliChannel extends Channel {
+  readonly name = 'cli';
+  private rl: Interface | undefined;
+  /** Resolves when the user closes the input (Ctrl-D). */
+  readonly closed: Promise<void>;
+  private markClosed!: () => void;
+
+  constructor(
+    deps: ChannelDeps,
+    private readonly config: CliChannelConfig,
+    private readonly streams: CliStreams = { input: process.stdin, output: process.stdout },
+  ) {
+    super(deps);
+    this.closed = new Promise((resolvePromise) => (this.markClosed = resolvePromise));
+  }
+
+  async start(): Promise<void> {
+    const rl = createInterface({ input: this.streams.input, output: this.streams.output, terminal: false });
+    this.rl = rl;
+    this.write('Floodgate chat. Type a message, or /search <words>, /echo <text>, /time. Ctrl-D quits.\n');
+    rl.on('line', (line) => {
+      if (line.trim() === '') return;
+      this.publish(this.compose({ userId: this.config.user_id, conversationId: 'cli', text: line }));
+    });
+    rl.on('close', () => this.markClosed());
+  }
+
+  async stop(): Promise<void> {
+    this.rl?.close();
+    this.rl = undefined;
+  }
+
+  send(reply: OutboundReply): void {
+    if (reply.quiet) return;
+    this.write(`bot> ${reply.text}\n`);
+  }
+
+  private write(text: string): void {
+    this.streams.output.write(text);
+  }
+}

@@ -1,0 +1,171 @@
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { Clock } from '../clock.ts';
+import type { OnError, PluginMode } from '../config/schema.ts';
+import { ErrorCode, FloodgateError, errorMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { KeyedThrottle } from '../util/throttle.ts';
+import {
+  HOOK_NAMES,
+  HOOK_PAYLOADS,
+  HookResult,
+  isHookName,
+  type HookName,
+  type HookPayload,
+  type Violation,
+} from './schemas.ts';
+
+export type HookHandler<N extends HookName> = (payload: HookPayload<N>) => HookResult | Promise<HookResult>;
+
+export interface HookRegistration<N extends HookName = HookName> {
+  plugin: string;
+  hook: N;
+  handler: HookHandler<N>;
+  priority: number;
+  mode: Exclude<PluginMode, 'disabled'>;
+  onError: OnError;
+}
+
+/** What running one hook decided for a step. */
+export type HookOutcome =
+  | { stopped: false; headers: Record<string, string> | undefined }
+  | { stopped: true; violation: Violation; plugin: string };
+
+const checkResult = TypeCompiler.Compile(HookResult);
+const checkPayload = Object.fromEntries(
+  HOOK_NAMES.map((name) => [name, TypeCompiler.Compile(HOOK_PAYLOADS[name])]),
+) as Record<HookName, TypeCheck<(typeof HOOK_PAYLOADS)[HookName]>>;
+
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+/** A refusal for plugins set to fail closed; it names no user, only that the step is unavailable. */
+function failClosedViolation(): Violation {
+  return {
+    code: 'plugin_unavailable',
+    reason: 'A safety check could not run',
+    description: 'Sorry, I cannot take messages right now. Please try again in a moment.',
+    httpStatus: 503,
+    headers: {},
+    details: {},
+  };
+}
+
+/**
+ * Runs the handlers registered for a hook, awaited in priority order (lower first). An enforcing
+ * plugin's violation stops the step; a permissive one's is ignored here (the plugin reports it); a
+ * plugin that throws, times out or answers nonsense is handled by its `on_error`.
+ */
+export class HookRunner {
+  private readonly handlers = new Map<HookName, HookRegistration[]>();
+  private readonly errorLogThrottle = new KeyedThrottle(1024);
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {}
+
+  register<N extends HookName>(registration: HookRegistration<N>): void {
+    if (!isHookName(registration.hook)) {
+      throw new FloodgateError(
+        ErrorCode.HookUnknown,
+        `plugin "${registration.plugin}" registered unknown hook "${String(registration.hook)}"; known hooks: ${HOOK_NAMES.join(', ')}`,
+      );
+    }
+    const list = this.handlers.get(registration.hook) ?? [];
+    list.push(registration as unknown as HookRegistration);
+    // Stable sort: equal priorities keep registration (config) order.
+    list.sort((a, b) => a.priority - b.priority);
+    this.handlers.set(registration.hook, list);
+  }
+
+  unregisterPlugin(plugin: string): void {
+    for (const [hook, list] of this.handlers) {
+      this.handlers.set(
+        hook,
+        list.filter((r) => r.plugin !== plugin),
+      );
+    }
+  }
+
+  has(hook: HookName): boolean {
+    return (this.handlers.get(hook)?.length ?? 0) > 0;
+  }
+
+  async run<N extends HookName>(hook: N, payload: HookPayload<N>): Promise<HookOutcome> {
+    const list = this.handlers.get(hook);
+    if (list === undefined || list.length === 0) return { stopped: false, headers: undefined };
+    if (!checkPayload[hook].Check(payload)) {
+      const first = checkPayload[hook].Errors(payload).First();
+      throw new FloodgateError(ErrorCode.HookResult, `invalid ${hook} payload at ${first?.path}: ${first?.message}`);
+    }
+    let headers: Record<string, string> | undefined;
+    for (const registration of list) {
+      let result: HookResult;
+      try {
+        result = await this.invoke(registration, payload);
+      } catch (error) {
+        this.logPluginError(registration, error);
+        if (registration.onError === 'fail_closed') {
+          return { stopped: true, violation: failClosedViolation(), plugin: registration.plugin };
+        }
+        continue;
+      }
+      if (result.continue) {
+        if (result.headers) headers = headers ? { ...headers, ...result.headers } : result.headers;
+      } else if (registration.mode === 'enforce') {
+        return { stopped: true, violation: result.violation, plugin: registration.plugin };
+      }
+    }
+    return { stopped: false, headers };
+  }
+
+  private async invoke(registration: HookRegistration, payload: unknown): Promise<HookResult> {
+    const returned = (registration.handler as (p: unknown) => HookResult | Promise<HookResult>)(payload);
+    // A handler that answers synchronously needs no timer.
+    const result = isThenable(returned) ? await this.withTimeout(returned, registration) : returned;
+    if (!checkResult.Check(result)) {
+      const first = checkResult.Errors(result).First();
+      throw new FloodgateError(
+        ErrorCode.HookResult,
+        `returned an invalid ${registration.hook} result (${first?.path || '/'}: ${first?.message})`,
+      );
+    }
+    return result;
+  }
+
+  private withTimeout(promise: Promise<HookResult>, registration: HookRegistration): Promise<HookResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new FloodgateError(ErrorCode.HookTimeout, `did not answer ${registration.hook} within ${this.timeoutMs} ms`),
+          ),
+        this.timeoutMs,
+      );
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private logPluginError(registration: HookRegistration, error: unknown): void {
+    // A broken plugin fails on every message; one line per plugin and hook every 10 s is enough.
+    const key = `${registration.plugin}\0${registration.hook}`;
+    if (!this.errorLogThrottle.pass(key, this.clock.now(), ERROR_LOG_INTERVAL_MS)) return;
+    this.logger.error(
+      {
+        plugin: registration.plugin,
+        hook: registration.hook,
+        on_error: registration.onError,
+        code: error instanceof FloodgateError ? error.code : undefined,
+        err_message: errorMessage(error),
+      },
+      registration.onError === 'fail_open'
+        ? 'plugin failed; message let through (fail_open)'
+        : 'plugin failed; message refused (fail_closed)',
+    );
+  }
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}

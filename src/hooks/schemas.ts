@@ -1,0 +1,78 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/** Who and where a step runs for; the same for every hook of one message. */
+export const HookContext = Type.Object(
+  {
+    message_id: Type.String(),
+    channel: Type.String(),
+    user_id: Type.String(),
+    tenant_id: Type.Optional(Type.String()),
+    conversation_id: Type.String(),
+  },
+  { $id: 'HookContext' },
+);
+export type HookContext = Static<typeof HookContext>;
+
+export const PrePromptFetchPayload = Type.Object(
+  {
+    prompt_id: Type.String(),
+    text: Type.String(),
+    context: HookContext,
+  },
+  { $id: 'PrePromptFetchPayload' },
+);
+
+export const PreToolInvokePayload = Type.Object(
+  {
+    tool: Type.String(),
+    args: Type.Record(Type.String(), Type.Unknown()),
+    context: HookContext,
+  },
+  { $id: 'PreToolInvokePayload' },
+);
+
+/**
+ * The closed list of hooks. Registering a name that is not here is an error; adding a hook means
+ * adding its payload schema here.
+ */
+export const HOOK_PAYLOADS = {
+  prePromptFetch: PrePromptFetchPayload,
+  preToolInvoke: PreToolInvokePayload,
+} satisfies Record<string, TSchema>;
+
+export type HookName = keyof typeof HOOK_PAYLOADS;
+export type HookPayload<N extends HookName> = Static<(typeof HOOK_PAYLOADS)[N]>;
+export const HOOK_NAMES = Object.keys(HOOK_PAYLOADS) as HookName[];
+
+export function isHookName(name: string): name is HookName {
+  return Object.hasOwn(HOOK_PAYLOADS, name);
+}
+
+const Headers = Type.Record(Type.String(), Type.String());
+
+/** A plugin's refusal of a step. `description` is what the user is told; it never names the user. */
+export const Violation = Type.Object(
+  {
+    code: Type.String({ minLength: 1 }),
+    reason: Type.String(),
+    description: Type.String(),
+    httpStatus: Type.Integer({ minimum: 400, maximum: 599 }),
+    headers: Headers,
+    details: Type.Record(Type.String(), Type.Unknown()),
+    /** The user was already told in this cooldown: chat channels stay silent. */
+    quiet: Type.Optional(Type.Boolean()),
+  },
+  { $id: 'Violation' },
+);
+export type Violation = Static<typeof Violation>;
+
+export const HookResult = Type.Union(
+  [
+    Type.Object({ continue: Type.Literal(true), headers: Type.Optional(Headers) }),
+    Type.Object({ continue: Type.Literal(false), violation: Violation }),
+  ],
+  { $id: 'HookResult' },
+);
+export type HookResult = Static<typeof HookResult>;
+
+export const CONTINUE: HookResult = Object.freeze({ continue: true }) as HookResult;

@@ -1,0 +1,53 @@
+import type { z } from 'zod';
+import type { MessageBus } from '../bus/bus.ts';
+import type { Clock } from '../clock.ts';
+import type { HookHandler } from '../hooks/runner.ts';
+import type { HookName } from '../hooks/schemas.ts';
+import type { IdentityHasher, Logger } from '../logger.ts';
+
+/** What a plugin gets at setup. */
+export interface PluginContext<Config> {
+  /** The name the plugin is listed under in config.json. */
+  name: string;
+  /** The plugin's validated config: manifest defaults overlaid with config.json's `config`. */
+  config: Config;
+  /** `permissive` plugins' violations are ignored by the host; plugins use this to say so in logs. */
+  mode: 'enforce' | 'permissive';
+  logger: Logger;
+  clock: Clock;
+  /** Salted hashes that may stand for users in logs. */
+  identity: IdentityHasher;
+  bus: MessageBus;
+  hooks: {
+    /** Registers a handler; the hook must be known and declared in the plugin's manifest. */
+    register<N extends HookName>(hook: N, handler: HookHandler<N>): void;
+  };
+}
+
+export interface PluginInstance {
+  /** Called once on graceful stop, in reverse setup order. */
+  teardown?(): void | Promise<void>;
+}
+
+export interface PluginDefinition<Config = unknown> {
+  name: string;
+  /** Validates the plugin's config at startup; its messages name the field. */
+  configSchema: z.ZodType<Config>;
+  setup(context: PluginContext<Config>): PluginInstance | void | Promise<PluginInstance | void>;
+}
+
+/** Declares a plugin; the module's default export is what config.json's `path` points at. */
+export function definePlugin<Config>(definition: PluginDefinition<Config>): PluginDefinition<Config> {
+  return definition;
+}
+
+export function isPluginDefinition(value: unknown): value is PluginDefinition {
+  const candidate = value as Partial<PluginDefinition> | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.name === 'string' &&
+    typeof candidate.setup === 'function' &&
+    typeof (candidate.configSchema as { safeParse?: unknown } | undefined)?.safeParse === 'function'
+  );
+}

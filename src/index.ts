@@ -1,0 +1,26 @@
+/** Floodgate's public API: everything a plugin author or an embedding application needs. */
+export { Gateway, type GatewayOptions } from './gateway.ts';
+export { loadConfig, parseConfig, type LoadedConfig } from './config/load.ts';
+export type { GatewayConfig, PluginEntry, PluginMode, OnError } from './config/schema.ts';
+export { MessageBus, type BusEvents } from './bus/bus.ts';
+export type { InboundMessage, OutboundReply, ReplyKind } from './bus/messages.ts';
+export { Channel, type ChannelDeps, type InboundFields } from './channels/channel.ts';
+export { HttpChannel } from './channels/http.ts';
+export { CliChannel, type CliStreams } from './channels/cli.ts';
+export { MessageRequest, MessageResponse, RateLimitedResponse, ErrorResponse } from './channels/wire.ts';
+export {
+  HOOK_NAMES,
+  HOOK_PAYLOADS,
+  HookContext,
+  HookResult,
+  Violation,
+  CONTINUE,
+  type HookName,
+  type HookPayload,
+} from './hooks/schemas.ts';
+export { HookRunner, type HookHandler, type HookOutcome, type HookRegistration } from './hooks/runner.ts';
+export { PluginHost } from './host/host.ts';
+export { definePlugin, type PluginContext, type PluginDefinition, type PluginInstance } from './host/plugin.ts';
+export { ErrorCode, FloodgateError } from './errors.ts';
+export { createLogger, IdentityHasher, type Logger } from './logger.ts';
+export { systemClock, ManualClock, type Clock } from './clock.ts';

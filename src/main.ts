@@ -1,0 +1,43 @@
+import { parseArgs, USAGE } from './cli-args.ts';
+import { loadConfig } from './config/load.ts';
+import { FloodgateError, errorMessage } from './errors.ts';
+import { Gateway } from './gateway.ts';
+
+/** EX_CONFIG from sysexits.h: the configuration is wrong. */
+const EXIT_CONFIG = 78;
+
+async function main(): Promise<void> {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`floodgate: ${errorMessage(error)}\n`);
+    process.exit(2);
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start({ loaded: loadConfig(args.configPath) });
+  } catch (error) {
+    const code = error instanceof FloodgateError ? `[${error.code}] ` : '';
+    process.stderr.write(`floodgate: cannot start: ${code}${errorMessage(error)}\n`);
+    process.exit(error instanceof FloodgateError ? EXIT_CONFIG : 1);
+  }
+  const shutdown = (signal: NodeJS.Signals): void => {
+    gateway.logger.info({ signal }, 'stopping');
+    gateway.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`floodgate: stop failed: ${errorMessage(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+void main();

@@ -91,7 +91,7 @@ export class PluginHost {
       const raw = { ...read.manifest.default_config, ...entry.config };
       const parsed = definition.configSchema.safeParse(raw, { reportInput: true });
       if (!parsed.success) {
-        problems.push(...formatIssues(parsed.error, definition.configSchema, `${where}.config.`));
+        problems.push(...formatIssues(parsed.error, definition.configSchema, `${where}.config`));
         continue;
       }
       prepared.push({ entry, definition, manifest: read.manifest, config: parsed.data });

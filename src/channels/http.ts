@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { OutboundReply } from '../bus/messages.ts';
 import type { HttpChannelConfig } from '../config/schema.ts';
+import { errorMessage } from '../errors.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
 import { validateMessageRequest } from './wire.ts';
 
@@ -128,7 +129,14 @@ export class HttpChannel extends Channel {
 
   private respond(res: ServerResponse, reply: OutboundReply): void {
     if (res.writableEnded || res.destroyed) return;
-    for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(reply.headers)) {
+      // A malformed header from a plugin must not crash the process nor cost the client its answer.
+      try {
+        res.setHeader(name, value);
+      } catch (error) {
+        this.logger.warn({ header: name, err_message: errorMessage(error) }, 'invalid reply header dropped');
+      }
+    }
     if (reply.kind === 'answer') {
       return this.json(res, 200, { reply: reply.text, conversation_id: reply.conversationId });
     }

@@ -11,20 +11,36 @@ export interface LoadedConfig {
   dir: string;
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `raw[key]`, created when absent; anything that is not an object is left for the schema to report. */
+function section(raw: Record<string, unknown>, key: string): Record<string, unknown> | undefined {
+  if (raw[key] === undefined) raw[key] = {};
+  const value = raw[key];
+  return isObject(value) ? value : undefined;
+}
+
 /** Environment overrides, so several instances can share one file (each on its own port). */
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, problems: string[]): void {
   const port = env.FLOODGATE_HTTP_PORT;
   if (port !== undefined && port !== '') {
-    const value = Number(port);
+    // Digits only: Number() would read " " as 0 (a random port) and "0x50" as 80.
+    const value = /^\d+$/.test(port.trim()) ? Number(port) : NaN;
     if (!Number.isInteger(value) || value < 0 || value > 65535) {
       problems.push(`FLOODGATE_HTTP_PORT: expected a port number 0-65535, got ${JSON.stringify(port)}`);
     } else {
-      const channels = (raw.channels ??= {}) as Record<string, Record<string, unknown>>;
-      (channels.http ??= {}).port = value;
+      const channels = section(raw, 'channels');
+      const http = channels && section(channels, 'http');
+      if (http) http.port = value;
     }
   }
   const level = env.FLOODGATE_LOG_LEVEL;
-  if (level) ((raw.log ??= {}) as Record<string, unknown>).level = level;
+  if (level) {
+    const log = section(raw, 'log');
+    if (log) log.level = level;
+  }
 }
 
 /** Reads and validates config.json; every problem is listed in one error that names the file. */

@@ -1,0 +1,262 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { ErrorCode, FloodgateError } from '../../../src/errors.ts';
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'floodgate-config-'));
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function writeConfig(content: unknown, name = 'config.json'): string {
+  const file = join(dir, name);
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+/** Runs `fn`, which must throw a FloodgateError, and returns that error. */
+function configError(fn: () => unknown): FloodgateError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(FloodgateError);
+    return error as FloodgateError;
+  }
+  throw new Error('expected a configuration error, but the config was accepted');
+}
+
+describe('loadConfig: reading the file', () => {
+  it('names the missing file in the error', () => {
+    const missing = join(dir, 'nope.json');
+    const error = configError(() => loadConfig(missing, {}));
+    expect(error.code).toBe(ErrorCode.Config);
+    expect(error.message).toContain(missing);
+    expect(error.message).toContain('cannot read config file');
+  });
+
+  it('rejects a file that is not JSON and names the file', () => {
+    const file = writeConfig('{ "channels": { ');
+    const error = configError(() => loadConfig(file, {}));
+    expect(error.code).toBe(ErrorCode.Config);
+    expect(error.message).toContain(file);
+    expect(error.message).toContain('not valid JSON');
+  });
+
+  it.each([['[]'], ['"text"'], ['42'], ['null']])('rejects %s at the top level', (text) => {
+    const file = writeConfig(text);
+    const error = configError(() => loadConfig(file, {}));
+    expect(error.code).toBe(ErrorCode.Config);
+    expect(error.message).toBe(`${file}: expected a JSON object at the top level`);
+  });
+
+  it('returns the absolute path and folder of the file it read', () => {
+    const file = writeConfig({});
+    const loaded = loadConfig(file, {});
+    expect(loaded.path).toBe(file);
+    expect(loaded.dir).toBe(dir);
+  });
+});
+
+describe('loadConfig: defaults', () => {
+  it('fills every default into an empty object', () => {
+    const { config } = loadConfig(writeConfig({}), {});
+    expect(config).toEqual({
+      log: { level: 'info' },
+      channels: {
+        http: { enabled: true, host: '127.0.0.1', port: 8787, max_body_bytes: 65536, reply_timeout_ms: 30000 },
+        cli: { enabled: false, user_id: 'local' },
+      },
+      hooks: { timeout_ms: 1000 },
+      plugins: [],
+    });
+  });
+
+  it('keeps the defaults of fields a partial section leaves out', () => {
+    const { config } = loadConfig(writeConfig({ channels: { http: { port: 9000 } }, log: { level: 'debug' } }), {});
+    expect(config.channels.http).toEqual({
+      enabled: true,
+      host: '127.0.0.1',
+      port: 9000,
+      max_body_bytes: 65536,
+      reply_timeout_ms: 30000,
+    });
+    expect(config.channels.cli).toEqual({ enabled: false, user_id: 'local' });
+    expect(config.log.level).toBe('debug');
+  });
+
+  it('fills in plugin entry defaults', () => {
+    const { config } = loadConfig(writeConfig({ plugins: [{ name: 'p', path: './p.ts' }] }), {});
+    expect(config.plugins).toEqual([
+      { name: 'p', path: './p.ts', enabled: true, mode: 'enforce', priority: 100, on_error: 'fail_open', config: {} },
+    ]);
+  });
+
+  it('accepts port 0 (any free port) and the boundary port 65535', () => {
+    expect(loadConfig(writeConfig({ channels: { http: { port: 0 } } }), {}).config.channels.http.port).toBe(0);
+    expect(loadConfig(writeConfig({ channels: { http: { port: 65535 } } }), {}).config.channels.http.port).toBe(65535);
+  });
+});
+
+describe('loadConfig: validation messages', () => {
+  it('reports an unknown top-level field with a did-you-mean hint', () => {
+    const error = configError(() => loadConfig(writeConfig({ chanels: {} }), {}));
+    expect(error.code).toBe(ErrorCode.Config);
+    expect(error.problems).toEqual(['chanels: unknown field (did you mean "channels"?)']);
+  });
+
+  it('reports a misspelt nested field with its full path and a hint', () => {
+    const error = configError(() => loadConfig(writeConfig({ channels: { http: { prot: 80 } } }), {}));
+    expect(error.problems).toEqual(['channels.http.prot: unknown field (did you mean "port"?)']);
+  });
+
+  it('suggests fields inside plugin entries', () => {
+    const error = configError(() =>
+      loadConfig(writeConfig({ plugins: [{ name: 'p', path: './p.ts', priorty: 1 }] }), {}),
+    );
+    expect(error.problems).toEqual(['plugins[0].priorty: unknown field (did you mean "priority"?)']);
+  });
+
+  it('gives no hint when no field is close', () => {
+    const error = configError(() => loadConfig(writeConfig({ zzzzzzzz: 1 }), {}));
+    expect(error.problems).toEqual(['zzzzzzzz: unknown field']);
+  });
+
+  it('names the field path of a wrong type', () => {
+    const error = configError(() => loadConfig(writeConfig({ channels: { http: { port: '80' } } }), {}));
+    expect(error.problems).toEqual(['channels.http.port: expected number, got string "80"']);
+  });
+
+  it('says "a whole number" for a fractional integer field', () => {
+    const error = configError(() =>
+      loadConfig(writeConfig({ plugins: [{ name: 'p', path: './p.ts', priority: 1.5 }] }), {}),
+    );
+    expect(error.problems).toEqual(['plugins[0].priority: expected a whole number, got number 1.5']);
+  });
+
+  it('names a missing required field', () => {
+    const error = configError(() => loadConfig(writeConfig({ plugins: [{ path: './p.ts' }] }), {}));
+    expect(error.problems).toEqual(['plugins[0].name: required field is missing (expected string)']);
+  });
+
+  it('lists the allowed values of an enum', () => {
+    const error = configError(() =>
+      loadConfig(writeConfig({ plugins: [{ name: 'p', path: './p.ts', on_error: 'ignore' }] }), {}),
+    );
+    expect(error.problems).toEqual([
+      'plugins[0].on_error: string "ignore" is not allowed; expected one of "fail_open", "fail_closed"',
+    ]);
+  });
+
+  it('rejects ports out of range, naming the field', () => {
+    const error = configError(() => loadConfig(writeConfig({ channels: { http: { port: 65536 } } }), {}));
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^channels\.http\.port: /);
+  });
+
+  it('lists several problems in one error, each on its own line, under a headline naming the file', () => {
+    const file = writeConfig({
+      logg: {},
+      channels: { http: { port: 'eighty', max_body_bytes: 0 } },
+      hooks: { timeout_ms: 'soon' },
+      plugins: [{ name: '', path: './p.ts', mode: 'loud' }],
+    });
+    const error = configError(() => loadConfig(file, {}));
+    expect(error.code).toBe(ErrorCode.Config);
+    const fields = error.problems.map((p) => p.split(':')[0]).sort();
+    expect(fields).toEqual(
+      [
+        'channels.http.max_body_bytes',
+        'channels.http.port',
+        'hooks.timeout_ms',
+        'logg',
+        'plugins[0].mode',
+        'plugins[0].name',
+      ].sort(),
+    );
+    const lines = error.message.split('\n');
+    expect(lines[0]).toBe(`${file}: invalid configuration`);
+    expect(lines.slice(1).sort()).toEqual(error.problems.map((p) => `  - ${p}`).sort());
+  });
+});
+
+describe('loadConfig: environment overrides', () => {
+  it('FLOODGATE_HTTP_PORT overrides the port in the file', () => {
+    const file = writeConfig({ channels: { http: { port: 8000, host: '0.0.0.0' } } });
+    const { config } = loadConfig(file, { FLOODGATE_HTTP_PORT: '9191' });
+    expect(config.channels.http.port).toBe(9191);
+    expect(config.channels.http.host).toBe('0.0.0.0');
+  });
+
+  it('FLOODGATE_HTTP_PORT applies when the file has no channels section', () => {
+    expect(loadConfig(writeConfig({}), { FLOODGATE_HTTP_PORT: '0' }).config.channels.http.port).toBe(0);
+  });
+
+  it('an empty FLOODGATE_HTTP_PORT is ignored', () => {
+    const file = writeConfig({ channels: { http: { port: 8000 } } });
+    expect(loadConfig(file, { FLOODGATE_HTTP_PORT: '' }).config.channels.http.port).toBe(8000);
+  });
+
+  it.each([['abc'], ['70000'], ['-1'], ['80.5'], [' '], ['0x50'], ['1e3']])(
+    'rejects FLOODGATE_HTTP_PORT=%j, quoting the value',
+    (value) => {
+      const error = configError(() => loadConfig(writeConfig({}), { FLOODGATE_HTTP_PORT: value }));
+      expect(error.code).toBe(ErrorCode.Config);
+      expect(error.problems).toEqual([
+        `FLOODGATE_HTTP_PORT: expected a port number 0-65535, got ${JSON.stringify(value)}`,
+      ]);
+    },
+  );
+
+  it('lists a bad FLOODGATE_HTTP_PORT together with the problems in the file', () => {
+    const error = configError(() => loadConfig(writeConfig({ hooks: { timeot_ms: 5 } }), { FLOODGATE_HTTP_PORT: 'x' }));
+    expect(error.problems).toEqual([
+      'FLOODGATE_HTTP_PORT: expected a port number 0-65535, got "x"',
+      'hooks.timeot_ms: unknown field (did you mean "timeout_ms"?)',
+    ]);
+  });
+
+  it('an override does not hide a malformed channels section', () => {
+    const error = configError(() => loadConfig(writeConfig({ channels: 'http' }), { FLOODGATE_HTTP_PORT: '9000' }));
+    expect(error.code).toBe(ErrorCode.Config);
+    expect(error.problems).toEqual(['channels: expected object, got string "http"']);
+  });
+
+  it('an override does not hide a null http section', () => {
+    const error = configError(() =>
+      loadConfig(writeConfig({ channels: { http: null } }), { FLOODGATE_HTTP_PORT: '9000' }),
+    );
+    expect(error.problems).toEqual(['channels.http: expected object, got null']);
+  });
+
+  it('FLOODGATE_LOG_LEVEL overrides the level and is validated like the file', () => {
+    const file = writeConfig({ log: { level: 'warn' } });
+    expect(loadConfig(file, { FLOODGATE_LOG_LEVEL: 'debug' }).config.log.level).toBe('debug');
+    const error = configError(() => loadConfig(file, { FLOODGATE_LOG_LEVEL: 'loud' }));
+    expect(error.problems[0]).toMatch(/^log\.level: string "loud" is not allowed/);
+  });
+
+  it('an override does not crash on a malformed log section', () => {
+    const error = configError(() => loadConfig(writeConfig({ log: 3 }), { FLOODGATE_LOG_LEVEL: 'debug' }));
+    expect(error.problems).toEqual(['log: expected object, got number 3']);
+  });
+});
+
+describe('parseConfig', () => {
+  it('validates text without touching the file system, naming the given path', () => {
+    const error = configError(() => parseConfig('{"hooks":{"timeout_ms":0}}', '/etc/floodgate/config.json'));
+    expect(error.message.split('\n')[0]).toBe('/etc/floodgate/config.json: invalid configuration');
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^hooks\.timeout_ms: /);
+  });
+
+  it('returns the folder of the given path for resolving plugin paths', () => {
+    expect(parseConfig('{}', '/etc/floodgate/config.json').dir).toBe('/etc/floodgate');
+  });
+});

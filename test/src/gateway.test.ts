@@ -1,0 +1,97 @@
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { ManualClock } from '../../src/clock.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { ErrorCode } from '../../src/errors.ts';
+import { Gateway } from '../../src/gateway.ts';
+import { captureLogs } from './support/logs.ts';
+import { httpRequest, postMessage } from './support/http-client.ts';
+
+const CONFIG_PATH = join(fileURLToPath(new URL('../fixtures/', import.meta.url)), 'config.json');
+
+function probe(name: string, config: Record<string, unknown>, fields: Record<string, unknown> = {}) {
+  return { name, path: './plugins/probe/index.ts', config, ...fields };
+}
+
+async function startGateway(config: Record<string, unknown>) {
+  const logs = captureLogs();
+  const loaded = parseConfig(
+    JSON.stringify({ channels: { http: { port: 0, reply_timeout_ms: 5_000 } }, ...config }),
+    CONFIG_PATH,
+  );
+  const gateway = await Gateway.start({ loaded, logger: logs.logger, clock: new ManualClock(0) });
+  onTestFinished(() => gateway.stop());
+  return { gateway, logs, port: gateway.http!.port };
+}
+
+describe('Gateway', () => {
+  it('answers over HTTP through the agent, with the plugins’ headers', async () => {
+    const { port, logs } = await startGateway({ plugins: [probe('probe', { greeting: 'hello' })] });
+    const res = await postMessage(port, { user_id: 'alice', conversation_id: 'c1', text: '/ECHO hi' });
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ reply: 'hi', conversation_id: 'c1' });
+    expect(res.headers['x-probe']).toBe('hello');
+    expect(logs.records().filter((r) => r.event === 'preToolInvoke').map((r) => r.tool)).toEqual(['echo']);
+  });
+
+  it('turns an enforcing plugin’s refusal into a 429 with its headers', async () => {
+    const { port } = await startGateway({ plugins: [probe('probe', { greeting: 'x', refuse_prompts: true })] });
+    const res = await postMessage(port, { user_id: 'alice', text: 'hi' });
+    expect(res.status).toBe(429);
+    expect(res.json()).toEqual({ error: 'rate_limited', reply: 'Slow down, please.', retry_after: 7 });
+    expect(res.headers['retry-after']).toBe('7');
+  });
+
+  it('lets a message through when the refusing plugin is permissive', async () => {
+    const { port } = await startGateway({
+      plugins: [probe('probe', { greeting: 'x', refuse_prompts: true }, { mode: 'permissive' })],
+    });
+    expect((await postMessage(port, { user_id: 'alice', text: 'hi' })).status).toBe(200);
+  });
+
+  it('logs the plugins and channels it started', async () => {
+    const { logs } = await startGateway({ plugins: [probe('probe', { greeting: 'x' })] });
+    expect(logs.withMessage('gateway started')).toEqual([
+      expect.objectContaining({ plugins: ['probe'], channels: ['http'] }),
+    ]);
+  });
+
+  it('stop closes the port and tears the plugins down, once', async () => {
+    const { gateway, port, logs } = await startGateway({
+      plugins: [probe('a', { greeting: 'a' }), probe('b', { greeting: 'b' })],
+    });
+    await Promise.all([gateway.stop(), gateway.stop()]);
+    expect(logs.records().filter((r) => r.event === 'teardown').map((r) => r.plugin)).toEqual(['b', 'a']);
+    expect(logs.withMessage('gateway stopped')).toHaveLength(1);
+    await expect(httpRequest(port, { path: '/healthz' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('refuses to start on a plugin config problem, before any channel listens', async () => {
+    const logs = captureLogs();
+    const loaded = parseConfig(
+      JSON.stringify({ channels: { http: { port: 0 } }, plugins: [probe('probe', { greeting: 1 })] }),
+      CONFIG_PATH,
+    );
+    await expect(Gateway.start({ loaded, logger: logs.logger })).rejects.toMatchObject({
+      code: ErrorCode.PluginConfig,
+      problems: ['plugins[0] (probe).config.greeting: expected string, got number 1'],
+    });
+    expect(logs.withMessage('http channel listening')).toHaveLength(0);
+  });
+
+  it('tears the plugins down again when a channel cannot start', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    const taken = (blocker.address() as { port: number }).port;
+    const logs = captureLogs();
+    const loaded = parseConfig(
+      JSON.stringify({ channels: { http: { port: taken } }, plugins: [probe('probe', { greeting: 'x' })] }),
+      CONFIG_PATH,
+    );
+    await expect(Gateway.start({ loaded, logger: logs.logger })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    expect(logs.records().filter((r) => r.event === 'teardown').map((r) => r.plugin)).toEqual(['probe']);
+  });
+});

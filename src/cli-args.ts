@@ -18,8 +18,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       const value = argv[++i];
       if (value === undefined || value.startsWith('-')) throw new Error(`--config needs a file path\n${USAGE}`);
       configPath = value;
-    } else if (arg.startsWith('--config=')) configPath = arg.slice('--config='.length);
-    else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
+    } else if (arg.startsWith('--config=')) {
+      configPath = arg.slice('--config='.length);
+      if (configPath === '') throw new Error(`--config needs a file path\n${USAGE}`);
+    } else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
   }
   return { configPath: resolve(configPath), help };
 }

@@ -21,9 +21,13 @@ export interface AgentDeps {
 export class DemoAgent {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly onMessage = (message: InboundMessage): void => {
-    const work = this.handle(message).then((reply) => {
-      this.deps.bus.emit('message:out', reply);
-    });
+    const work = this.handle(message)
+      .then((reply) => this.deps.bus.emit('message:out', reply))
+      // A failing reply listener must not take the process down with an unhandled rejection.
+      .then(
+        () => undefined,
+        (error: unknown) => this.deps.logger.error({ err_message: errorMessage(error) }, 'reply delivery failed'),
+      );
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work));
   };

@@ -62,6 +62,8 @@ export class HttpChannel extends Channel {
     const deadline = setTimeout(() => server.closeAllConnections(), 5_000);
     await closed;
     clearTimeout(deadline);
+    for (const pending of this.pending.values()) clearTimeout(pending.timer);
+    this.pending.clear();
   }
 
   send(reply: OutboundReply): void {

@@ -70,7 +70,7 @@ export function parseConfig(text: string, absolute: string, env: NodeJS.ProcessE
   const result = GatewayConfigSchema.safeParse(raw, { reportInput: true });
   if (!result.success) problems.push(...formatIssues(result.error, GatewayConfigSchema));
   if (problems.length > 0 || !result.success) {
-    throw problemsError(ErrorCode.Config, `${absolute}: invalid configuration`, problems.map((p) => `${p}`));
+    throw problemsError(ErrorCode.Config, `${absolute}: invalid configuration`, problems);
   }
   return { config: result.data, path: absolute, dir: dirname(absolute) };
 }

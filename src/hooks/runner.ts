@@ -105,7 +105,8 @@ export class HookRunner {
         result = await this.invoke(registration, payload);
       } catch (error) {
         this.logPluginError(registration, error);
-        if (registration.onError === 'fail_closed') {
+        // A permissive plugin never blocks traffic, not even when it fails.
+        if (registration.onError === 'fail_closed' && registration.mode === 'enforce') {
           return { stopped: true, violation: failClosedViolation(), plugin: registration.plugin };
         }
         continue;
@@ -159,9 +160,9 @@ export class HookRunner {
         code: error instanceof FloodgateError ? error.code : undefined,
         err_message: errorMessage(error),
       },
-      registration.onError === 'fail_open'
-        ? 'plugin failed; message let through (fail_open)'
-        : 'plugin failed; message refused (fail_closed)',
+      registration.onError === 'fail_closed' && registration.mode === 'enforce'
+        ? 'plugin failed; message refused (fail_closed)'
+        : 'plugin failed; message let through (fail_open)',
     );
   }
 }

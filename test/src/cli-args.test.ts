@@ -27,7 +27,7 @@ describe('parseArgs', () => {
     expect(parseArgs(argv).help).toBe(true);
   });
 
-  it.each([[['--config']], [['-c']], [['--config', '--help']]])('refuses %j: --config needs a path', (argv) => {
+  it.each([[['--config']], [['-c']], [['--config', '--help']], [['--config=']]])('refuses %j: --config needs a path', (argv) => {
     expect(() => parseArgs(argv)).toThrow(`--config needs a file path\n${USAGE}`);
   });
 

@@ -274,3 +274,21 @@ describe('DemoAgent: on the bus', () => {
     expect(replies).toHaveLength(1);
   });
 });
+
+describe('DemoAgent: delivery', () => {
+  it('logs a reply listener that throws instead of crashing on an unhandled rejection, and keeps serving', async () => {
+    const { agent, bus, logs } = setup();
+    agent.start();
+    let deliveries = 0;
+    bus.on('message:out', () => {
+      deliveries++;
+      if (deliveries === 1) throw new Error('channel exploded');
+    });
+    bus.emit('message:in', message('first'));
+    bus.emit('message:in', message('second'));
+    await agent.stop();
+    expect(deliveries).toBe(2);
+    const errors = logs.records().filter((r) => r.level === LEVEL.error);
+    expect(errors.map((r) => [r.msg, r.err_message])).toEqual([['reply delivery failed', 'channel exploded']]);
+  });
+});

@@ -333,6 +333,19 @@ describe('HookRunner: failing handlers', () => {
     });
   });
 
+  it('a permissive plugin never blocks, even with fail_closed: its failure lets the message through', async () => {
+    const { runner, calls, add, failures } = setup();
+    add('trial', () => {
+      throw new Error('cannot check');
+    }, { priority: 1, onError: 'fail_closed', mode: 'permissive' });
+    add('later', () => CONTINUE, { priority: 2 });
+    const outcome = await runner.run('prePromptFetch', prompt);
+    expect(outcome.stopped).toBe(false);
+    expect(calls).toEqual(['trial', 'later']);
+    expect(failures()).toHaveLength(1);
+    expect(failures()[0]!.msg).toBe('plugin failed; message let through (fail_open)');
+  });
+
   it('times out a handler that never settles, after timeout_ms, and lets the message through (fail_open)', async () => {
     const { runner, calls, add, failures } = setup({ timeoutMs: 20 });
     add('hung', () => new Promise<HookResult>(() => {}), { priority: 1 });

@@ -22,7 +22,7 @@ export function templateProblems(template: string): string[] {
 /** "1 second", "45 seconds", "2 minutes", "3 hours": whole units, rounded up so the user waits long enough. */
 export function humanDuration(seconds: number): string {
   const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
-  if (seconds < 120) return plural(Math.max(1, seconds), 'second');
+  if (seconds < 120) return plural(Math.max(1, Math.ceil(seconds)), 'second');
   if (seconds < 2 * 3600) return plural(Math.ceil(seconds / 60), 'minute');
   if (seconds < 2 * 86_400) return plural(Math.ceil(seconds / 3600), 'hour');
   return plural(Math.ceil(seconds / 86_400), 'day');

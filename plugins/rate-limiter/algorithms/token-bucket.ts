@@ -1,4 +1,4 @@
-import type { Algorithm } from './types.ts';
+import type { Algorithm, Rule } from './types.ts';
 
 /**
  * GCRA, the token bucket as one number: the theoretical arrival time (TAT). Each request pushes the
@@ -11,13 +11,22 @@ export interface TokenBucketState {
 
 // Emission intervals are fractional (60000/7 ms); compare with a little slack for float error.
 const EPSILON = 1e-6;
+// A double holding today's epoch milliseconds (below 2^42, i.e. until 2109) resolves only 2^-11 ms, and
+// every step of a burst rounds the TAT the same way: give each of the `limit` steps that much slack,
+// but never half an interval, so the slack cannot admit an extra request.
+const TIME_RESOLUTION = 2 ** -11;
+
+function slack(rule: Rule, interval: number): number {
+  return EPSILON + Math.min(rule.limit * TIME_RESOLUTION, interval / 2);
+}
 
 export const tokenBucket: Algorithm<TokenBucketState> = {
   check(state, now, rule) {
     const interval = rule.windowMs / rule.limit;
-    const tat = Math.max(state?.tat ?? now, now);
-    const wait = tat + interval - rule.windowMs - now;
-    return wait <= EPSILON ? 0 : Math.ceil(wait);
+    const ahead = Math.max(state?.tat ?? now, now) - now;
+    const wait = ahead + interval - rule.windowMs;
+    const tolerance = slack(rule, interval);
+    return wait <= tolerance ? 0 : Math.ceil(wait - tolerance);
   },
   consume(state, now, rule) {
     const tat = Math.max(state?.tat ?? now, now) + rule.windowMs / rule.limit;
@@ -28,9 +37,10 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
   standing(state, now, rule) {
     const interval = rule.windowMs / rule.limit;
     const ahead = Math.max(state?.tat ?? now, now) - now;
+    const tolerance = slack(rule, interval);
     return {
-      remaining: Math.max(0, Math.floor((rule.windowMs - ahead) / interval + EPSILON)),
-      resetMs: Math.max(0, Math.ceil(ahead - EPSILON)),
+      remaining: Math.max(0, Math.floor((rule.windowMs - ahead + tolerance) / interval)),
+      resetMs: Math.max(0, Math.ceil(ahead - tolerance)),
     };
   },
   expiresAt: (state) => state.tat,

@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { slidingWindow, type Algorithm } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { normalizeId, normalizeToolName, tenantKey, toolKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
+import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
+import { Policy, type PolicyCheck } from '../../../plugins/rate-limiter/policy.ts';
+import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
+
+/** A policy and a store, as the limiter wires them, deciding at a fixed time. */
+function harness(config: Record<string, unknown>) {
+  const policy = new Policy(RateLimiterOptions.parse(config));
+  const store = new MemoryStore(slidingWindow as Algorithm<unknown>, 10_000);
+  const decide = (checks: PolicyCheck[]) => store.decide(checks, 1_000);
+  return {
+    policy,
+    prompt: (channel: string, user: string, tenant?: string) => decide(policy.forPrompt(policy.subject(channel, user, tenant))).allowed,
+    tool: (channel: string, user: string, tool: string, tenant?: string) =>
+      decide(policy.forTool(policy.subject(channel, user, tenant), tool)).allowed,
+  };
+}
+
+describe('normalizeId', () => {
+  it.each([
+    ['alice', 'alice'],
+    [' alice ', 'alice'],
+    ['ALICE', 'alice'],
+    ['ａｌｉｃｅ', 'alice'],
+    ['ＡＬＩＣＥ', 'alice'],
+    ['\u3000alice\u3000', 'alice'],
+    ['', ''],
+    ['   ', ''],
+    ['\t\n', ''],
+  ])('%j -> %j', (raw, normal) => {
+    expect(normalizeId(raw)).toBe(normal);
+    expect(normalizeToolName(raw)).toBe(normal);
+  });
+});
+
+describe('keys', () => {
+  it('cannot confuse a tool/user pair with another one containing separators', () => {
+    expect(toolKey('http', 'a:b', 'c')).not.toBe(toolKey('http', 'a', 'b:c'));
+    expect(toolKey('http', 'a', '1:b')).not.toBe(toolKey('http', 'a:1', 'b'));
+  });
+
+  it('keeps users, tenants and tools in separate namespaces', () => {
+    const keys = new Set([userKey('http', 'x'), tenantKey('x'), toolKey('http', 'x', 'x')]);
+    expect(keys.size).toBe(3);
+  });
+});
+
+describe('user buckets', () => {
+  it("' alice ', 'ALICE' and fullwidth 'ａｌｉｃｅ' share one bucket", () => {
+    const { prompt } = harness({ by_user: '3/m' });
+    expect(prompt('http', ' alice ')).toBe(true);
+    expect(prompt('http', 'ALICE')).toBe(true);
+    expect(prompt('http', 'ａｌｉｃｅ')).toBe(true);
+    expect(prompt('http', 'alice')).toBe(false);
+    // Someone else is untouched.
+    expect(prompt('http', 'bob')).toBe(true);
+  });
+
+  it("blank ids share the channel's one anonymous bucket, distinct from users called 'anon'", () => {
+    const { prompt } = harness({ by_user: '2/m' });
+    expect(prompt('http', '')).toBe(true);
+    expect(prompt('http', '   ')).toBe(true);
+    expect(prompt('http', '\t')).toBe(false);
+    expect(prompt('http', '')).toBe(false);
+    for (const named of ['anon', 'anonymous', 'null', 'undefined', '-']) expect(prompt('http', named)).toBe(true);
+    // Another channel's anonymous user is a different bucket.
+    expect(prompt('cli', '')).toBe(true);
+  });
+
+  it('the same user id on two channels gets two buckets', () => {
+    const { prompt } = harness({ by_user: '1/m' });
+    expect(prompt('http', '7')).toBe(true);
+    expect(prompt('http', '7')).toBe(false);
+    expect(prompt('telegram', '7')).toBe(true);
+    expect(prompt('telegram', '7')).toBe(false);
+  });
+});
+
+describe('tenant buckets', () => {
+  it("are shared by all the tenant's users on every channel, with normalised tenant ids", () => {
+    const { prompt } = harness({ by_user: '100/m', by_tenant: '3/m' });
+    expect(prompt('http', 'alice', 'acme')).toBe(true);
+    expect(prompt('telegram', 'bob', ' ACME ')).toBe(true);
+    expect(prompt('cli', 'carol', 'ａｃｍｅ')).toBe(true);
+    expect(prompt('http', 'dave', 'acme')).toBe(false);
+    // Another tenant, and users without a tenant, are not affected.
+    expect(prompt('http', 'erin', 'globex')).toBe(true);
+    expect(prompt('http', 'frank')).toBe(true);
+  });
+
+  it('apply only when the request names a tenant', () => {
+    const { policy } = harness({ by_user: '30/m', by_tenant: '100/m' });
+    for (const tenant of [undefined, '', '   ']) {
+      const subject = policy.subject('http', 'alice', tenant);
+      expect(subject.tenant).toBeUndefined();
+      expect(policy.forPrompt(subject).map((c) => c.rule.name)).toEqual(['user']);
+      expect(policy.forTool(subject, 'search').map((c) => c.rule.name)).toEqual(['tool']);
+    }
+  });
+
+  it('a tenant-only policy limits nothing for a request without a tenant', () => {
+    const { policy } = harness({ by_tenant: '1/m' });
+    const subject = policy.subject('http', 'alice', undefined);
+    expect(policy.forPrompt(subject)).toEqual([]);
+    expect(policy.forTool(subject, 'search')).toEqual([]);
+  });
+});
+
+describe('which rules apply', () => {
+  it('a prompt fetch counts against the user and tenant rules; a tool call against the tenant and tool rules', () => {
+    const { policy } = harness({ by_user: '30/m', by_tenant: '1000/h', by_tool: { search: '10/m' } });
+    const subject = policy.subject('http', 'alice', 'acme');
+    expect(policy.forPrompt(subject).map((c) => [c.rule.name, c.rule.source])).toEqual([
+      ['user', '30/m'],
+      ['tenant', '1000/h'],
+    ]);
+    expect(policy.forTool(subject, 'search').map((c) => [c.rule.name, c.rule.source])).toEqual([
+      ['tenant', '1000/h'],
+      ['tool', '10/m'],
+    ]);
+  });
+
+  it("tool names ' Search ' and 'SEARCH' hit the by_tool 'search' rule", () => {
+    const { policy, tool, prompt } = harness({ by_user: '100/m', by_tool: { search: '2/m' } });
+    for (const name of [' Search ', 'SEARCH', 'ｓｅａｒｃｈ']) {
+      const [check] = policy.forTool(policy.subject('http', 'alice', undefined), name);
+      expect(check!.rule.source).toBe('2/m');
+    }
+    expect(tool('http', 'alice', ' Search ')).toBe(true);
+    expect(tool('http', 'alice', 'SEARCH')).toBe(true);
+    expect(tool('http', 'alice', 'search')).toBe(false);
+    // Prompts and other users are separate buckets.
+    expect(prompt('http', 'alice')).toBe(true);
+    expect(tool('http', 'bob', 'search')).toBe(true);
+  });
+
+  it('a by_tool entry written with capitals still matches', () => {
+    const { tool } = harness({ by_tool: { ' Search ': '1/m' } });
+    expect(tool('http', 'alice', 'search')).toBe(true);
+    expect(tool('http', 'alice', 'SEARCH')).toBe(false);
+  });
+
+  it("a tool without its own rate is limited at by_user's rate on its own user+tool bucket", () => {
+    const { policy, tool, prompt } = harness({ by_user: '2/m', by_tool: { search: '10/m' } });
+    const [check] = policy.forTool(policy.subject('http', 'alice', undefined), 'translate');
+    expect(check!.rule).toMatchObject({ name: 'tool', source: '2/m', limit: 2, windowMs: 60_000 });
+
+    expect(tool('http', 'alice', 'translate')).toBe(true);
+    expect(tool('http', 'alice', 'translate')).toBe(true);
+    expect(tool('http', 'alice', 'translate')).toBe(false);
+    // Not the user's prompt bucket, not another tool's bucket, not another user's.
+    expect(prompt('http', 'alice')).toBe(true);
+    expect(prompt('http', 'alice')).toBe(true);
+    expect(tool('http', 'alice', 'weather')).toBe(true);
+    expect(tool('http', 'bob', 'translate')).toBe(true);
+  });
+
+  it('without by_user, a tool without its own rate has no per-user limit', () => {
+    const { policy } = harness({ by_tool: { search: '10/m' } });
+    expect(policy.forTool(policy.subject('http', 'alice', undefined), 'translate')).toEqual([]);
+    expect(policy.forPrompt(policy.subject('http', 'alice', undefined))).toEqual([]);
+  });
+
+  it('advertises each rule as an IETF RateLimit-Policy item and describes it for the reply', () => {
+    const { policy } = harness({ by_user: '30/m', by_tenant: '100/15m' });
+    const checks = policy.forPrompt(policy.subject('http', 'alice', 'acme'));
+    expect(checks.map((c) => c.rule.policyItem)).toEqual(['"user";q=30;w=60', '"tenant";q=100;w=900']);
+    expect(checks.map((c) => c.rule.description)).toEqual(['30 per minute', '100 per 15 minutes']);
+  });
+});

@@ -1,0 +1,314 @@
+import { describe, expect, it } from 'vitest';
+import { ALGORITHMS } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { RateLimiter } from '../../../plugins/rate-limiter/limiter.ts';
+import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
+import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
+import type { Decision, RateStore, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
+import { ManualClock } from '../../../src/clock.ts';
+import type { HookContext, HookResult, Violation } from '../../../src/hooks/schemas.ts';
+import { createLogger, IdentityHasher } from '../../../src/logger.ts';
+import { CapturedLog } from './helpers.ts';
+
+const USER = 'alice@example.com';
+const TENANT = 'acme-corp';
+/** A round epoch time, so fixed windows start exactly here. */
+const T0 = 1_700_000_000_000;
+
+function context(overrides: Partial<HookContext> = {}): HookContext {
+  return { message_id: 'm-1', channel: 'http', user_id: USER, tenant_id: TENANT, conversation_id: 'c-1', ...overrides };
+}
+
+interface Setup {
+  config: Record<string, unknown>;
+  mode?: 'enforce' | 'permissive';
+  store?: RateStore;
+}
+
+function setup({ config, mode = 'enforce', store }: Setup) {
+  const options = RateLimiterOptions.parse(config);
+  const clock = new ManualClock(T0);
+  const log = new CapturedLog();
+  const memory = new MemoryStore(ALGORITHMS[options.algorithm], options.max_keys);
+  const limiter = new RateLimiter({
+    options,
+    store: store ?? memory,
+    clock,
+    logger: createLogger({ destination: log }),
+    identity: new IdentityHasher('test-salt'),
+    mode,
+  });
+  return { limiter, clock, log, memory };
+}
+
+function violationOf(result: HookResult): Violation {
+  if (result.continue) throw new Error(`expected a refusal, got ${JSON.stringify(result)}`);
+  return result.violation;
+}
+
+/** A store that counts decide() calls and does whatever `impl` does. */
+class FakeStore implements RateStore {
+  calls = 0;
+  constructor(private readonly impl: (checks: readonly RuleCheck[], now: number) => Decision | Promise<Decision>) {}
+  get size(): number {
+    return 0;
+  }
+  decide(checks: readonly RuleCheck[], now: number): Decision | Promise<Decision> {
+    this.calls++;
+    return this.impl(checks, now);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('RateLimiter: refusing a flood', () => {
+  it('admits up to the limit with headers, then refuses with a friendly 429 naming the wait', async () => {
+    const { limiter } = setup({ config: { by_user: '3/m' } });
+    for (let i = 0; i < 3; i++) {
+      const ok = await limiter.onPrompt(context());
+      expect(ok.continue).toBe(true);
+      if (ok.continue) expect(ok.headers?.['X-RateLimit-Remaining']).toBe(String(2 - i));
+    }
+    const violation = violationOf(await limiter.onPrompt(context()));
+    expect(violation).toMatchObject({ code: 'rate_limited', reason: 'Rate limit exceeded', httpStatus: 429, quiet: false });
+    expect(violation.description).toBe("You're sending messages a little too fast. Please wait 60 seconds and try again.");
+    expect(violation.details).toEqual({ rule: 'user', limit: '3/m', retry_after: 60 });
+    expect(violation.headers['Retry-After']).toBe('60');
+    expect(violation.headers['X-RateLimit-Remaining']).toBe('0');
+    expect(limiter.stats()).toEqual({ admitted: 3, refused: 1, faults: 0, keys: 1 });
+  });
+
+  it('puts the binding rule in a custom message: the tenant limit when the tenant is the one exhausted', async () => {
+    const { limiter } = setup({ config: { by_user: '100/m', by_tenant: '2/h', message: 'Your team may send {limit}; wait {retry_after}.' } });
+    expect((await limiter.onPrompt(context({ user_id: 'bob' }))).continue).toBe(true);
+    expect((await limiter.onPrompt(context({ user_id: 'carol', channel: 'cli' }))).continue).toBe(true);
+    const violation = violationOf(await limiter.onPrompt(context()));
+    expect(violation.description).toBe('Your team may send 2 per hour; wait 60 minutes.');
+    expect(violation.details).toEqual({ rule: 'tenant', limit: '2/h', retry_after: 3600 });
+  });
+
+  it('limits tool calls by their by_tool rate, leaving other tools alone', async () => {
+    const { limiter } = setup({ config: { by_tool: { search: '1/m' } } });
+    expect((await limiter.onTool(context(), 'search')).continue).toBe(true);
+    const violation = violationOf(await limiter.onTool(context(), ' SEARCH '));
+    expect(violation.details).toEqual({ rule: 'tool', limit: '1/m', retry_after: 60 });
+    // No by_user: a tool without its own rate is not limited per user.
+    expect(await limiter.onTool(context(), 'translate')).toEqual({ continue: true });
+  });
+
+  it('never puts the user or tenant id in a result or a log line', async () => {
+    const { limiter, log, clock } = setup({ config: { by_user: '2/m', by_tenant: '3/m', by_tool: { search: '1/m' } } });
+    const results: HookResult[] = [];
+    for (let i = 0; i < 20; i++) {
+      results.push(await limiter.onPrompt(context()));
+      results.push(await limiter.onTool(context(), 'search'));
+      results.push(await limiter.onTool(context({ user_id: 'ALICE@Example.com ' }), 'translate'));
+      clock.advance(1_000);
+    }
+    // Both admissions and refusals happened, and were logged.
+    expect(results.some((r) => r.continue)).toBe(true);
+    expect(results.some((r) => !r.continue)).toBe(true);
+    expect(log.at('warn').length).toBeGreaterThan(0);
+
+    for (const text of [JSON.stringify(results), ...log.raw]) {
+      expect(text.toLowerCase()).not.toContain(USER);
+      expect(text.toLowerCase()).not.toContain(TENANT);
+      expect(text).not.toContain('alice');
+      expect(text).not.toContain('acme');
+    }
+  });
+
+  it.each(['sliding_window', 'fixed_window', 'token_bucket'])(
+    '%s: Retry-After is honoured: after that many seconds the user is admitted again, not a second earlier',
+    async (algorithm) => {
+      const { limiter, clock } = setup({ config: { by_user: '5/10s', algorithm } });
+      let refused: Violation | undefined;
+      for (let i = 0; i < 10 && refused === undefined; i++) {
+        const result = await limiter.onPrompt(context());
+        if (!result.continue) refused = result.violation;
+      }
+      expect(refused).toBeDefined();
+      const retryAfter = Number(refused!.headers['Retry-After']);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(refused!.details.retry_after).toBe(retryAfter);
+      clock.advance(retryAfter * 1000 - 1000);
+      expect((await limiter.onPrompt(context())).continue).toBe(false);
+      clock.advance(1000);
+      expect((await limiter.onPrompt(context())).continue).toBe(true);
+    },
+  );
+});
+
+describe('RateLimiter: one reply per cooldown', () => {
+  it('tells the user once, stays quiet until the retry time has passed, then tells them again', async () => {
+    const { limiter, clock } = setup({ config: { by_user: '3/m' } });
+    await limiter.onPrompt(context()); // t = 0 s
+    clock.advance(30_000);
+    await limiter.onPrompt(context()); // t = 30 s
+    clock.advance(20_000);
+    await limiter.onPrompt(context()); // t = 50 s
+    clock.advance(5_000);
+    const first = violationOf(await limiter.onPrompt(context())); // t = 55 s, wait until 60 s
+    expect(first.quiet).toBe(false);
+    expect(first.details.retry_after).toBe(5);
+    clock.advance(3_000);
+    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true); // 58 s: still in the cooldown
+    clock.advance(2_000);
+    expect((await limiter.onPrompt(context())).continue).toBe(true); // 60 s: the 0 s request left
+    clock.advance(1_000);
+    const again = violationOf(await limiter.onPrompt(context())); // 61 s: cooldown over
+    expect(again.quiet).toBe(false);
+    expect(again.details.retry_after).toBe(29);
+    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
+  });
+
+  it('respects reply_cooldown', async () => {
+    const { limiter, clock } = setup({ config: { by_user: '1/h', reply_cooldown: 10 } });
+    await limiter.onPrompt(context());
+    const quietness: boolean[] = [];
+    for (let i = 0; i < 7; i++) {
+      quietness.push(violationOf(await limiter.onPrompt(context())).quiet ?? false);
+      clock.advance(5_000);
+    }
+    // Told at 0 s, 10 s, 20 s, 30 s; quiet in between — though the retry time is nearly an hour.
+    expect(quietness).toEqual([false, true, false, true, false, true, false]);
+  });
+
+  it('reply_cooldown 0 answers every refusal', async () => {
+    const { limiter } = setup({ config: { by_user: '1/h', reply_cooldown: 0 } });
+    await limiter.onPrompt(context());
+    for (let i = 0; i < 5; i++) expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(false);
+  });
+
+  it('keeps each user’s cooldown separate', async () => {
+    const { limiter } = setup({ config: { by_user: '1/h' } });
+    await limiter.onPrompt(context());
+    await limiter.onPrompt(context({ user_id: 'bob' }));
+    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(false);
+    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
+    expect(violationOf(await limiter.onPrompt(context({ user_id: 'bob' }))).quiet).toBe(false);
+  });
+});
+
+describe('RateLimiter: logging', () => {
+  it('logs one warning per key per 10 s for a flood of 100 refused requests, then another after 10 s', async () => {
+    const { limiter, log, clock } = setup({ config: { by_user: '3/m' } });
+    for (let i = 0; i < 3; i++) await limiter.onPrompt(context());
+    let refused = 0;
+    for (let i = 0; i < 100; i++) {
+      if (!(await limiter.onPrompt(context())).continue) refused++;
+      clock.advance(99); // 100 requests within 9.9 s
+    }
+    expect(refused).toBe(100);
+    const warnings = log.at('warn');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({
+      msg: 'rate limit exceeded; request refused',
+      hook: 'prePromptFetch',
+      rule: 'user',
+      limit: '3/m',
+      retry_after_s: 60,
+      mode: 'enforce',
+    });
+    expect(warnings[0]!.subject).toMatch(/^[0-9a-f]{16}$/);
+
+    clock.set(T0 + 10_000);
+    expect((await limiter.onPrompt(context())).continue).toBe(false);
+    expect(log.at('warn')).toHaveLength(2);
+    // The same flooder is recognisable across lines by the hashed subject.
+    expect(log.at('warn')[1]!.subject).toBe(warnings[0]!.subject);
+
+    // Another user's refusal is logged on its own.
+    for (let i = 0; i < 4; i++) await limiter.onPrompt(context({ user_id: 'bob' }));
+    const third = log.at('warn');
+    expect(third).toHaveLength(3);
+    expect(third[2]!.subject).not.toBe(warnings[0]!.subject);
+  });
+
+  it('in permissive mode says the request was allowed', async () => {
+    const { limiter, log } = setup({ config: { by_user: '1/m' }, mode: 'permissive' });
+    await limiter.onPrompt(context());
+    const violation = violationOf(await limiter.onPrompt(context()));
+    expect(violation.code).toBe('rate_limited');
+    const [warning, ...rest] = log.at('warn');
+    expect(rest).toEqual([]);
+    expect(warning).toMatchObject({ mode: 'permissive', msg: 'rate limit exceeded; request allowed (permissive)' });
+  });
+});
+
+describe('RateLimiter: failing open', () => {
+  it('lets requests through when the store throws, counting and logging the fault at most once per 10 s', async () => {
+    const store = new FakeStore(() => {
+      throw new Error('connection refused');
+    });
+    const { limiter, log, clock } = setup({ config: { by_user: '1/m' }, store });
+    for (let i = 0; i < 50; i++) {
+      expect(await limiter.onPrompt(context())).toEqual({ continue: true });
+      clock.advance(100);
+    }
+    expect(await limiter.onTool(context(), 'search')).toEqual({ continue: true });
+    expect(store.calls).toBe(51);
+    expect(limiter.stats()).toMatchObject({ admitted: 0, refused: 0, faults: 51 });
+
+    const errors = log.at('error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({
+      msg: 'rate limiter failed; request allowed (fail open)',
+      hook: 'prePromptFetch',
+      faults: 1,
+      err_message: 'connection refused',
+    });
+
+    clock.advance(10_000);
+    expect(await limiter.onTool(context(), 'search')).toEqual({ continue: true });
+    expect(store.calls).toBe(52);
+    expect(log.at('error')).toHaveLength(2);
+    expect(log.at('error')[1]).toMatchObject({ hook: 'preToolInvoke', faults: 52 });
+  });
+
+  it('lets requests through when the store returns a rejected promise', async () => {
+    const store = new FakeStore(() => Promise.reject(new Error('timed out after 50 ms')));
+    const { limiter, log } = setup({ config: { by_user: '1/m' }, store });
+    for (let i = 0; i < 3; i++) expect(await limiter.onPrompt(context())).toEqual({ continue: true });
+    expect(store.calls).toBe(3);
+    expect(limiter.stats().faults).toBe(3);
+    expect(log.at('error')).toHaveLength(1);
+    expect(log.at('error')[0]).toMatchObject({ err_message: 'timed out after 50 ms' });
+  });
+
+  it('does not ask the store when no rule applies', async () => {
+    const store = new FakeStore(() => {
+      throw new Error('must not be called');
+    });
+    const { limiter, log } = setup({ config: { by_tenant: '1/m' }, store });
+    expect(await limiter.onPrompt(context({ tenant_id: undefined }))).toEqual({ continue: true });
+    expect(store.calls).toBe(0);
+    expect(limiter.stats().faults).toBe(0);
+    expect(log.at('error')).toEqual([]);
+  });
+});
+
+describe('RateLimiter: asynchronous stores', () => {
+  it('decides the same way with a store that answers with promises', async () => {
+    const options = RateLimiterOptions.parse({ by_user: '2/m', by_tenant: '100/m' });
+    const inner = new MemoryStore(ALGORITHMS[options.algorithm], options.max_keys);
+    const store = new FakeStore((checks, now) => Promise.resolve(inner.decide(checks, now)));
+    const { limiter, clock } = setup({ config: { by_user: '2/m', by_tenant: '100/m' }, store });
+
+    const first = limiter.onPrompt(context());
+    expect(first).toBeInstanceOf(Promise);
+    const admitted = await first;
+    expect(admitted.continue).toBe(true);
+    if (admitted.continue) expect(admitted.headers).toMatchObject({ 'X-RateLimit-Remaining': '1', 'RateLimit-Policy': '"user";q=2;w=60, "tenant";q=100;w=60' });
+    expect((await limiter.onPrompt(context())).continue).toBe(true);
+
+    clock.advance(15_000);
+    const violation = violationOf(await limiter.onPrompt(context()));
+    expect(violation).toMatchObject({ code: 'rate_limited', httpStatus: 429, quiet: false });
+    expect(violation.details).toEqual({ rule: 'user', limit: '2/m', retry_after: 45 });
+    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
+    expect(store.calls).toBe(4);
+    expect(limiter.stats()).toMatchObject({ admitted: 2, refused: 2, faults: 0 });
+
+    clock.advance(45_000);
+    expect((await limiter.onPrompt(context())).continue).toBe(true);
+  });
+});

@@ -1,0 +1,157 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
+import { DEFAULT_MESSAGE } from '../../../plugins/rate-limiter/reply.ts';
+import { formatIssues } from '../../../src/config/issues.ts';
+
+/** The operator-facing problem lines for a config, as the host would print them (without its prefix). */
+function problems(config: unknown): string[] {
+  const result = RateLimiterOptions.safeParse(config, { reportInput: true });
+  expect(result.success).toBe(false);
+  if (result.success) return [];
+  return formatIssues(result.error, RateLimiterOptions);
+}
+
+describe('RateLimiterOptions: valid configs', () => {
+  it('fills in defaults around a single rule', () => {
+    const result = RateLimiterOptions.safeParse({ by_user: '30/m' }, { reportInput: true });
+    expect(result.success).toBe(true);
+    expect(result.data).toEqual({
+      by_user: { limit: 30, windowMs: 60_000, source: '30/m' },
+      by_tool: {},
+      algorithm: 'sliding_window',
+      backend: 'memory',
+      message: DEFAULT_MESSAGE,
+      max_keys: 100_000,
+    });
+    expect(result.data!.by_tenant).toBeUndefined();
+    expect(result.data!.reply_cooldown).toBeUndefined();
+  });
+
+  it('accepts every setting at once', () => {
+    const result = RateLimiterOptions.safeParse(
+      {
+        by_user: '30/m',
+        by_tenant: '1000/h',
+        by_tool: { search: '10/m', ' Translate ': '5/15m' },
+        algorithm: 'token_bucket',
+        backend: 'memory',
+        message: 'Slow down: {limit}. Try again in {retry_after}.',
+        reply_cooldown: 0,
+        max_keys: 500,
+      },
+      { reportInput: true },
+    );
+    expect(result.success).toBe(true);
+    expect(result.data!.by_tool).toEqual({
+      search: { limit: 10, windowMs: 60_000, source: '10/m' },
+      ' Translate ': { limit: 5, windowMs: 900_000, source: '5/15m' },
+    });
+    expect(result.data!.reply_cooldown).toBe(0);
+  });
+
+  it('accepts the manifest default_config overlaid with a rule (what the host parses)', () => {
+    const manifest = parseYaml(readFileSync(new URL('../../../plugins/rate-limiter/plugin-manifest.yaml', import.meta.url), 'utf8')) as {
+      default_config: Record<string, unknown>;
+    };
+    const result = RateLimiterOptions.safeParse({ ...manifest.default_config, by_user: '30/m' }, { reportInput: true });
+    expect(result.success).toBe(true);
+    expect(result.data).toMatchObject({ algorithm: 'sliding_window', backend: 'memory', max_keys: 100_000 });
+  });
+});
+
+describe('RateLimiterOptions: what an operator is told', () => {
+  it('names by_user and quotes the bad rate', () => {
+    const lines = problems({ by_user: '30/x' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^by_user: "30\/x" has unknown unit "x"; .*e\.g\. "30\/m"/);
+  });
+
+  it('names by_tool.search for a bad per-tool rate', () => {
+    expect(problems({ by_tool: { search: 'abc' } })).toEqual([
+      'by_tool.search: "abc" is not a rate; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m"',
+    ]);
+  });
+
+  it('names by_tenant for a zero count', () => {
+    expect(problems({ by_tenant: '0/m' })).toEqual(['by_tenant: "0/m": the count must be between 1 and 1000000000']);
+  });
+
+  it("rejects the misspelt field 'bakend' and suggests 'backend'", () => {
+    expect(problems({ by_user: '30/m', bakend: 'memory' })).toEqual(['bakend: unknown field (did you mean "backend"?)']);
+  });
+
+  it("rejects backend 'reddis', listing what is allowed", () => {
+    expect(problems({ by_user: '30/m', backend: 'reddis' })).toEqual([
+      'backend: string "reddis" is not allowed; expected one of "memory"',
+    ]);
+  });
+
+  it('rejects an unknown algorithm, listing all three', () => {
+    expect(problems({ by_user: '30/m', algorithm: 'token-bucket' })).toEqual([
+      'algorithm: string "token-bucket" is not allowed; expected one of "sliding_window", "fixed_window", "token_bucket"',
+    ]);
+  });
+
+  it('rejects a reply placeholder that could leak an id, such as {user}', () => {
+    expect(problems({ by_user: '30/m', message: 'Hi {user}, wait {retry_after}' })).toEqual([
+      'message: unknown placeholder {user}; the message may use only {retry_after} and {limit}',
+    ]);
+  });
+
+  it('rejects an empty reply', () => {
+    expect(problems({ by_user: '30/m', message: '  ' })).toEqual(['message: the message must not be empty']);
+  });
+
+  it('rejects a config with no rule at all', () => {
+    expect(problems({})).toEqual(['(top level): no limit configured: set by_user, by_tenant or by_tool']);
+    expect(problems({ by_tool: {}, algorithm: 'fixed_window' })).toEqual([
+      '(top level): no limit configured: set by_user, by_tenant or by_tool',
+    ]);
+  });
+
+  it("rejects 'Search' and 'search' together in by_tool, naming both", () => {
+    const lines = problems({ by_tool: { Search: '1/m', search: '2/m' } });
+    expect(lines).toEqual([
+      'by_tool.search: "search" and "Search" name the same tool (names are matched trimmed and case-folded)',
+    ]);
+  });
+
+  it('rejects a blank tool name', () => {
+    expect(problems({ by_tool: { '  ': '1/m' } })).toEqual(['by_tool.  : a tool name must not be empty']);
+  });
+
+  it.each([
+    [{ reply_cooldown: -1 }, 'reply_cooldown'],
+    [{ reply_cooldown: 86_401 }, 'reply_cooldown'],
+    [{ max_keys: 0 }, 'max_keys'],
+    [{ max_keys: 1.5 }, 'max_keys'],
+    [{ by_user: 30 }, 'by_user'],
+  ])('rejects out-of-range or mistyped %j, naming %s', (bad, field) => {
+    const lines = problems({ by_user: '30/m', ...bad });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.startsWith(`${field}: `)).toBe(true);
+  });
+
+  it('reports several problems at once', () => {
+    const lines = problems({ by_user: '0/m', by_tool: { search: '60/x' }, bakend: 'x', backend: 'reddis', message: '{user}' });
+    expect(lines).toHaveLength(5);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^by_user: "0\/m": the count must be/),
+        expect.stringMatching(/^by_tool\.search: "60\/x" has unknown unit "x"/),
+        'backend: string "reddis" is not allowed; expected one of "memory"',
+        'message: unknown placeholder {user}; the message may use only {retry_after} and {limit}',
+        'bakend: unknown field (did you mean "backend"?)',
+      ]),
+    );
+  });
+
+  it('reports a misspelt field and the missing rule it caused together', () => {
+    expect(problems({ by_usr: '30/m' })).toEqual([
+      'by_usr: unknown field (did you mean "by_user"?)',
+      '(top level): no limit configured: set by_user, by_tenant or by_tool',
+    ]);
+  });
+});

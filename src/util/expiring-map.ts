@@ -6,7 +6,8 @@ export interface Expiring {
 /**
  * A Map whose entries expire, bounded in size, with no timers: every write sweeps a few entries
  * (a cursor walks the map round and round), so expired state is dropped at a steady, small cost per
- * call, and a full map evicts before it grows. Entries are updated in place by their owners.
+ * call, and a full map evicts (least recently used first) before it grows. Entries are updated in
+ * place by their owners, who call touch() when they use one.
  */
 export class ExpiringMap<V extends Expiring> {
   private readonly entries = new Map<string, V>();
@@ -45,6 +46,16 @@ export class ExpiringMap<V extends Expiring> {
     this.entries.set(key, value);
   }
 
+  /**
+   * Marks an entry as just used: it moves to the newest end, so when the map is full of live state,
+   * the least recently used entry is the one evicted (a hot tenant key outlives a stream of one-off
+   * user keys).
+   */
+  touch(key: string, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+  }
+
   delete(key: string): boolean {
     return this.entries.delete(key);
   }
@@ -71,8 +82,8 @@ export class ExpiringMap<V extends Expiring> {
     // Prefer dropping expired state; a bounded look keeps this O(1) amortised.
     this.sweep(now, 32);
     if (this.entries.size < this.maxKeys) return;
-    // Still full of live state: drop the oldest-inserted entry. Its owner starts afresh, which is
-    // the price of a hard memory bound.
+    // Still full of live state: drop the least recently used entry. Its owner starts afresh, which
+    // is the price of a hard memory bound.
     const oldest = this.entries.keys().next();
     if (!oldest.done) {
       this.entries.delete(oldest.value);

@@ -56,6 +56,7 @@ export class MemoryStore implements RateStore {
         } else {
           entry.state = state;
           entry.expiresAt = algorithm.expiresAt(state, rule);
+          this.entries.touch(key, entry);
         }
       }
       const standing = algorithm.standing(entry?.state, now, rule);

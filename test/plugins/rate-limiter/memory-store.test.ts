@@ -97,6 +97,18 @@ describe('MemoryStore bounds', () => {
     expect(store.decide([{ key: 'u:http:user-9999', rule }], 10_000).results[0]!.remaining).toBe(3);
   });
 
+  it('when full, evicts the least recently used key: a busy tenant key survives a stream of one-off users', () => {
+    const store = new MemoryStore(sliding, 100);
+    const user = { limit: 5, windowMs: 3_600_000 };
+    const tenant: RuleCheck = { key: 't:acme', rule: { limit: 100_000, windowMs: 3_600_000 } };
+    for (let i = 0; i < 5_000; i++) {
+      expect(store.decide([{ key: `u:http:fresh-${i}`, rule: user }, tenant], i).allowed).toBe(true);
+    }
+    expect(store.size).toBe(100);
+    // The tenant was charged on every one of the 5,000 requests: none of it was lost to eviction.
+    expect(store.decide([tenant], 5_000).results[0]!.remaining).toBe(100_000 - 5_001);
+  });
+
   it('sweeps expired keys as new keys arrive, without waiting for the bound', () => {
     const store = new MemoryStore(sliding, 1_000_000);
     const rule = { limit: 5, windowMs: 1000 };

@@ -115,6 +115,8 @@ export class HookRunner {
         if (result.headers) headers = headers ? { ...headers, ...result.headers } : result.headers;
       } else if (registration.mode === 'enforce') {
         return { stopped: true, violation: result.violation, plugin: registration.plugin };
+      } else {
+        this.logIgnoredViolation(registration, result.violation);
       }
     }
     return { stopped: false, headers };
@@ -146,6 +148,16 @@ export class HookRunner {
       );
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private logIgnoredViolation(registration: HookRegistration, violation: Violation): void {
+    // One line per plugin and violation code every 10 s: a permissive trial of a flood stays readable.
+    const key = `${registration.plugin}\0violation\0${violation.code}`;
+    if (!this.errorLogThrottle.pass(key, this.clock.now(), ERROR_LOG_INTERVAL_MS)) return;
+    this.logger.info(
+      { plugin: registration.plugin, hook: registration.hook, code: violation.code, reason: violation.reason },
+      'violation ignored (permissive)',
+    );
   }
 
   private logPluginError(registration: HookRegistration, error: unknown): void {

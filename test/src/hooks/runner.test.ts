@@ -206,6 +206,19 @@ describe('HookRunner: violations', () => {
     expect(calls).toEqual(['watcher', 'later']);
   });
 
+  it('logs permissive violations, once per plugin and code every 10 s', async () => {
+    const { runner, add, logs, clock } = setup();
+    add('watcher', () => refuse('would_limit'), { mode: 'permissive' });
+    const ignored = () => logs.records().filter((r) => r.msg === 'violation ignored (permissive)');
+    for (let i = 0; i < 50; i++) await runner.run('prePromptFetch', prompt);
+    expect(ignored()).toHaveLength(1);
+    expect(ignored()[0]).toMatchObject({ plugin: 'watcher', code: 'would_limit', reason: 'would_limit reason' });
+    expect(JSON.stringify(ignored()[0])).not.toContain('alice');
+    clock.advance(10_000);
+    await runner.run('prePromptFetch', prompt);
+    expect(ignored()).toHaveLength(2);
+  });
+
   it('a permissive violation does not leak its headers into the reply', async () => {
     const { runner, add } = setup();
     add('watcher', () => refuse('would_limit'), { mode: 'permissive' });

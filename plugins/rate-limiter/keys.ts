@@ -8,7 +8,6 @@ export function normalizeId(raw: string): string {
   const trimmed = raw.trim();
   if (trimmed === '') return '';
   // ASCII ids (the common case) need neither NFKC nor the full case fold.
-  // eslint-disable-next-line no-control-regex
   if (/^[\x20-\x7e]*$/.test(trimmed)) return trimmed.toLowerCase();
   return trimmed.normalize('NFKC').trim().toLowerCase();
 }
@@ -17,17 +16,42 @@ export function normalizeToolName(raw: string): string {
   return normalizeId(raw);
 }
 
-/** Per user, scoped by channel: user 7 on http is not user 7 on telegram. The id comes last. */
-export function userKey(channel: string, userId: string): string {
-  return `u:${channel}:${userId}`;
+/** Braces delimit Redis hash tags; escape them (and the escape character) inside ids. */
+function escapeId(id: string): string {
+  return /[{}%]/.test(id) ? id.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`) : id;
 }
 
-/** Tenants are global: one organisation's limit covers all its channels. */
-export function tenantKey(tenantId: string): string {
-  return `t:${tenantId}`;
+/**
+ * Where one request's keys live. Every key of a request starts with the same hash tag, so on a Redis
+ * Cluster they share a slot and one script can decide them together. When a tenant rule applies the
+ * tag is the tenant's (its users' keys live under it); otherwise it is the user's.
+ */
+export interface KeyScope {
+  tag: string;
+  /** What tells the users apart inside a tenant's tag; empty under a user's own tag. */
+  member: string;
 }
 
-/** Per user and tool. The tool name is length-prefixed so no tool/id pair can collide with another. */
-export function toolKey(channel: string, tool: string, userId: string): string {
-  return `tool:${channel}:${tool.length}:${tool}:${userId}`;
+/** `channel` scopes users: user 7 on http is not user 7 on telegram. Tenants span channels. */
+export function keyScope(channel: string, user: string, tenant: string | undefined): KeyScope {
+  const member = `${channel}:${escapeId(user)}`;
+  return tenant === undefined ? { tag: `{${member}}`, member: '' } : { tag: `{t:${escapeId(tenant)}}`, member };
+}
+
+export function tenantKey(scope: KeyScope): string {
+  return scope.tag;
+}
+
+export function userKey(scope: KeyScope): string {
+  return `${scope.tag}u:${scope.member}`;
+}
+
+/** The tool name is length-prefixed, so no tool/user pair can spell another one's key. */
+export function toolKey(scope: KeyScope, tool: string): string {
+  return `${scope.tag}tool:${tool.length}:${tool}:${scope.member}`;
+}
+
+/** One user, for per-user state that never leaves the process (reply cooldowns). */
+export function identityKey(channel: string, user: string): string {
+  return `${channel}:${user}`;
 }

@@ -4,7 +4,7 @@ import { CONTINUE, type HookContext, type HookResult } from '../../src/hooks/sch
 import type { IdentityHasher, Logger } from '../../src/logger.ts';
 import { KeyedThrottle } from '../../src/util/throttle.ts';
 import { bindingIndex, rateLimitHeaders } from './headers.ts';
-import { userKey } from './keys.ts';
+import { identityKey } from './keys.ts';
 import type { RateLimiterOptions } from './options.ts';
 import { Policy, type PolicyCheck, type Subject } from './policy.ts';
 import { renderReply } from './reply.ts';
@@ -94,7 +94,7 @@ export class RateLimiter {
     const { rule, key } = checks[binding]!;
     const retryAfter = Number(headers['Retry-After']);
     const cooldownMs = (this.deps.options.reply_cooldown ?? retryAfter) * 1000;
-    const firstInCooldown = this.told.pass(userKey(subject.channel, subject.user), now, cooldownMs);
+    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, cooldownMs);
     if (this.logged.pass(key, now, LOG_INTERVAL_MS)) {
       this.deps.logger.warn(
         {

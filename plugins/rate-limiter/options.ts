@@ -18,7 +18,17 @@ const Template = z.string().superRefine((text, ctx) => {
   for (const problem of templateProblems(text)) ctx.addIssue({ code: 'custom', message: problem, input: text });
 });
 
-export const BACKENDS = ['memory'] as const;
+export const BACKENDS = ['memory', 'redis'] as const;
+export const ON_BACKEND_ERROR = ['fallback', 'open', 'closed'] as const;
+
+const RedisUrl = z.string().refine((url) => /^rediss?:\/\/[^/\s]+/.test(url), {
+  message: 'expected a redis:// or rediss:// URL, e.g. "redis://127.0.0.1:6379"',
+});
+
+/** "host:port" of a cluster seed node. */
+const SeedNode = z.string().refine((seed) => /^[^\s:]+:\d{1,5}$/.test(seed) || /^rediss?:\/\/[^/\s]+/.test(seed), {
+  message: 'expected "host:port" or a redis:// URL, e.g. "127.0.0.1:7000"',
+});
 
 export const RateLimiterOptions = z
   .strictObject({
@@ -36,10 +46,30 @@ export const RateLimiterOptions = z
     reply_cooldown: z.number().min(0).max(86_400).optional(),
     /** Most keys held in memory; the oldest are evicted beyond it. */
     max_keys: z.number().int().min(1).max(100_000_000).default(100_000),
+    /** The Redis server for backend "redis" (required unless redis_cluster is set). */
+    redis_url: RedisUrl.optional(),
+    /** Seed nodes of a Redis Cluster, instead of redis_url. */
+    redis_cluster: z.array(SeedNode).min(1).optional(),
+    /** Prefix of every key this limiter writes. */
+    redis_key_prefix: z.string().min(1).max(64).default('fg'),
+    /** A Redis decision slower than this counts as a failure. */
+    redis_timeout_ms: z.number().int().min(1).max(60_000).default(50),
+    /** When Redis fails: decide in local memory (fallback), admit (open) or refuse (closed). */
+    on_backend_error: z.enum(ON_BACKEND_ERROR).default('fallback'),
   })
   .superRefine((options, ctx) => {
     if (!options.by_user && !options.by_tenant && Object.keys(options.by_tool).length === 0) {
       ctx.addIssue({ code: 'custom', message: 'no limit configured: set by_user, by_tenant or by_tool', path: [] });
+    }
+    if (options.backend === 'redis' && !options.redis_url && !options.redis_cluster) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'backend "redis" needs redis_url (e.g. "redis://127.0.0.1:6379") or redis_cluster',
+        path: ['redis_url'],
+      });
+    }
+    if (options.redis_url && options.redis_cluster) {
+      ctx.addIssue({ code: 'custom', message: 'set either redis_url or redis_cluster, not both', path: ['redis_cluster'] });
     }
     const seen = new Map<string, string>();
     for (const name of Object.keys(options.by_tool)) {

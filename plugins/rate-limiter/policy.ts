@@ -1,5 +1,5 @@
 import type { Rule } from './algorithms/types.ts';
-import { normalizeId, normalizeToolName, tenantKey, toolKey, userKey } from './keys.ts';
+import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
 import type { RateLimiterOptions } from './options.ts';
 import { describeRate, type Rate } from './rate.ts';
 import type { RuleCheck } from './store/types.ts';
@@ -27,6 +27,8 @@ export interface Subject {
   user: string;
   /** undefined when the request names no tenant (then no tenant rule applies). */
   tenant: string | undefined;
+  /** Where this request's keys live. */
+  scope: KeyScope;
 }
 
 function compile(name: CompiledRule['name'], rate: Rate): CompiledRule {
@@ -57,15 +59,19 @@ export class Policy {
   }
 
   subject(channel: string, userId: string, tenantId: string | undefined): Subject {
-    const tenant = tenantId === undefined ? '' : normalizeId(tenantId);
-    return { channel, user: normalizeId(userId), tenant: tenant === '' ? undefined : tenant };
+    const normalTenant = tenantId === undefined ? '' : normalizeId(tenantId);
+    const tenant = normalTenant === '' ? undefined : normalTenant;
+    const user = normalizeId(userId);
+    // Users live under their tenant's hash tag only when a tenant rule must be decided with theirs.
+    const scope = keyScope(channel, user, this.tenant ? tenant : undefined);
+    return { channel, user, tenant, scope };
   }
 
   /** A prompt fetch counts against the user's rule and the tenant's rule. */
   forPrompt(subject: Subject): PolicyCheck[] {
     const checks: PolicyCheck[] = [];
-    if (this.user) checks.push({ key: userKey(subject.channel, subject.user), rule: this.user });
-    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.tenant), rule: this.tenant });
+    if (this.user) checks.push({ key: userKey(subject.scope), rule: this.user });
+    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.scope), rule: this.tenant });
     return checks;
   }
 
@@ -73,9 +79,9 @@ export class Policy {
   forTool(subject: Subject, rawTool: string): PolicyCheck[] {
     const tool = normalizeToolName(rawTool);
     const checks: PolicyCheck[] = [];
-    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.tenant), rule: this.tenant });
+    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.scope), rule: this.tenant });
     const rule = this.tools.get(tool) ?? this.toolDefault;
-    if (rule) checks.push({ key: toolKey(subject.channel, tool, subject.user), rule });
+    if (rule) checks.push({ key: toolKey(subject.scope, tool), rule });
     return checks;
   }
 }

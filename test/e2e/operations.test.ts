@@ -71,7 +71,7 @@ describe('operating the gateway', () => {
     expect(text).toContain('FG_ERR_PLUGIN_CONFIG');
     expect(text).toContain('plugins[0] (rate_limiter).config.by_user: "abc/m" is not a rate');
     expect(text).toContain('plugins[0] (rate_limiter).config.by_tool.search: "60/x" has unknown unit');
-    expect(text).toContain('plugins[0] (rate_limiter).config.backend: string "reddis" is not allowed; expected one of "memory"');
+    expect(text).toContain('plugins[0] (rate_limiter).config.backend: string "reddis" is not allowed; expected one of "memory", "redis"');
     expect(text).toContain('plugins[0] (rate_limiter).config.bakend: unknown field (did you mean "backend"?)');
   });
 

@@ -81,10 +81,10 @@ describe('rate limiting through the real gateway process', () => {
     const refused = await sendMessage(gateway.url, { user_id: 'e', tenant_id: 'acme', text: 'hi' });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('ratelimit-policy')).toBe('"user";q=3;w=60, "tenant";q=4;w=60');
-    // The refusal did not charge user e: alone (another tenant) e still has the full 3.
-    const solo = await sendMessage(gateway.url, { user_id: 'e', tenant_id: 'other', text: 'hi' });
-    expect(solo.status).toBe(200);
-    expect(solo.headers.get('ratelimit')).toContain('"user";r=2;');
+    // The tenant refused, and user e's own rule was not charged: it still has all 3.
+    expect(refused.headers.get('ratelimit')).toMatch(/^"user";r=3;t=0, "tenant";r=0;t=\d+$/);
+    const again = await sendMessage(gateway.url, { user_id: 'e', tenant_id: 'acme', text: 'hi' });
+    expect(again.headers.get('ratelimit')).toMatch(/^"user";r=3;t=0, /);
   });
 
   it('never lets a user or tenant id into a response or a log line during a flood', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { slidingWindow, type Algorithm } from '../../../plugins/rate-limiter/algorithms/index.ts';
-import { normalizeId, normalizeToolName, tenantKey, toolKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
+import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
 import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import { Policy, type PolicyCheck } from '../../../plugins/rate-limiter/policy.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
@@ -36,14 +36,37 @@ describe('normalizeId', () => {
 });
 
 describe('keys', () => {
+  const user = (channel: string, id: string) => keyScope(channel, id, undefined);
+
   it('cannot confuse a tool/user pair with another one containing separators', () => {
-    expect(toolKey('http', 'a:b', 'c')).not.toBe(toolKey('http', 'a', 'b:c'));
-    expect(toolKey('http', 'a', '1:b')).not.toBe(toolKey('http', 'a:1', 'b'));
+    expect(toolKey(user('http', 'c'), 'a:b')).not.toBe(toolKey(user('http', 'b:c'), 'a'));
+    expect(toolKey(user('http', '1:b'), 'a')).not.toBe(toolKey(user('http', 'b'), 'a:1'));
+    expect(toolKey(keyScope('http', 'b:c', 't'), 'a')).not.toBe(toolKey(keyScope('http', 'c', 't'), 'a:b'));
   });
 
   it('keeps users, tenants and tools in separate namespaces', () => {
-    const keys = new Set([userKey('http', 'x'), tenantKey('x'), toolKey('http', 'x', 'x')]);
-    expect(keys.size).toBe(3);
+    const scope = keyScope('http', 'x', 'x');
+    const keys = new Set([userKey(user('http', 'x')), userKey(scope), tenantKey(scope), toolKey(scope, 'x'), toolKey(user('http', 'x'), 'x')]);
+    expect(keys.size).toBe(5);
+  });
+
+  /** The Redis Cluster hash tag: the text between the first { and the first } after it. */
+  const hashTag = (key: string) => key.slice(key.indexOf('{') + 1, key.indexOf('}', key.indexOf('{')));
+
+  it('gives every key of one request the same hash tag, so a Redis Cluster keeps them in one slot', () => {
+    const tenantScoped = keyScope('http', 'alice', 'acme');
+    expect(new Set([tenantKey(tenantScoped), userKey(tenantScoped), toolKey(tenantScoped, 'search')].map(hashTag))).toEqual(
+      new Set(['t:acme']),
+    );
+    const userScoped = user('http', 'alice');
+    expect(new Set([userKey(userScoped), toolKey(userScoped, 'search')].map(hashTag))).toEqual(new Set(['http:alice']));
+  });
+
+  it('escapes braces in ids, so an id cannot cut the hash tag short and land in another key', () => {
+    const tricky = user('http', 'al}ice{');
+    expect(hashTag(userKey(tricky))).toBe('http:al%7Dice%7B');
+    expect(userKey(tricky)).not.toBe(userKey(user('http', 'al')));
+    expect(userKey(user('http', '%7D'))).not.toBe(userKey(user('http', '}')));
   });
 });
 

@@ -24,6 +24,9 @@ describe('RateLimiterOptions: valid configs', () => {
       backend: 'memory',
       message: DEFAULT_MESSAGE,
       max_keys: 100_000,
+      redis_key_prefix: 'fg',
+      redis_timeout_ms: 50,
+      on_backend_error: 'fallback',
     });
     expect(result.data!.by_tenant).toBeUndefined();
     expect(result.data!.reply_cooldown).toBeUndefined();
@@ -82,9 +85,36 @@ describe('RateLimiterOptions: what an operator is told', () => {
     expect(problems({ by_user: '30/m', bakend: 'memory' })).toEqual(['bakend: unknown field (did you mean "backend"?)']);
   });
 
+  it('requires a Redis address with backend "redis", with no silent default', () => {
+    expect(problems({ by_user: '30/m', backend: 'redis' })).toEqual([
+      'redis_url: backend "redis" needs redis_url (e.g. "redis://127.0.0.1:6379") or redis_cluster',
+    ]);
+  });
+
+  it('rejects a redis_url that is not redis:// or rediss://, and bad cluster seeds, naming each', () => {
+    expect(
+      problems({ by_user: '30/m', backend: 'redis', redis_url: 'http://127.0.0.1:6379', on_backend_error: 'ignore' }),
+    ).toEqual([
+      'redis_url: expected a redis:// or rediss:// URL, e.g. "redis://127.0.0.1:6379"',
+      'on_backend_error: string "ignore" is not allowed; expected one of "fallback", "open", "closed"',
+    ]);
+    expect(problems({ by_user: '30/m', backend: 'redis', redis_cluster: ['127.0.0.1:7000', 'nohost'] })).toEqual([
+      'redis_cluster[1]: expected "host:port" or a redis:// URL, e.g. "127.0.0.1:7000"',
+    ]);
+  });
+
+  it('accepts a Redis or Redis Cluster backend', () => {
+    const accepted = (config: unknown) => RateLimiterOptions.safeParse(config).success;
+    expect(accepted({ by_user: '30/m', backend: 'redis', redis_url: 'rediss://user:pw@cache.internal:6380/2' })).toBe(true);
+    expect(accepted({ by_user: '30/m', backend: 'redis', redis_cluster: ['10.0.0.1:7000', 'redis://10.0.0.2:7001'] })).toBe(true);
+    expect(problems({ by_user: '30/m', backend: 'redis', redis_url: 'redis://a:1', redis_cluster: ['b:2'] })).toEqual([
+      'redis_cluster: set either redis_url or redis_cluster, not both',
+    ]);
+  });
+
   it("rejects backend 'reddis', listing what is allowed", () => {
     expect(problems({ by_user: '30/m', backend: 'reddis' })).toEqual([
-      'backend: string "reddis" is not allowed; expected one of "memory"',
+      'backend: string "reddis" is not allowed; expected one of "memory", "redis"',
     ]);
   });
 
@@ -141,7 +171,7 @@ describe('RateLimiterOptions: what an operator is told', () => {
       expect.arrayContaining([
         expect.stringMatching(/^by_user: "0\/m": the count must be/),
         expect.stringMatching(/^by_tool\.search: "60\/x" has unknown unit "x"/),
-        'backend: string "reddis" is not allowed; expected one of "memory"',
+        'backend: string "reddis" is not allowed; expected one of "memory", "redis"',
         'message: unknown placeholder {user}; the message may use only {retry_after} and {limit}',
         'bakend: unknown field (did you mean "backend"?)',
       ]),

@@ -11,6 +11,7 @@ import { renderReply } from './reply.ts';
 import type { Decision, RateStore } from './store/types.ts';
 
 const LOG_INTERVAL_MS = 10_000;
+const UNAVAILABLE_REPLY = "Sorry, I can't take messages for a moment. Please try again shortly.";
 
 export interface RateLimiterDeps {
   options: RateLimiterOptions;
@@ -84,6 +85,7 @@ export class RateLimiter {
   }
 
   private conclude(hook: string, subject: Subject, checks: PolicyCheck[], decision: Decision, now: number): HookResult {
+    if (decision.results.length === 0) return this.concludeBlind(subject, decision, now);
     const binding = bindingIndex(decision);
     const headers = rateLimitHeaders(checks, decision, binding);
     if (decision.allowed) {
@@ -117,6 +119,29 @@ export class RateLimiter {
         httpStatus: 429,
         headers,
         details: { rule: rule.name, limit: rule.source, retry_after: retryAfter },
+        quiet: !firstInCooldown,
+      },
+    };
+  }
+
+  /** The store decided without looking (its backend is down): admit, or refuse as unavailable. */
+  private concludeBlind(subject: Subject, decision: Decision, now: number): HookResult {
+    if (decision.allowed) {
+      this.counters.admitted++;
+      return CONTINUE;
+    }
+    this.counters.refused++;
+    const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, retryAfter * 1000);
+    return {
+      continue: false,
+      violation: {
+        code: 'limiter_unavailable',
+        reason: 'Rate limiter temporarily unavailable',
+        description: UNAVAILABLE_REPLY,
+        httpStatus: 503,
+        headers: { 'Retry-After': String(retryAfter) },
+        details: { retry_after: retryAfter },
         quiet: !firstInCooldown,
       },
     };

@@ -51,7 +51,10 @@ export const RateLimiterOptions = z
     /** Seed nodes of a Redis Cluster, instead of redis_url. */
     redis_cluster: z.array(SeedNode).min(1).optional(),
     /** Prefix of every key this limiter writes. */
-    redis_key_prefix: z.string().min(1).max(64).default('fg'),
+    redis_key_prefix: z
+      .string()
+      .regex(/^[^{}\s]{1,64}$/, 'expected 1-64 characters without braces or spaces')
+      .default('fg'),
     /** A Redis decision slower than this counts as a failure. */
     redis_timeout_ms: z.number().int().min(1).max(60_000).default(50),
     /** When Redis fails: decide in local memory (fallback), admit (open) or refuse (closed). */

@@ -17,9 +17,14 @@ export interface RuleResult {
 /** All rules of one request decided together: admitted only if every rule admits. */
 export interface Decision {
   allowed: boolean;
+  /**
+   * Refused because the store could not decide (its backend is down and the policy is "closed"), not
+   * because of a limit. `results` is then empty.
+   */
+  unavailable?: boolean;
   /** When refused: milliseconds until every refusing rule would admit. */
   retryAfterMs: number;
-  /** In the order of the checks. */
+  /** In the order of the checks; empty when the store decided without looking (see ResilientStore). */
   results: RuleResult[];
 }
 

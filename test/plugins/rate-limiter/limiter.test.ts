@@ -312,3 +312,30 @@ describe('RateLimiter: asynchronous stores', () => {
     expect((await limiter.onPrompt(context())).continue).toBe(true);
   });
 });
+
+describe('RateLimiter: a store that decides without looking (backend down)', () => {
+  it('admits without rate-limit headers when the store admits blind (policy "open")', async () => {
+    const store = new FakeStore(() => ({ allowed: true, retryAfterMs: 0, results: [] }));
+    const { limiter } = setup({ config: { by_user: '3/m' }, store });
+    const result = await limiter.onPrompt(context());
+    expect(result).toEqual({ continue: true });
+    expect(store.calls).toBe(1);
+  });
+
+  it('refuses with a distinct, id-free "temporarily unavailable" 503 (policy "closed"), told once per cooldown', async () => {
+    const store = new FakeStore(() => ({ allowed: false, unavailable: true, retryAfterMs: 1000, results: [] }));
+    const { limiter, log, clock } = setup({ config: { by_user: '3/m' }, store });
+    const first = violationOf(await limiter.onPrompt(context()));
+    expect(first).toMatchObject({ code: 'limiter_unavailable', httpStatus: 503, quiet: false, details: { retry_after: 1 } });
+    expect(first.headers).toEqual({ 'Retry-After': '1' });
+    expect(first.description).toMatch(/try again/i);
+    expect(first.description).not.toMatch(/too fast/);
+    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
+    clock.advance(1000);
+    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(false);
+    const everything = JSON.stringify(first) + log.raw.join('\n');
+    expect(everything).not.toContain(USER);
+    expect(everything).not.toContain(TENANT);
+    expect(limiter.stats()).toMatchObject({ refused: 3, faults: 0 });
+  });
+});

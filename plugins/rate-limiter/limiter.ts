@@ -9,6 +9,7 @@ import type { RateLimiterOptions } from './options.ts';
 import { Policy, type PolicyCheck, type Subject } from './policy.ts';
 import { renderReply } from './reply.ts';
 import type { Decision, RateStore } from './store/types.ts';
+import { isThenable } from '../../src/util/thenable.ts';
 
 const LOG_INTERVAL_MS = 10_000;
 const UNAVAILABLE_REPLY = "Sorry, I can't take messages for a moment. Please try again shortly.";
@@ -157,8 +158,4 @@ export class RateLimiter {
     }
     return CONTINUE;
   }
-}
-
-function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }

@@ -13,6 +13,7 @@ import {
   type HookPayload,
   type Violation,
 } from './schemas.ts';
+import { isThenable } from '../util/thenable.ts';
 
 export type HookHandler<N extends HookName> = (payload: HookPayload<N>) => HookResult | Promise<HookResult>;
 
@@ -177,8 +178,4 @@ export class HookRunner {
         : 'plugin failed; message let through (fail_open)',
     );
   }
-}
-
-function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }

@@ -3,9 +3,12 @@ import { MessageBus } from './bus/bus.ts';
 import type { OutboundReply } from './bus/messages.ts';
 import type { Channel } from './channels/channel.ts';
 import { CliChannel, type CliStreams } from './channels/cli.ts';
+import { DiscordChannel } from './channels/discord.ts';
 import { HttpChannel } from './channels/http.ts';
+import { TelegramChannel } from './channels/telegram.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { LoadedConfig } from './config/load.ts';
+import { ErrorCode, FloodgateError } from './errors.ts';
 import { HookRunner } from './hooks/runner.ts';
 import { PluginHost } from './host/host.ts';
 import { IdentityHasher, createLogger, type Logger } from './logger.ts';
@@ -16,6 +19,11 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Where the CLI channel reads and writes, when it is enabled (default: the terminal). */
   cliStreams?: CliStreams;
+}
+
+function requireSetting<T>(value: T | undefined, field: string): T {
+  if (value === undefined) throw new FloodgateError(ErrorCode.Config, `${field}: required by the enabled chat channels`);
+  return value;
 }
 
 /** Config, bus, plugin host, channels and the agent, started and stopped in the right order. */
@@ -43,8 +51,21 @@ export class Gateway {
     });
     this.agent = new DemoAgent({ bus: this.bus, runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
     const deps = (name: string) => ({ bus: this.bus, clock, logger: this.logger.child({ channel: name }) });
-    if (config.channels.http.enabled) this.channels.push(new HttpChannel(deps('http'), config.channels.http));
-    if (config.channels.cli.enabled) this.channels.push(new CliChannel(deps('cli'), config.channels.cli, options.cliStreams));
+    const { http, cli, telegram, discord } = config.channels;
+    const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
+    if (httpChannel) this.channels.push(httpChannel);
+    if (cli.enabled) this.channels.push(new CliChannel(deps('cli'), cli, options.cliStreams));
+    // The config schema already refuses these without the HTTP channel or their secret; this only narrows types.
+    if (telegram.enabled) {
+      const server = requireSetting(httpChannel, 'channels.http.enabled');
+      const secret_token = requireSetting(telegram.secret_token, 'channels.telegram.secret_token');
+      this.channels.push(new TelegramChannel(deps('telegram'), { path: telegram.path, secret_token }, server));
+    }
+    if (discord.enabled) {
+      const server = requireSetting(httpChannel, 'channels.http.enabled');
+      const public_key = requireSetting(discord.public_key, 'channels.discord.public_key');
+      this.channels.push(new DiscordChannel(deps('discord'), { path: discord.path, public_key }, server));
+    }
   }
 
   /** Loads plugins (failing on any config problem before anything listens), then opens the channels. */
@@ -69,6 +90,14 @@ export class Gateway {
 
   get cli(): CliChannel | undefined {
     return this.channels.find((c): c is CliChannel => c instanceof CliChannel);
+  }
+
+  get telegram(): TelegramChannel | undefined {
+    return this.channels.find((c): c is TelegramChannel => c instanceof TelegramChannel);
+  }
+
+  get discord(): DiscordChannel | undefined {
+    return this.channels.find((c): c is DiscordChannel => c instanceof DiscordChannel);
   }
 
   private readonly deliver = (reply: OutboundReply): void => {

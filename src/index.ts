@@ -7,6 +7,10 @@ export type { InboundMessage, OutboundReply, ReplyKind } from './bus/messages.ts
 export { Channel, type ChannelDeps, type InboundFields } from './channels/channel.ts';
 export { HttpChannel } from './channels/http.ts';
 export { CliChannel, type CliStreams } from './channels/cli.ts';
+export { TelegramChannel, type TelegramWebhookConfig } from './channels/telegram.ts';
+export { DiscordChannel, type DiscordInteractionsConfig } from './channels/discord.ts';
+export { PendingReplies, type PendingRepliesOptions } from './channels/pending-replies.ts';
+export type { RouteHandler, RouteRequest, RouteResponse } from './channels/routes.ts';
 export { MessageRequest, MessageResponse, RateLimitedResponse, ErrorResponse } from './channels/wire.ts';
 export {
   HOOK_NAMES,

@@ -4,31 +4,59 @@ import type { OutboundReply } from '../bus/messages.ts';
 import type { HttpChannelConfig } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
-import { validateMessageRequest } from './wire.ts';
+import { PendingReplies, TIMEOUT_REPLY } from './pending-replies.ts';
+import { RESERVED_PATHS, type RouteHandler, type RouteResponse } from './routes.ts';
+import { parseJsonBody, validateMessageRequest } from './wire.ts';
 
 class BodyTooLarge extends Error {}
 
-interface PendingReply {
-  respond: (reply: OutboundReply) => void;
-  timer: NodeJS.Timeout;
+interface Route {
+  method: string;
+  handler: RouteHandler;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
+/** A signal that aborts when the response closes: finished, or the client went away. */
+function closedSignal(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => controller.abort());
+  return controller.signal;
+}
+
 /**
- * `POST /v1/messages` and `GET /healthz`. A request/response channel: every message gets an answer,
+ * `POST /v1/messages` and `GET /healthz`, plus the routes other channels mount on the same server
+ * (the chat platforms' webhooks). A request/response channel: every message gets an answer,
  * including every refused one (quiet replies still answer 429 here).
  */
 export class HttpChannel extends Channel {
   readonly name = 'http';
   private server: Server | undefined;
-  private readonly pending = new Map<string, PendingReply>();
+  private readonly replies: PendingReplies;
+  private readonly routes = new Map<string, Route>();
 
   constructor(
     deps: ChannelDeps,
     private readonly config: HttpChannelConfig,
   ) {
     super(deps);
+    this.replies = new PendingReplies({ timeoutMs: config.reply_timeout_ms, publish: (m) => this.publish(m) });
+  }
+
+  /** How long a request/response channel on this server waits for a reply. */
+  get replyTimeoutMs(): number {
+    return this.config.reply_timeout_ms;
+  }
+
+  /**
+   * Serves `handler` at exactly `path` (query strings ignored) for `method`; other methods get 405.
+   * The body is read and limited as for `/v1/messages` (413 past `max_body_bytes`) before the handler
+   * runs; a handler that throws gets a 500, never a crash.
+   */
+  mount(method: string, path: string, handler: RouteHandler): void {
+    if (!path.startsWith('/')) throw new Error(`route path must start with "/": ${path}`);
+    if (RESERVED_PATHS.includes(path) || this.routes.has(path)) throw new Error(`route ${path} is already taken`);
+    this.routes.set(path, { method: method.toUpperCase(), handler });
   }
 
   /** The bound port (useful with port 0). */
@@ -62,71 +90,81 @@ export class HttpChannel extends Channel {
     const deadline = setTimeout(() => server.closeAllConnections(), 5_000);
     await closed;
     clearTimeout(deadline);
-    for (const pending of this.pending.values()) clearTimeout(pending.timer);
-    this.pending.clear();
+    this.replies.clear();
   }
 
   send(reply: OutboundReply): void {
-    const pending = this.pending.get(reply.messageId);
-    if (!pending) return; // The client gave up (timeout) before the reply came.
-    this.pending.delete(reply.messageId);
-    clearTimeout(pending.timer);
-    pending.respond(reply);
+    // False when the client gave up (timeout) before the reply came: nothing left to do.
+    this.replies.deliver(reply);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, 'GET');
       return this.json(res, 200, { status: 'ok' });
     }
     if (path === '/v1/messages') {
       if (req.method !== 'POST') return this.methodNotAllowed(res, 'POST');
-      this.readBody(req).then(
-        (body) => this.acceptMessage(body, res),
-        (error: unknown) => {
-          if (error instanceof BodyTooLarge) {
-            this.json(res, 413, { error: 'payload_too_large', message: `body exceeds ${this.config.max_body_bytes} bytes` });
-            req.resume();
-          } else {
-            // The client went away mid-body; there is nobody to answer.
-            res.destroy();
-          }
-        },
-      );
-      return;
+      return this.withBody(req, res, (body) => this.acceptMessage(body, res));
+    }
+    const route = this.routes.get(path);
+    if (route) {
+      if (req.method !== route.method) return this.methodNotAllowed(res, route.method);
+      return this.withBody(req, res, (body) => this.serveRoute(route, path, req, res, body));
     }
     this.json(res, 404, { error: 'not_found', message: `no route for ${path}` });
   }
 
-  private acceptMessage(body: Buffer, res: ServerResponse): void {
-    let parsed: unknown;
+  /** Reads the body within `max_body_bytes` (413 past it), then hands it on. */
+  private withBody(req: IncomingMessage, res: ServerResponse, next: (body: Buffer) => void): void {
+    this.readBody(req).then(next, (error: unknown) => {
+      if (error instanceof BodyTooLarge) {
+        this.json(res, 413, { error: 'payload_too_large', message: `body exceeds ${this.config.max_body_bytes} bytes` });
+        req.resume();
+      } else {
+        // The client went away mid-body; there is nobody to answer.
+        res.destroy();
+      }
+    });
+  }
+
+  private serveRoute(route: Route, path: string, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    let answer: Promise<RouteResponse>;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
-    } catch {
-      return this.json(res, 400, { error: 'bad_request', message: 'body is not valid JSON' });
+      answer = route.handler({ headers: req.headers, body, signal: closedSignal(res) });
+    } catch (error) {
+      answer = Promise.reject(error);
     }
-    const checked = validateMessageRequest(parsed);
+    answer.then(
+      (response) => this.writeRoute(res, response),
+      (error: unknown) => {
+        this.logger.error({ path, err_message: errorMessage(error) }, 'route handler failed');
+        this.json(res, 500, { error: 'internal_error', message: 'the request could not be handled' });
+      },
+    );
+  }
+
+  private writeRoute(res: ServerResponse, response: RouteResponse): void {
+    if (response.body !== undefined) return this.json(res, response.status, response.body);
+    if (res.writableEnded || res.destroyed) return;
+    res.writeHead(response.status, { 'cache-control': 'no-store' });
+    res.end();
+  }
+
+  private acceptMessage(body: Buffer, res: ServerResponse): void {
+    const parsed = parseJsonBody(body);
+    if (!parsed.ok) return this.json(res, 400, { error: 'bad_request', message: 'body is not valid JSON' });
+    const checked = validateMessageRequest(parsed.value);
     if (!checked.ok) {
       return this.json(res, 400, { error: 'bad_request', message: checked.problems.join('; ') });
     }
     const { user_id, tenant_id, conversation_id, text } = checked.value;
     const message = this.compose({ userId: user_id, tenantId: tenant_id, conversationId: conversation_id, text });
-    // Wait for the reply before publishing: the agent may answer before publish returns.
-    const timer = setTimeout(() => {
-      if (!this.pending.delete(message.id)) return;
-      this.json(res, 504, { error: 'timeout', reply: 'Sorry, that took too long. Please try again.' });
-    }, this.config.reply_timeout_ms);
-    this.pending.set(message.id, { respond: (reply) => this.respond(res, reply), timer });
-    res.on('close', () => {
-      // The client left before the reply: forget it, so nothing waits on a dead socket.
-      const pending = this.pending.get(message.id);
-      if (pending) {
-        clearTimeout(pending.timer);
-        this.pending.delete(message.id);
-      }
-    });
-    this.publish(message);
+    // The signal makes a client that left stop the wait, so nothing waits on a dead socket.
+    void this.replies.ask(message, closedSignal(res)).then((reply) =>
+      reply ? this.respond(res, reply) : this.json(res, 504, { error: 'timeout', reply: TIMEOUT_REPLY }),
+    );
   }
 
   private respond(res: ServerResponse, reply: OutboundReply): void {
@@ -176,6 +214,8 @@ export class HttpChannel extends Channel {
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {
+    // The client may have gone while its answer was being prepared.
+    if (res.writableEnded || res.destroyed) return;
     const payload = JSON.stringify(body);
     res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(payload) });
     res.end(payload);

@@ -31,12 +31,17 @@ export const ErrorResponse = Type.Object(
   { $id: 'ErrorResponse' },
 );
 
-const checkMessageRequest = TypeCompiler.Compile(MessageRequest);
-
+/** `/data/options/0/value` → `data.options[0].value`. */
 function fieldName(path: string): string {
-  return path === '' ? 'body' : path.slice(1).replaceAll('/', '.');
+  if (path === '') return 'body';
+  return path
+    .slice(1)
+    .split('/')
+    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join('');
 }
 
+/** What is wrong with a field, in words; never the value itself (it may be an id). */
 function describeError(type: ValueErrorType, schema: TSchema): string {
   switch (type) {
     case ValueErrorType.ObjectRequiredProperty:
@@ -45,27 +50,60 @@ function describeError(type: ValueErrorType, schema: TSchema): string {
       return 'unknown field';
     case ValueErrorType.String:
       return 'expected a string';
+    case ValueErrorType.Integer:
+      return 'expected a whole number';
+    case ValueErrorType.Number:
+      return 'expected a number';
+    case ValueErrorType.Array:
+      return 'expected a list';
     case ValueErrorType.Object:
       return 'expected a JSON object';
     case ValueErrorType.StringMaxLength:
       return `must be at most ${schema.maxLength} characters`;
     case ValueErrorType.StringMinLength:
       return 'must not be empty';
+    case ValueErrorType.StringPattern:
+      return schema.description ?? 'has the wrong format';
+    case ValueErrorType.NumberMaximum:
+    case ValueErrorType.NumberMinimum:
+    case ValueErrorType.IntegerMaximum:
+    case ValueErrorType.IntegerMinimum:
+      return 'is out of range';
+    case ValueErrorType.ArrayMaxItems:
+      return `must have at most ${schema.maxItems} items`;
     default:
       return 'has the wrong shape';
   }
 }
 
+export type Validated<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+
+/**
+ * Compiles a TypeBox schema into a checker for parsed request bodies: the value, or one line per
+ * offending field (`user_id: required field is missing`) that names the field and never echoes a value.
+ */
+export function compileValidator<S extends TSchema>(schema: S): (body: unknown) => Validated<Static<S>> {
+  const check = TypeCompiler.Compile(schema);
+  return (body) => {
+    if (check.Check(body)) return { ok: true, value: body };
+    // First problem per field: "missing" beats the "not a string" that follows it.
+    const problems = new Map<string, string>();
+    for (const error of check.Errors(body)) {
+      const field = fieldName(error.path);
+      if (!problems.has(field)) problems.set(field, `${field}: ${describeError(error.type, error.schema)}`);
+    }
+    return { ok: false, problems: [...problems.values()] };
+  };
+}
+
 /** Checks a parsed body; returns the request or one line per offending field. */
-export function validateMessageRequest(
-  body: unknown,
-): { ok: true; value: MessageRequest } | { ok: false; problems: string[] } {
-  if (checkMessageRequest.Check(body)) return { ok: true, value: body };
-  // First problem per field: "missing" beats the "not a string" that follows it.
-  const problems = new Map<string, string>();
-  for (const error of checkMessageRequest.Errors(body)) {
-    const field = fieldName(error.path);
-    if (!problems.has(field)) problems.set(field, `${field}: ${describeError(error.type, error.schema)}`);
+export const validateMessageRequest: (body: unknown) => Validated<MessageRequest> = compileValidator(MessageRequest);
+
+/** The body parsed as JSON, or `ok: false` when it is not JSON at all. */
+export function parseJsonBody(body: Buffer): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(body.toString('utf8')) as unknown };
+  } catch {
+    return { ok: false };
   }
-  return { ok: false, problems: [...problems.values()] };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RESERVED_PATHS } from '../channels/routes.ts';
 
 export const PLUGIN_MODES = ['enforce', 'permissive', 'disabled'] as const;
 export type PluginMode = (typeof PLUGIN_MODES)[number];
@@ -22,6 +23,65 @@ const CliChannelSchema = z.strictObject({
   /** The local user the terminal chat speaks as. */
   user_id: z.string().default('local'),
 });
+
+/** A webhook path on the HTTP channel's server, matched exactly (query strings ignored). */
+const webhookPath = z.string().regex(/^\/[^\s?#]*$/, { error: 'must start with "/" and contain no spaces, "?" or "#"' });
+
+const TelegramChannelSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  path: webhookPath.default('/telegram/webhook'),
+  /** Telegram sends it back in X-Telegram-Bot-Api-Secret-Token; the value given to setWebhook. */
+  secret_token: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,256}$/, { error: 'must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram\'s rule)' })
+    .optional(),
+});
+
+const DiscordChannelSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  path: webhookPath.default('/discord/interactions'),
+  /** The application's Ed25519 public key, as the Developer Portal shows it. */
+  public_key: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, { error: 'must be the 64 hexadecimal characters of the application\'s public key' })
+    .optional(),
+});
+
+type ChannelsInput = {
+  http: { enabled: boolean };
+  telegram: z.infer<typeof TelegramChannelSchema>;
+  discord: z.infer<typeof DiscordChannelSchema>;
+};
+
+/**
+ * The webhook channels are served by the HTTP channel's server: it must be on, their paths must be free,
+ * and each needs the secret that proves a request came from its platform.
+ */
+function checkWebhookChannels(channels: ChannelsInput, ctx: z.RefinementCtx): void {
+  const taken = new Map<string, string>(RESERVED_PATHS.map((path) => [path, 'the HTTP channel']));
+  const webhooks = [
+    { name: 'telegram', config: channels.telegram, secret: 'secret_token', value: channels.telegram.secret_token },
+    { name: 'discord', config: channels.discord, secret: 'public_key', value: channels.discord.public_key },
+  ] as const;
+  for (const { name, config, secret, value } of webhooks) {
+    if (!config.enabled) continue;
+    if (!channels.http.enabled) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [name, 'enabled'],
+        message: 'needs channels.http.enabled to be true: the webhook is served by the HTTP channel',
+      });
+    }
+    if (value === undefined) {
+      ctx.addIssue({ code: 'custom', path: [name, secret], message: `required when channels.${name}.enabled is true` });
+    }
+    const owner = taken.get(config.path);
+    if (owner !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [name, 'path'], message: `${JSON.stringify(config.path)} is already taken by ${owner}` });
+    }
+    taken.set(config.path, `channels.${name}.path`);
+  }
+}
 
 export const PluginEntrySchema = z.strictObject({
   name: z.string().min(1),
@@ -49,8 +109,16 @@ export const GatewayConfigSchema = z.strictObject({
     .strictObject({
       http: HttpChannelSchema.default(HttpChannelSchema.parse({})),
       cli: CliChannelSchema.default(CliChannelSchema.parse({})),
+      telegram: TelegramChannelSchema.default(TelegramChannelSchema.parse({})),
+      discord: DiscordChannelSchema.default(DiscordChannelSchema.parse({})),
     })
-    .default({ http: HttpChannelSchema.parse({}), cli: CliChannelSchema.parse({}) }),
+    .superRefine(checkWebhookChannels)
+    .default({
+      http: HttpChannelSchema.parse({}),
+      cli: CliChannelSchema.parse({}),
+      telegram: TelegramChannelSchema.parse({}),
+      discord: DiscordChannelSchema.parse({}),
+    }),
   hooks: z
     .strictObject({
       /** A hook that has not settled by then counts as a plugin error (see on_error). */
@@ -63,3 +131,5 @@ export const GatewayConfigSchema = z.strictObject({
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 export type HttpChannelConfig = GatewayConfig['channels']['http'];
 export type CliChannelConfig = GatewayConfig['channels']['cli'];
+export type TelegramChannelConfig = GatewayConfig['channels']['telegram'];
+export type DiscordChannelConfig = GatewayConfig['channels']['discord'];

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { MessageBus } from '../../../src/bus/bus.ts';
@@ -385,5 +386,96 @@ describe('HttpChannel: stop', () => {
     );
     await expect(channel.stop()).resolves.toBeUndefined();
     await expect(channel.stop()).resolves.toBeUndefined();
+  });
+});
+
+describe('HttpChannel: mounted routes', () => {
+  it('serves a mounted route with the raw body and headers, answering with its JSON', async () => {
+    const { channel, port } = await startChannel();
+    const seen: { body: string; header: unknown }[] = [];
+    channel.mount('POST', '/hooks/demo', async ({ body, headers }) => {
+      seen.push({ body: body.toString('utf8'), header: headers['x-demo'] });
+      return { status: 202, body: { accepted: true } };
+    });
+    const res = await httpRequest(port, { method: 'POST', path: '/hooks/demo?via=test', headers: { 'x-demo': 'yes' }, body: ' {"a": 1} ' });
+    expect(res.status).toBe(202);
+    expect(res.json()).toEqual({ accepted: true });
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(seen).toEqual([{ body: ' {"a": 1} ', header: 'yes' }]);
+  });
+
+  it('answers a route without a body as an empty response', async () => {
+    const { channel, port } = await startChannel();
+    channel.mount('POST', '/hooks/empty', async () => ({ status: 204 }));
+    const res = await httpRequest(port, { method: 'POST', path: '/hooks/empty', body: '{}' });
+    expect(res.status).toBe(204);
+    expect(res.text).toBe('');
+  });
+
+  it('answers 405 with an Allow header for another method on a mounted path', async () => {
+    const { channel, port } = await startChannel();
+    channel.mount('POST', '/hooks/demo', async () => ({ status: 200, body: {} }));
+    const res = await httpRequest(port, { path: '/hooks/demo' });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+  });
+
+  it('holds mounted routes to max_body_bytes (413), without calling the handler', async () => {
+    const { channel, port } = await startChannel({ max_body_bytes: 64 });
+    let called = false;
+    channel.mount('POST', '/hooks/demo', async () => {
+      called = true;
+      return { status: 200, body: {} };
+    });
+    const res = await httpRequest(port, { method: 'POST', path: '/hooks/demo', body: 'x'.repeat(100).match(/.{1,25}/g)! });
+    expect(res.status).toBe(413);
+    expect(res.json()).toEqual({ error: 'payload_too_large', message: 'body exceeds 64 bytes' });
+    expect(called).toBe(false);
+  });
+
+  it('answers 500 when a handler throws or rejects, logs it, and keeps serving', async () => {
+    const { channel, port, logs } = await startChannel();
+    channel.mount('POST', '/hooks/throws', () => {
+      throw new Error('sync failure');
+    });
+    channel.mount('POST', '/hooks/rejects', async () => {
+      throw new Error('async failure');
+    });
+    for (const path of ['/hooks/throws', '/hooks/rejects']) {
+      const res = await httpRequest(port, { method: 'POST', path, body: '{}' });
+      expect(res.status).toBe(500);
+      expect(res.json()).toEqual({ error: 'internal_error', message: 'the request could not be handled' });
+    }
+    expect(logs.withMessage('route handler failed').map((r) => r.err_message)).toEqual(['sync failure', 'async failure']);
+    expect((await httpRequest(port, { path: '/healthz' })).status).toBe(200);
+  });
+
+  it('refuses to mount over its own routes, an existing mount, or a relative path', async () => {
+    const { channel } = await startChannel();
+    const handler = async () => ({ status: 200, body: {} });
+    channel.mount('POST', '/hooks/a', handler);
+    expect(() => channel.mount('POST', '/v1/messages', handler)).toThrow('route /v1/messages is already taken');
+    expect(() => channel.mount('GET', '/healthz', handler)).toThrow('route /healthz is already taken');
+    expect(() => channel.mount('POST', '/hooks/a', handler)).toThrow('route /hooks/a is already taken');
+    expect(() => channel.mount('POST', 'hooks/b', handler)).toThrow('route path must start with "/"');
+  });
+
+  it('tells a handler when its client went away', async () => {
+    const { channel, port } = await startChannel();
+    let reached!: () => void;
+    const handlerReached = new Promise<void>((resolve) => (reached = resolve));
+    let aborted!: () => void;
+    const clientGone = new Promise<void>((resolve) => (aborted = resolve));
+    channel.mount('POST', '/hooks/slow', ({ signal }) => {
+      signal.addEventListener('abort', () => aborted());
+      reached();
+      return new Promise(() => {}); // never answers
+    });
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/hooks/slow', headers: { 'content-length': 2 }, agent: false });
+    req.on('error', () => {}); // the test hangs up itself
+    req.end('{}');
+    await handlerReached;
+    req.destroy();
+    await clientGone;
   });
 });

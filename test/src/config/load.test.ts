@@ -72,6 +72,8 @@ describe('loadConfig: defaults', () => {
       channels: {
         http: { enabled: true, host: '127.0.0.1', port: 8787, max_body_bytes: 65536, reply_timeout_ms: 30000 },
         cli: { enabled: false, user_id: 'local' },
+        telegram: { enabled: false, path: '/telegram/webhook' },
+        discord: { enabled: false, path: '/discord/interactions' },
       },
       hooks: { timeout_ms: 1000 },
       plugins: [],
@@ -258,5 +260,116 @@ describe('parseConfig', () => {
 
   it('returns the folder of the given path for resolving plugin paths', () => {
     expect(parseConfig('{}', '/etc/floodgate/config.json').dir).toBe('/etc/floodgate');
+  });
+});
+
+describe('loadConfig: chat platform channels', () => {
+  const SECRET = 'Abc_123-xyz';
+  const KEY = 'a3'.repeat(32);
+
+  it('accepts Telegram and Discord with their secrets, filling in the default paths', () => {
+    const { config } = loadConfig(
+      writeConfig({ channels: { telegram: { enabled: true, secret_token: SECRET }, discord: { enabled: true, public_key: KEY } } }),
+      {},
+    );
+    expect(config.channels.telegram).toEqual({ enabled: true, path: '/telegram/webhook', secret_token: SECRET });
+    expect(config.channels.discord).toEqual({ enabled: true, path: '/discord/interactions', public_key: KEY });
+  });
+
+  it('needs the HTTP channel for either webhook, naming the field', () => {
+    const error = configError(() =>
+      loadConfig(
+        writeConfig({
+          channels: {
+            http: { enabled: false },
+            telegram: { enabled: true, secret_token: SECRET },
+            discord: { enabled: true, public_key: KEY },
+          },
+        }),
+        {},
+      ),
+    );
+    expect(error.code).toBe(ErrorCode.Config);
+    expect(error.problems).toEqual([
+      'channels.telegram.enabled: needs channels.http.enabled to be true: the webhook is served by the HTTP channel',
+      'channels.discord.enabled: needs channels.http.enabled to be true: the webhook is served by the HTTP channel',
+    ]);
+  });
+
+  it('requires the secret of each enabled platform, and nothing of a disabled one', () => {
+    const error = configError(() =>
+      loadConfig(writeConfig({ channels: { telegram: { enabled: true }, discord: { enabled: true } } }), {}),
+    );
+    expect(error.problems).toEqual([
+      'channels.telegram.secret_token: required when channels.telegram.enabled is true',
+      'channels.discord.public_key: required when channels.discord.enabled is true',
+    ]);
+    expect(loadConfig(writeConfig({ channels: { telegram: { enabled: false } } }), {}).config.channels.telegram.enabled).toBe(false);
+  });
+
+  it.each([[''], ['has space'], ['dots.are.out'], ['x'.repeat(257)], ['ünïcode']])(
+    'refuses the Telegram secret_token %j by Telegram’s rule, without quoting it',
+    (secret) => {
+      const error = configError(() => loadConfig(writeConfig({ channels: { telegram: { enabled: true, secret_token: secret } } }), {}));
+      expect(error.problems).toEqual([
+        'channels.telegram.secret_token: must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram\'s rule)',
+      ]);
+    },
+  );
+
+  it('accepts a 256-character secret_token', () => {
+    const secret = 'aZ0_-'.repeat(51) + 'q';
+    expect(secret).toHaveLength(256);
+    const { config } = loadConfig(writeConfig({ channels: { telegram: { enabled: true, secret_token: secret } } }), {});
+    expect(config.channels.telegram.secret_token).toBe(secret);
+  });
+
+  it.each([['a3'.repeat(31)], ['a3'.repeat(33)], ['g'.repeat(64)], [`0x${'a'.repeat(62)}`]])('refuses the Discord public_key %j', (key) => {
+    const error = configError(() => loadConfig(writeConfig({ channels: { discord: { enabled: true, public_key: key } } }), {}));
+    expect(error.problems).toEqual([
+      'channels.discord.public_key: must be the 64 hexadecimal characters of the application\'s public key',
+    ]);
+  });
+
+  it('refuses webhook paths that are relative, carry a query, or collide', () => {
+    const error = configError(() =>
+      loadConfig(
+        writeConfig({
+          channels: {
+            telegram: { enabled: true, secret_token: SECRET, path: 'telegram' },
+            discord: { enabled: true, public_key: KEY, path: '/d?x=1' },
+          },
+        }),
+        {},
+      ),
+    );
+    expect(error.problems).toEqual([
+      'channels.telegram.path: must start with "/" and contain no spaces, "?" or "#"',
+      'channels.discord.path: must start with "/" and contain no spaces, "?" or "#"',
+    ]);
+  });
+
+  it.each<[Record<string, unknown>, Record<string, unknown>, string]>([
+    [{ path: '/v1/messages' }, {}, 'channels.telegram.path: "/v1/messages" is already taken by the HTTP channel'],
+    [{}, { path: '/healthz' }, 'channels.discord.path: "/healthz" is already taken by the HTTP channel'],
+    [{ path: '/hooks' }, { path: '/hooks' }, 'channels.discord.path: "/hooks" is already taken by channels.telegram.path'],
+  ])('refuses colliding paths (telegram %j, discord %j)', (telegram, discord, problem) => {
+    const error = configError(() =>
+      loadConfig(
+        writeConfig({
+          channels: {
+            telegram: { enabled: true, secret_token: SECRET, ...telegram },
+            discord: { enabled: true, public_key: KEY, ...discord },
+          },
+        }),
+        {},
+      ),
+    );
+    expect(error.problems).toEqual([problem]);
+  });
+
+  it('suggests the right field for a misspelt one', () => {
+    const error = configError(() => loadConfig(writeConfig({ channels: { telegram: { secret_tokn: SECRET } } }), {}));
+    expect(error.problems).toEqual(['channels.telegram.secret_tokn: unknown field (did you mean "secret_token"?)']);
   });
 });

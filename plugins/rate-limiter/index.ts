@@ -6,7 +6,7 @@ import { ALGORITHMS } from './algorithms/index.ts';
 import { RateLimiter } from './limiter.ts';
 import { RateLimiterOptions } from './options.ts';
 import { MemoryStore } from './store/memory.ts';
-import { createRedisClient } from './store/redis-client.ts';
+import { CONNECT_TIMEOUT_MS, connectWithin, createRedisClient } from './store/redis-client.ts';
 import { RedisStore } from './store/redis.ts';
 import { ResilientStore } from './store/resilient.ts';
 import type { RateStore } from './store/types.ts';
@@ -42,7 +42,7 @@ async function openBackend(options: RateLimiterOptions, clock: Clock, logger: Lo
     },
   });
   try {
-    await client.connect();
+    await connectWithin(client, CONNECT_TIMEOUT_MS);
   } catch (error) {
     // Start anyway: the breaker decides by the failure policy and probes until Redis answers.
     store.markDown(error);

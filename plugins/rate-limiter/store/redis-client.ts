@@ -1,5 +1,8 @@
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 
+/** How long the first connection may take before the gateway starts without Redis (the breaker probes on). */
+export const CONNECT_TIMEOUT_MS = 2_000;
+
 export interface RedisConnectionOptions {
   url?: string;
   cluster?: readonly string[];
@@ -25,7 +28,7 @@ export function createRedisClient(options: RedisConnectionOptions): Redis | Clus
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     commandTimeout: options.timeoutMs,
-    connectTimeout: 2_000,
+    connectTimeout: CONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1_000),
   };
@@ -33,7 +36,15 @@ export function createRedisClient(options: RedisConnectionOptions): Redis | Clus
     ? new Cluster(options.cluster.map(seedNode), {
         lazyConnect: true,
         enableOfflineQueue: false,
-        enableAutoPipelining: true,
+        // The ready check (CLUSTER INFO) goes to a random node, which may still be in its handshake;
+        // without an offline queue it then fails, ioredis reconnects, and the promise connect()
+        // returned never settles (plugin setup would hang). Commands fail fast either way.
+        enableReadyCheck: false,
+        // Not on a cluster: ioredis groups auto-pipelined commands by the node of their first argument,
+        // which for the decision script is its key count, not a key. Concurrent decisions for keys on
+        // different masters then share one pipeline, which ioredis rejects ("All keys in the pipeline
+        // should belong to the same slots allocation group"), and the breaker falls back to memory.
+        enableAutoPipelining: false,
         clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1_000),
         redisOptions: { ...common, lazyConnect: false },
       })
@@ -42,4 +53,29 @@ export function createRedisClient(options: RedisConnectionOptions): Redis | Clus
   // print every reconnection error to the console.
   client.on('error', () => {});
   return client;
+}
+
+/**
+ * The first connection, never holding the caller past `deadlineMs`: resolves once the client is ready,
+ * rejects when the first attempt fails or the deadline passes; the client goes on reconnecting in the
+ * background either way. Readiness is also taken from the 'ready' event, because ioredis's
+ * Cluster.connect() stays pending for ever when its first ready check fails (a node not connected
+ * yet) and the cluster then reconnects, and gets ready, by itself.
+ */
+export function connectWithin(client: Redis | Cluster, deadlineMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const finish = (error?: unknown): void => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onReady = (): void => finish();
+    const timer = setTimeout(() => finish(new Error(`redis not ready within ${deadlineMs} ms`)), deadlineMs);
+    client.once('ready', onReady);
+    client.connect().then(
+      () => finish(),
+      (error: unknown) => finish(error ?? new Error('redis connection failed')),
+    );
+  });
 }

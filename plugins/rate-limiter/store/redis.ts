@@ -28,17 +28,32 @@ export interface RedisStoreOptions {
  * deciding every rule together. Keys carry TTLs, so Redis holds nothing past its window.
  */
 export class RedisStore implements RateStore {
-  private readonly decideCommand: DecideCommand;
+  /** One command per number of keys (see command()). */
+  private readonly commands = new Map<number, DecideCommand>();
   private readonly useCallerTime: boolean;
 
   constructor(private readonly options: RedisStoreOptions) {
-    const { client } = options;
-    if (typeof (client as unknown as Record<string, unknown>)[COMMAND] !== 'function') {
-      client.defineCommand(COMMAND, { lua: DECIDE_LUA });
-    }
-    const command = (client as unknown as Record<string, DecideCommand>)[COMMAND]!;
-    this.decideCommand = command.bind(client);
     this.useCallerTime = options.timeSource === 'caller';
+  }
+
+  /**
+   * The script as a command that knows how many of its arguments are keys. ioredis routes an
+   * auto-pipelined command by its first key, and a command defined without numberOfKeys has the key
+   * count as its first argument: on a Cluster every decision would be batched under the slot of "1",
+   * "2" or "3", and a batch of keys from different slots fails as a whole.
+   */
+  private command(keys: number): DecideCommand {
+    let command = this.commands.get(keys);
+    if (command === undefined) {
+      const { client } = this.options;
+      const name = `${COMMAND}${keys}`;
+      if (typeof (client as unknown as Record<string, unknown>)[name] !== 'function') {
+        client.defineCommand(name, { lua: DECIDE_LUA, numberOfKeys: keys });
+      }
+      command = (client as unknown as Record<string, DecideCommand>)[name]!.bind(client);
+      this.commands.set(keys, command);
+    }
+    return command;
   }
 
   /** State lives in Redis; this process holds none. */
@@ -48,11 +63,11 @@ export class RedisStore implements RateStore {
 
   async decide(checks: readonly RuleCheck[], now: number): Promise<Decision> {
     const { prefix, algorithm } = this.options;
-    const args: (string | number)[] = [checks.length];
+    const args: (string | number)[] = [];
     for (const check of checks) args.push(`${prefix}:${check.key}`);
     args.push(algorithm, this.useCallerTime ? now : '');
     for (const check of checks) args.push(check.rule.limit, check.rule.windowMs);
-    const reply = await this.decideCommand(...args);
+    const reply = await this.command(checks.length)(...args);
     const results: RuleResult[] = new Array(checks.length);
     for (let i = 0; i < checks.length; i++) {
       const at = 2 + 3 * i;

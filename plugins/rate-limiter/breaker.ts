@@ -27,11 +27,11 @@ export class CircuitBreaker {
   /** Whether this request may use the backend now (true for the one probe when it is due). */
   allow(now: number): boolean {
     if (this.current === 'closed') return true;
-    if (this.current === 'open' && now >= this.nextProbeAt) {
-      this.set('half_open');
-      return true;
-    }
-    return false;
+    if (now < this.nextProbeAt) return false;
+    // Due: the first probe, or another one because the last never came back.
+    this.nextProbeAt = now + this.options.probeIntervalMs;
+    if (this.current === 'open') this.set('half_open');
+    return true;
   }
 
   success(): void {

@@ -40,10 +40,8 @@ export function createRedisClient(options: RedisConnectionOptions): Redis | Clus
         // without an offline queue it then fails, ioredis reconnects, and the promise connect()
         // returned never settles (plugin setup would hang). Commands fail fast either way.
         enableReadyCheck: false,
-        // Not on a cluster: ioredis groups auto-pipelined commands by the node of their first argument,
-        // which for the decision script is its key count, not a key. Concurrent decisions for keys on
-        // different masters then share one pipeline, which ioredis rejects ("All keys in the pipeline
-        // should belong to the same slots allocation group"), and the breaker falls back to memory.
+        // Off on a cluster: ioredis's cluster auto-pipeline cannot run commands added with
+        // defineCommand ("pipeline[functionName] is not a function"); each decision is sent on its own.
         enableAutoPipelining: false,
         clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1_000),
         redisOptions: { ...common, lazyConnect: false },

@@ -139,14 +139,18 @@ describe('ResilientStore: the breaker around the primary', () => {
     const probe = s.store.decide(CHECKS, s.clock.now());
     expect(s.primary.calls).toBe(4);
     expect(s.store.stats().breaker).toBe('half_open');
-    // Long after the probe interval, still no second probe: the first one is out.
-    for (let i = 0; i < 50; i++) {
-      s.clock.advance(200);
+    // Within the probe interval, no second probe: the first one is out.
+    for (let i = 0; i < 49; i++) {
+      s.clock.advance(20);
       const decision = s.store.decide(CHECKS, s.clock.now());
       // Decided synchronously: nothing to wait for.
       expect(decision).toEqual({ allowed: true, retryAfterMs: 0, results: [] });
     }
     expect(s.primary.calls).toBe(4);
+    // A probe that has not come back within an interval is given up on: one more goes out.
+    s.clock.advance(20);
+    void s.store.decide(CHECKS, s.clock.now());
+    expect(s.primary.calls).toBe(5);
     s.primary.hanging[0]!.resolve(PRIMARY_DECISION(CHECKS));
     expect(isPrimary(await probe)).toBe(true);
     expect(s.store.stats().breaker).toBe('closed');

@@ -8,9 +8,10 @@ import { HttpChannel } from './channels/http.ts';
 import { TelegramChannel } from './channels/telegram.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { LoadedConfig } from './config/load.ts';
+import type { GatewayConfig } from './config/schema.ts';
 import { ErrorCode, FloodgateError } from './errors.ts';
 import { HookRunner } from './hooks/runner.ts';
-import { PluginHost } from './host/host.ts';
+import { PluginHost, type ReloadSummary } from './host/host.ts';
 import { IdentityHasher, createLogger, type Logger } from './logger.ts';
 
 export interface GatewayOptions {
@@ -36,8 +37,13 @@ export class Gateway {
   readonly logger: Logger;
   private stopping: Promise<void> | undefined;
 
+  /** The config running now (plugins follow reloads). */
+  private config: GatewayConfig;
+  private reloading: Promise<void> = Promise.resolve();
+
   private constructor(private readonly options: GatewayOptions) {
     const { config, path } = options.loaded;
+    this.config = config;
     const clock = options.clock ?? systemClock;
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.runner = new HookRunner(this.logger.child({ component: 'hooks' }), clock, config.hooks.timeout_ms);
@@ -104,6 +110,32 @@ export class Gateway {
     const channel = this.channels.find((c) => c.name === reply.channel);
     channel?.send(reply);
   };
+
+  /**
+   * Applies a re-read config.json (SIGHUP) without dropping state or messages in flight: plugins are
+   * reconfigured, added or removed (see PluginHost.reload). An invalid config throws with every
+   * problem and the running one stays. Channel, hook and log settings take effect on restart.
+   */
+  reload(loaded: LoadedConfig): Promise<ReloadSummary> {
+    const next = this.reloading.then(async () => {
+      const summary = await this.host.reload(loaded.config.plugins);
+      const restartOnly = (['channels', 'hooks', 'log'] as const).filter(
+        (section) => JSON.stringify(loaded.config[section]) !== JSON.stringify(this.config[section]),
+      );
+      if (restartOnly.length > 0) {
+        this.logger.warn({ sections: restartOnly }, 'these config sections changed and take effect on restart');
+      }
+      this.config = { ...this.config, plugins: loaded.config.plugins };
+      this.logger.info({ ...summary }, 'config reloaded');
+      return summary;
+    });
+    // One reload at a time; a failed one does not block the next.
+    this.reloading = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
 
   /** Graceful stop: channels stop taking messages, in-flight ones finish, plugins tear down in reverse. */
   stop(): Promise<void> {

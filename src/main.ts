@@ -38,6 +38,23 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  // SIGHUP: re-read the config file; a bad one is refused with every problem and the running one stays.
+  process.on('SIGHUP', () => {
+    let loaded;
+    try {
+      loaded = loadConfig(args.configPath);
+    } catch (error) {
+      return rejected(gateway, error);
+    }
+    gateway.reload(loaded).catch((error: unknown) => rejected(gateway, error));
+  });
+}
+
+function rejected(gateway: Gateway, error: unknown): void {
+  gateway.logger.error(
+    { code: error instanceof FloodgateError ? error.code : undefined, err_message: errorMessage(error) },
+    'config reload rejected; the running config stays',
+  );
 }
 
 void main();

@@ -20,7 +20,28 @@ interface PreparedPlugin {
 
 interface RunningPlugin {
   name: string;
+  /** What it was started from, to tell on reload whether anything changed. */
+  prepared: PreparedPlugin;
   instance: PluginInstance | void;
+}
+
+/** What a reload did, plugin by plugin. */
+export interface ReloadSummary {
+  unchanged: string[];
+  /** Reconfigured in place: their state (counters, connections) carried over. */
+  reconfigured: string[];
+  /** Torn down and set up again (the plugin cannot reconfigure itself): their state starts afresh. */
+  restarted: string[];
+  added: string[];
+  removed: string[];
+}
+
+function modeOf(entry: PluginEntry): 'enforce' | 'permissive' {
+  return entry.mode === 'permissive' ? 'permissive' : 'enforce';
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 export interface PluginHostDeps {
@@ -55,6 +76,57 @@ export class PluginHost {
       await this.teardown();
       throw error;
     }
+  }
+
+  /**
+   * Applies a new plugin list without a restart. Everything is validated first, exactly as at
+   * startup: an invalid list throws with every problem and changes nothing. Then plugins that are gone
+   * are torn down, changed ones reconfigured in place (or restarted when they cannot be), new ones set
+   * up, and hook order, modes and on_error follow the new list. Messages in flight finish under the
+   * registrations they started with.
+   */
+  async reload(entries: readonly PluginEntry[]): Promise<ReloadSummary> {
+    const prepared = await this.prepare(entries);
+    const summary: ReloadSummary = { unchanged: [], reconfigured: [], restarted: [], added: [], removed: [] };
+    const wanted = new Map(prepared.map((p) => [p.entry.name, p]));
+    /** Still listed, but now from another module: started again below. */
+    const replaced = new Set<string>();
+    for (const plugin of [...this.running].reverse()) {
+      const next = wanted.get(plugin.name);
+      if (next === undefined || next.definition !== plugin.prepared.definition) {
+        await this.stopPlugin(plugin);
+        if (next === undefined) summary.removed.push(plugin.name);
+        else replaced.add(plugin.name);
+      }
+    }
+    const running = new Map(this.running.map((p) => [p.name, p]));
+    const order: RunningPlugin[] = [];
+    for (const next of prepared) {
+      const name = next.entry.name;
+      const current = running.get(name);
+      if (current === undefined) {
+        await this.setup(next);
+        (replaced.has(name) ? summary.restarted : summary.added).push(name);
+      } else if (sameJson(current.prepared.entry, next.entry) && sameJson(current.prepared.config, next.config)) {
+        summary.unchanged.push(name);
+      } else if (current.instance?.reconfigure) {
+        await current.instance.reconfigure({ config: next.config, mode: modeOf(next.entry) });
+        this.deps.runner.updatePlugin(name, {
+          priority: next.entry.priority,
+          mode: modeOf(next.entry),
+          onError: next.entry.on_error,
+        });
+        current.prepared = next;
+        summary.reconfigured.push(name);
+      } else {
+        await this.stopPlugin(current);
+        await this.setup(next);
+        summary.restarted.push(name);
+      }
+      order.push(this.running.find((p) => p.name === name)!);
+    }
+    this.running.splice(0, this.running.length, ...order);
+    return summary;
   }
 
   private async prepare(entries: readonly PluginEntry[]): Promise<PreparedPlugin[]> {
@@ -102,10 +174,11 @@ export class PluginHost {
     return prepared;
   }
 
-  private async setup({ entry, definition, manifest, config }: PreparedPlugin): Promise<void> {
+  private async setup(prepared: PreparedPlugin): Promise<void> {
+    const { entry, definition, manifest, config } = prepared;
     const { runner, bus, clock, identity } = this.deps;
     const logger = this.deps.logger.child({ plugin: entry.name });
-    const mode = entry.mode === 'permissive' ? 'permissive' : 'enforce';
+    const mode = modeOf(entry);
     const declared = new Set<string>(manifest.available_hooks);
     const register = <N extends HookName>(hook: N, handler: HookHandler<N>): void => {
       if (!declared.has(hook)) {
@@ -126,20 +199,23 @@ export class PluginHost {
         cause: error,
       });
     }
-    this.running.push({ name: entry.name, instance });
+    this.running.push({ name: entry.name, prepared, instance });
     logger.info({ mode, priority: entry.priority, on_error: entry.on_error, hooks: manifest.available_hooks }, 'plugin loaded');
   }
 
   /** Tears plugins down in reverse order; one failing teardown does not stop the others. */
   async teardown(): Promise<void> {
-    while (this.running.length > 0) {
-      const plugin = this.running.pop()!;
-      this.deps.runner.unregisterPlugin(plugin.name);
-      try {
-        await plugin.instance?.teardown?.();
-      } catch (error) {
-        this.deps.logger.error({ plugin: plugin.name, err_message: errorMessage(error) }, 'plugin teardown failed');
-      }
+    while (this.running.length > 0) await this.stopPlugin(this.running.at(-1)!);
+  }
+
+  private async stopPlugin(plugin: RunningPlugin): Promise<void> {
+    this.running.splice(this.running.indexOf(plugin), 1);
+    this.deps.runner.unregisterPlugin(plugin.name);
+    try {
+      await plugin.instance?.teardown?.();
+    } catch (error) {
+      this.deps.logger.error({ plugin: plugin.name, err_message: errorMessage(error) }, 'plugin teardown failed');
     }
   }
 }
+

@@ -27,6 +27,11 @@ export interface PluginContext<Config> {
 export interface PluginInstance {
   /** Called once on graceful stop, in reverse setup order. */
   teardown?(): void | Promise<void>;
+  /**
+   * Takes a new, validated config on reload (SIGHUP) while keeping the plugin's state. Without it, a
+   * plugin whose config changed is torn down and set up again.
+   */
+  reconfigure?(update: { config: unknown; mode: 'enforce' | 'permissive' }): void | Promise<void>;
 }
 
 export interface PluginDefinition<Config = unknown> {

@@ -322,3 +322,60 @@ describe('PluginHost: teardown', () => {
     expect(events('teardown')).toHaveLength(1);
   });
 });
+
+describe('PluginHost: reload', () => {
+  const counter = (label: string, fields: Partial<PluginEntry> = {}): PluginEntry =>
+    entry({ name: 'counter', path: './plugins/counter/index.ts', config: { label }, ...fields });
+
+  it('reconfigures a plugin in place: its state carries over and the new config takes effect', async () => {
+    const { host, runner } = setup();
+    await host.load([counter('old')]);
+    await runner.run('prePromptFetch', prompt);
+    await runner.run('prePromptFetch', prompt);
+    const summary = await host.reload([counter('new')]);
+    expect(summary).toEqual({ unchanged: [], reconfigured: ['counter'], restarted: [], added: [], removed: [] });
+    const after = await runner.run('prePromptFetch', prompt);
+    expect(after).toEqual({ stopped: false, headers: { 'x-count': '3', 'x-label': 'new' } });
+  });
+
+  it('applies a new mode and priority to the running hooks', async () => {
+    const { host, runner } = setup();
+    await host.load([probe('strict', { config: { greeting: 'hi', refuse_prompts: true } })]);
+    expect((await runner.run('prePromptFetch', prompt)).stopped).toBe(true);
+    await host.reload([probe('strict', { mode: 'permissive', config: { greeting: 'hi', refuse_prompts: true } })]);
+    // probe has no reconfigure(): it was restarted, now permissive, so its refusal no longer stops anything.
+    expect((await runner.run('prePromptFetch', prompt)).stopped).toBe(false);
+  });
+
+  it('restarts a plugin that cannot reconfigure, adds new ones, removes dropped ones, leaves the rest', async () => {
+    const { host, runner, events } = setup();
+    await host.load([probe('a', { config: { greeting: 'a1' } }), probe('b', { config: { greeting: 'b1' } }), counter('c')]);
+    const summary = await host.reload([
+      probe('a', { config: { greeting: 'a2' } }),
+      counter('c'),
+      probe('d', { config: { greeting: 'd1' } }),
+    ]);
+    expect(summary).toEqual({ unchanged: ['counter'], reconfigured: [], restarted: ['a'], added: ['d'], removed: ['b'] });
+    expect(host.pluginNames).toEqual(['a', 'counter', 'd']);
+    expect(events('teardown').map((r) => r.plugin)).toEqual(['b', 'a']);
+    const outcome = await runner.run('prePromptFetch', prompt);
+    expect(outcome).toEqual({ stopped: false, headers: { 'x-probe': 'd1', 'x-count': '1', 'x-label': 'c' } });
+  });
+
+  it('refuses an invalid new config with every problem and changes nothing', async () => {
+    const { host, runner } = setup();
+    await host.load([counter('kept')]);
+    const error = await host.reload([counter('kept', { config: { label: 5 } as never }), probe('p', { config: { greeting: 'x', bogus: 1 } })]).then(
+      () => undefined,
+      (e: unknown) => e as FloodgateError,
+    );
+    expect(error?.code).toBe(ErrorCode.PluginConfig);
+    expect(error?.problems).toEqual([
+      'plugins[0] (counter).config.label: expected string, got number 5',
+      'plugins[1] (p).config.bogus: unknown field',
+    ]);
+    expect(host.pluginNames).toEqual(['counter']);
+    const outcome = await runner.run('prePromptFetch', prompt);
+    expect(outcome).toEqual({ stopped: false, headers: { 'x-count': '1', 'x-label': 'kept' } });
+  });
+});

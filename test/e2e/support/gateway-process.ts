@@ -72,8 +72,14 @@ export const START_TIMEOUT_MS = 15_000;
  */
 export async function startGateway(config: unknown, env: NodeJS.ProcessEnv = {}): Promise<RunningGateway> {
   const configPath = writeConfig(config);
+  const gateway = await startGatewayFrom(configPath, env);
+  void gateway.exited.then(() => rmSync(dirname(configPath), { recursive: true, force: true }));
+  return gateway;
+}
+
+/** Starts a gateway on a config file the caller keeps (and may rewrite, e.g. to test reloads). */
+export async function startGatewayFrom(configPath: string, env: NodeJS.ProcessEnv = {}): Promise<RunningGateway> {
   const { child, stdout, stderr, exited } = spawnGateway(configPath, env);
-  void exited.then(() => rmSync(dirname(configPath), { recursive: true, force: true }));
   const port = await new Promise<number>((resolvePort, reject) => {
     const started = performance.now();
     const timer = setInterval(() => {

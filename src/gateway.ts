@@ -12,6 +12,8 @@ import type { GatewayConfig } from './config/schema.ts';
 import { ErrorCode, FloodgateError } from './errors.ts';
 import { HookRunner } from './hooks/runner.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
+import { Services } from './host/services.ts';
+import { MetricsRegistry } from './metrics/registry.ts';
 import { IdentityHasher, createLogger, type Logger } from './logger.ts';
 
 export interface GatewayOptions {
@@ -30,6 +32,8 @@ function requireSetting<T>(value: T | undefined, field: string): T {
 /** Config, bus, plugin host, channels and the agent, started and stopped in the right order. */
 export class Gateway {
   readonly bus = new MessageBus();
+  readonly metrics = new MetricsRegistry();
+  readonly services = new Services();
   readonly runner: HookRunner;
   readonly host: PluginHost;
   readonly agent: DemoAgent;
@@ -53,13 +57,22 @@ export class Gateway {
       logger: this.logger,
       clock,
       identity: new IdentityHasher(config.log.identity_salt),
+      metrics: this.metrics,
+      services: this.services,
       configPath: path,
     });
     this.agent = new DemoAgent({ bus: this.bus, runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
     const deps = (name: string) => ({ bus: this.bus, clock, logger: this.logger.child({ channel: name }) });
     const { http, cli, telegram, discord } = config.channels;
     const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
-    if (httpChannel) this.channels.push(httpChannel);
+    if (httpChannel) {
+      this.channels.push(httpChannel);
+      httpChannel.mount('GET', '/metrics', async () => ({
+        status: 200,
+        text: this.metrics.render(),
+        contentType: 'text/plain; version=0.0.4; charset=utf-8',
+      }));
+    }
     if (cli.enabled) this.channels.push(new CliChannel(deps('cli'), cli, options.cliStreams));
     // The config schema already refuses these without the HTTP channel or their secret; this only narrows types.
     if (telegram.enabled) {
@@ -106,7 +119,14 @@ export class Gateway {
     return this.channels.find((c): c is DiscordChannel => c instanceof DiscordChannel);
   }
 
+  private readonly replies = this.metrics.counter(
+    'floodgate_replies_total',
+    'Replies sent back to channels, by channel and kind (answer, refused, error).',
+    ['channel', 'kind'],
+  );
+
   private readonly deliver = (reply: OutboundReply): void => {
+    this.replies.inc({ channel: reply.channel, kind: reply.kind });
     const channel = this.channels.find((c) => c.name === reply.channel);
     channel?.send(reply);
   };

@@ -132,7 +132,8 @@ export class HttpChannel extends Channel {
   private serveRoute(route: Route, path: string, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     let answer: Promise<RouteResponse>;
     try {
-      answer = route.handler({ headers: req.headers, body, signal: closedSignal(res) });
+      const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+      answer = route.handler({ headers: req.headers, body, signal: closedSignal(res), query });
     } catch (error) {
       answer = Promise.reject(error);
     }
@@ -146,8 +147,18 @@ export class HttpChannel extends Channel {
   }
 
   private writeRoute(res: ServerResponse, response: RouteResponse): void {
-    if (response.body !== undefined) return this.json(res, response.status, response.body);
     if (res.writableEnded || res.destroyed) return;
+    for (const [name, value] of Object.entries(response.headers ?? {})) res.setHeader(name, value);
+    if (response.body !== undefined) return this.json(res, response.status, response.body);
+    if (response.text !== undefined) {
+      res.writeHead(response.status, {
+        'content-type': response.contentType ?? 'text/plain; charset=utf-8',
+        'content-length': Buffer.byteLength(response.text),
+        'cache-control': 'no-store',
+      });
+      res.end(response.text);
+      return;
+    }
     res.writeHead(response.status, { 'cache-control': 'no-store' });
     res.end();
   }

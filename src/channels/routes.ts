@@ -3,6 +3,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 /** Paths the HTTP channel serves itself; a mounted route may not take them. */
 export const RESERVED_PATHS: readonly string[] = ['/v1/messages', '/healthz'];
 
+/** Paths the gateway mounts for operators (metrics, admin API); webhooks may not take them either. */
+export const OPERATOR_PATHS: readonly string[] = ['/metrics', '/v1/admin/limits', '/v1/admin/limits/reset'];
+
 /** A request to a mounted route, its body already read (and held to `max_body_bytes`). */
 export interface RouteRequest {
   headers: IncomingHttpHeaders;
@@ -10,12 +13,18 @@ export interface RouteRequest {
   body: Buffer;
   /** Aborts when the client goes away before the answer is written. */
   signal: AbortSignal;
+  /** The query string's parameters. */
+  query: URLSearchParams;
 }
 
 export interface RouteResponse {
   status: number;
-  /** Sent as JSON; absent means an empty body (e.g. 204). */
+  /** Sent as JSON; absent (and no `text`) means an empty body (e.g. 204). */
   body?: unknown;
+  /** Sent as is, with `contentType` (for formats other than JSON, such as Prometheus metrics). */
+  text?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
 }
 
 export type RouteHandler = (request: RouteRequest) => Promise<RouteResponse>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RESERVED_PATHS } from '../channels/routes.ts';
+import { OPERATOR_PATHS, RESERVED_PATHS } from '../channels/routes.ts';
 
 export const PLUGIN_MODES = ['enforce', 'permissive', 'disabled'] as const;
 export type PluginMode = (typeof PLUGIN_MODES)[number];
@@ -58,7 +58,7 @@ type ChannelsInput = {
  * and each needs the secret that proves a request came from its platform.
  */
 function checkWebhookChannels(channels: ChannelsInput, ctx: z.RefinementCtx): void {
-  const taken = new Map<string, string>(RESERVED_PATHS.map((path) => [path, 'the HTTP channel']));
+  const taken = new Map<string, string>([...RESERVED_PATHS, ...OPERATOR_PATHS].map((path) => [path, 'the HTTP channel']));
   const webhooks = [
     { name: 'telegram', config: channels.telegram, secret: 'secret_token', value: channels.telegram.secret_token },
     { name: 'discord', config: channels.discord, secret: 'public_key', value: channels.discord.public_key },

@@ -8,8 +8,10 @@ import { ErrorCode, FloodgateError, errorMessage, problemsError } from '../error
 import type { HookHandler, HookRunner } from '../hooks/runner.ts';
 import type { HookName } from '../hooks/schemas.ts';
 import type { IdentityHasher, Logger } from '../logger.ts';
+import type { MetricsRegistry } from '../metrics/registry.ts';
 import { readManifest, type PluginManifest } from './manifest.ts';
-import { isPluginDefinition, type PluginDefinition, type PluginInstance } from './plugin.ts';
+import type { Services } from './services.ts';
+import { isPluginDefinition, type PluginContext, type PluginDefinition, type PluginInstance } from './plugin.ts';
 
 interface PreparedPlugin {
   entry: PluginEntry;
@@ -47,6 +49,8 @@ function sameJson(a: unknown, b: unknown): boolean {
 export interface PluginHostDeps {
   runner: HookRunner;
   bus: MessageBus;
+  metrics: MetricsRegistry;
+  services: Services;
   logger: Logger;
   clock: Clock;
   identity: IdentityHasher;
@@ -176,7 +180,11 @@ export class PluginHost {
 
   private async setup(prepared: PreparedPlugin): Promise<void> {
     const { entry, definition, manifest, config } = prepared;
-    const { runner, bus, clock, identity } = this.deps;
+    const { runner, bus, clock, identity, metrics } = this.deps;
+    // What the plugin provides is recorded as its own, and withdrawn when it stops.
+    const services: PluginContext<unknown>['services'] = {
+      provide: (name, service) => this.deps.services.provide(entry.name, name, service),
+    };
     const logger = this.deps.logger.child({ plugin: entry.name });
     const mode = modeOf(entry);
     const declared = new Set<string>(manifest.available_hooks);
@@ -191,7 +199,18 @@ export class PluginHost {
     };
     let instance: PluginInstance | void;
     try {
-      instance = await definition.setup({ name: entry.name, config, mode, logger, clock, identity, bus, hooks: { register } });
+      instance = await definition.setup({
+        name: entry.name,
+        config,
+        mode,
+        logger,
+        clock,
+        identity,
+        bus,
+        metrics,
+        services,
+        hooks: { register },
+      });
     } catch (error) {
       runner.unregisterPlugin(entry.name);
       if (error instanceof FloodgateError) throw error;
@@ -211,6 +230,7 @@ export class PluginHost {
   private async stopPlugin(plugin: RunningPlugin): Promise<void> {
     this.running.splice(this.running.indexOf(plugin), 1);
     this.deps.runner.unregisterPlugin(plugin.name);
+    this.deps.services.withdraw(plugin.name);
     try {
       await plugin.instance?.teardown?.();
     } catch (error) {

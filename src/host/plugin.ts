@@ -4,6 +4,8 @@ import type { Clock } from '../clock.ts';
 import type { HookHandler } from '../hooks/runner.ts';
 import type { HookName } from '../hooks/schemas.ts';
 import type { IdentityHasher, Logger } from '../logger.ts';
+import type { MetricsRegistry } from '../metrics/registry.ts';
+import type { ServiceMap } from './services.ts';
 
 /** What a plugin gets at setup. */
 export interface PluginContext<Config> {
@@ -18,6 +20,12 @@ export interface PluginContext<Config> {
   /** Salted hashes that may stand for users in logs. */
   identity: IdentityHasher;
   bus: MessageBus;
+  /** Served at GET /metrics in the Prometheus text format. Labels must never carry ids. */
+  metrics: MetricsRegistry;
+  /** What the plugin offers the gateway (e.g. the rate limiter's operator view for the admin API). */
+  services: {
+    provide<K extends keyof ServiceMap>(name: K, service: ServiceMap[K]): void;
+  };
   hooks: {
     /** Registers a handler; the hook must be known and declared in the plugin's manifest. */
     register<N extends HookName>(hook: N, handler: HookHandler<N>): void;

@@ -95,3 +95,17 @@ describe('Gateway', () => {
     expect(logs.records().filter((r) => r.event === 'teardown').map((r) => r.plugin)).toEqual(['probe']);
   });
 });
+
+describe('Gateway: GET /metrics', () => {
+  it('serves Prometheus text with replies counted by channel and kind, and no ids', async () => {
+    const { port } = await startGateway({ plugins: [probe('probe', { greeting: 'x', refuse_prompts: true })] });
+    await postMessage(port, { user_id: 'alice-metrics', text: 'hi' });
+    await postMessage(port, { user_id: 'alice-metrics', text: 'hi' });
+    const res = await httpRequest(port, { method: 'GET', path: '/metrics' });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(res.text).toContain('# TYPE floodgate_replies_total counter');
+    expect(res.text).toContain('floodgate_replies_total{channel="http",kind="refused"} 2');
+    expect(res.text).not.toContain('alice');
+  });
+});

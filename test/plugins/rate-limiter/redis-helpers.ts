@@ -2,13 +2,14 @@ import { Redis } from 'ioredis';
 import rateLimiterPlugin from '../../../plugins/rate-limiter/index.ts';
 import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import type { Decision } from '../../../plugins/rate-limiter/store/types.ts';
-import type { MessageBus } from '../../../src/bus/bus.ts';
+import { MessageBus } from '../../../src/bus/bus.ts';
 import { systemClock, type Clock } from '../../../src/clock.ts';
 import type { HookHandler } from '../../../src/hooks/runner.ts';
 import type { HookContext, HookResult } from '../../../src/hooks/schemas.ts';
 import type { PluginContext } from '../../../src/host/plugin.ts';
 import { createLogger, IdentityHasher } from '../../../src/logger.ts';
 import { CapturedLog } from './helpers.ts';
+import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 
 /**
  * What a client sees of a decision, in the units the Redis script answers in (whole milliseconds):
@@ -85,7 +86,9 @@ export async function startPlugin(config: Record<string, unknown>, clock: Clock 
     logger: createLogger({ destination: log }),
     clock,
     identity: new IdentityHasher('test-salt'),
-    bus: {} as MessageBus,
+    bus: new MessageBus(),
+    metrics: new MetricsRegistry(),
+    services: { provide: () => {} },
     hooks: {
       register(hook, handler) {
         if (hook === 'prePromptFetch') handlers.prompt = handler as HookHandler<'prePromptFetch'>;

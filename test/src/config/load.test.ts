@@ -352,6 +352,7 @@ describe('loadConfig: chat platform channels', () => {
   it.each<[Record<string, unknown>, Record<string, unknown>, string]>([
     [{ path: '/v1/messages' }, {}, 'channels.telegram.path: "/v1/messages" is already taken by the HTTP channel'],
     [{}, { path: '/healthz' }, 'channels.discord.path: "/healthz" is already taken by the HTTP channel'],
+    [{ path: '/metrics' }, {}, 'channels.telegram.path: "/metrics" is already taken by the HTTP channel'],
     [{ path: '/hooks' }, { path: '/hooks' }, 'channels.discord.path: "/hooks" is already taken by channels.telegram.path'],
   ])('refuses colliding paths (telegram %j, discord %j)', (telegram, discord, problem) => {
     const error = configError(() =>

@@ -8,6 +8,8 @@ import { ErrorCode, FloodgateError } from '../../../src/errors.ts';
 import { HookRunner } from '../../../src/hooks/runner.ts';
 import type { HookPayload } from '../../../src/hooks/schemas.ts';
 import { PluginHost } from '../../../src/host/host.ts';
+import { Services } from '../../../src/host/services.ts';
+import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { IdentityHasher } from '../../../src/logger.ts';
 import { captureLogs, LEVEL } from '../support/logs.ts';
 
@@ -38,6 +40,8 @@ function setup(configPath = CONFIG_PATH) {
     logger: logs.logger,
     clock,
     identity: new IdentityHasher('test-salt'),
+    metrics: new MetricsRegistry(),
+    services: new Services(),
     configPath,
   });
   /** The probe fixture's log lines for one event, in order. */

@@ -1,0 +1,171 @@
+/**
+ * Metrics in the Prometheus text format (version 0.0.4), kept deliberately small: counters, gauges and
+ * histograms with fixed label names. Label values are chosen by code (rule names, hooks, states),
+ * never taken from requests, so no user or tenant id can become a label.
+ */
+
+type Labels = Record<string, string>;
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function labelText(names: readonly string[], values: readonly string[], extra = ''): string {
+  const parts = names.map((name, i) => `${name}="${escapeLabel(values[i]!)}"`);
+  if (extra) parts.push(extra);
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
+
+function formatNumber(value: number): string {
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return Number.isNaN(value) ? 'NaN' : String(value);
+}
+
+interface Metric {
+  render(): string;
+}
+
+/** Series keyed by their label values, in a fixed order. */
+abstract class Family<S> implements Metric {
+  protected readonly series = new Map<string, { values: string[]; state: S }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    private readonly type: string,
+  ) {}
+
+  protected at(labels: Labels): S {
+    const values = this.labelNames.map((n) => labels[n] ?? '');
+    const key = values.join('\u0000');
+    let entry = this.series.get(key);
+    if (entry === undefined) {
+      entry = { values, state: this.initial() };
+      this.series.set(key, entry);
+    }
+    return entry.state;
+  }
+
+  protected abstract initial(): S;
+  protected abstract lines(values: string[], state: S): string[];
+
+  render(): string {
+    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    for (const { values, state } of this.series.values()) out.push(...this.lines(values, state));
+    return out.join('\n');
+  }
+}
+
+export class Counter extends Family<{ value: number }> {
+  constructor(name: string, help: string, labelNames: readonly string[] = []) {
+    super(name, help, labelNames, 'counter');
+  }
+  inc(labels: Labels = {}, by = 1): void {
+    this.at(labels).value += by;
+  }
+  get(labels: Labels = {}): number {
+    return this.at(labels).value;
+  }
+  protected initial() {
+    return { value: 0 };
+  }
+  protected lines(values: string[], state: { value: number }): string[] {
+    return [`${this.name}${labelText(this.labelNames, values)} ${formatNumber(state.value)}`];
+  }
+}
+
+/** A gauge read when scraped (store size, breaker state), so nothing updates it on the hot path. */
+export class Gauge implements Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => number,
+  ) {}
+  render(): string {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, `${this.name} ${formatNumber(this.read())}`].join(
+      '\n',
+    );
+  }
+}
+
+interface HistogramState {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class Histogram extends Family<HistogramState> {
+  constructor(
+    name: string,
+    help: string,
+    /** Upper bounds, ascending; +Inf is implied. */
+    private readonly buckets: readonly number[],
+    labelNames: readonly string[] = [],
+  ) {
+    super(name, help, labelNames, 'histogram');
+  }
+  observe(value: number, labels: Labels = {}): void {
+    const state = this.at(labels);
+    state.sum += value;
+    state.count++;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (value <= this.buckets[i]!) {
+        state.counts[i]!++;
+        return;
+      }
+    }
+  }
+  protected initial(): HistogramState {
+    return { counts: this.buckets.map(() => 0), sum: 0, count: 0 };
+  }
+  protected lines(values: string[], state: HistogramState): string[] {
+    const out: string[] = [];
+    let cumulative = 0;
+    this.buckets.forEach((bound, i) => {
+      cumulative += state.counts[i]!;
+      out.push(`${this.name}_bucket${labelText(this.labelNames, values, `le="${formatNumber(bound)}"`)} ${cumulative}`);
+    });
+    out.push(`${this.name}_bucket${labelText(this.labelNames, values, 'le="+Inf"')} ${state.count}`);
+    out.push(`${this.name}_sum${labelText(this.labelNames, values)} ${formatNumber(state.sum)}`);
+    out.push(`${this.name}_count${labelText(this.labelNames, values)} ${state.count}`);
+    return out;
+  }
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+/** Every metric the gateway and its plugins expose at GET /metrics. */
+export class MetricsRegistry {
+  private readonly metrics = new Map<string, Metric>();
+
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return this.add(name, new Counter(name, help, labelNames));
+  }
+
+  gauge(name: string, help: string, read: () => number): Gauge {
+    return this.add(name, new Gauge(name, help, read));
+  }
+
+  histogram(name: string, help: string, buckets: readonly number[], labelNames: readonly string[] = []): Histogram {
+    return this.add(name, new Histogram(name, help, buckets, labelNames));
+  }
+
+  /** Drops a plugin's metrics when it is torn down (a reload may register them again). */
+  remove(name: string): void {
+    this.metrics.delete(name);
+  }
+
+  /** The text exposition format, one family after another. */
+  render(): string {
+    return `${[...this.metrics.values()].map((m) => m.render()).join('\n')}\n`;
+  }
+
+  private add<M extends Metric>(name: string, metric: M): M {
+    if (!NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`);
+    if (this.metrics.has(name)) throw new Error(`metric ${name} is already registered`);
+    this.metrics.set(name, metric);
+    return metric;
+  }
+}

@@ -2,6 +2,7 @@ import { DemoAgent } from './agent/agent.ts';
 import { MessageBus } from './bus/bus.ts';
 import type { OutboundReply } from './bus/messages.ts';
 import type { Channel } from './channels/channel.ts';
+import { mountAdminApi } from './channels/admin.ts';
 import { CliChannel, type CliStreams } from './channels/cli.ts';
 import { DiscordChannel } from './channels/discord.ts';
 import { HttpChannel } from './channels/http.ts';
@@ -72,6 +73,7 @@ export class Gateway {
         text: this.metrics.render(),
         contentType: 'text/plain; version=0.0.4; charset=utf-8',
       }));
+      if (http.admin_token) mountAdminApi(httpChannel, http.admin_token, this.services, this.logger.child({ component: 'admin' }));
     }
     if (cli.enabled) this.channels.push(new CliChannel(deps('cli'), cli, options.cliStreams));
     // The config schema already refuses these without the HTTP channel or their secret; this only narrows types.

@@ -16,6 +16,8 @@ const HttpChannelSchema = z.strictObject({
   max_body_bytes: z.number().int().min(1).default(64 * 1024),
   /** A message whose reply has not come back by then gets 504 instead of hanging the client. */
   reply_timeout_ms: z.number().int().min(1).default(30_000),
+  /** Turns the admin API on; requests must carry it as a bearer token. */
+  admin_token: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 const CliChannelSchema = z.strictObject({

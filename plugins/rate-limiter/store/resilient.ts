@@ -14,6 +14,8 @@ export interface ResilientStoreOptions {
   probeIntervalMs?: number;
   /** Called once per breaker transition (never per request). */
   onStateChange?: (state: BreakerState, previous: BreakerState, lastError: unknown) => void;
+  /** Called for every failed primary call (for metrics; logging is per transition). */
+  onFailure?: (error: unknown) => void;
 }
 
 export interface BackendStats {
@@ -84,6 +86,7 @@ export class ResilientStore implements RateStore {
   private failed(error: unknown, checks: readonly RuleCheck[], now: number): Decision | Promise<Decision> {
     this.counters.failures++;
     this.lastError = error;
+    this.options.onFailure?.(error);
     this.breaker.failure(this.options.clock.now());
     return this.degraded(checks, now);
   }

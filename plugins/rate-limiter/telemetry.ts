@@ -1,0 +1,87 @@
+import type { MessageBus } from '../../src/bus/bus.ts';
+import type { RateLimitDecisionEvent } from '../../src/bus/rate-limit-events.ts';
+import type { Counter, Histogram, MetricsRegistry } from '../../src/metrics/registry.ts';
+import type { BreakerState } from './breaker.ts';
+
+const PREFIX = 'floodgate_ratelimit';
+/** From 10 µs (a memory decision) to 0.5 s (a struggling network). */
+const LATENCY_BUCKETS = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5];
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+export interface TelemetrySources {
+  /** Keys held in this process. */
+  keys: () => number;
+  /** The Redis breaker's state; absent on the memory backend. */
+  breaker?: () => BreakerState;
+}
+
+/**
+ * The limiter's metrics (served at /metrics) and bus events. Labels are hooks, rule names and
+ * outcomes: a fixed, small set, and never an id.
+ */
+export class LimiterTelemetry {
+  private readonly decisions: Counter;
+  private readonly latency: Histogram;
+  private readonly failures: Counter;
+  private readonly faults: Counter;
+  private readonly names: string[] = [];
+
+  constructor(
+    private readonly metrics: MetricsRegistry,
+    private readonly bus: MessageBus,
+    sources: TelemetrySources,
+  ) {
+    this.decisions = this.track(
+      metrics.counter(`${PREFIX}_decisions_total`, 'Rate-limit decisions by hook, outcome and deciding rule.', [
+        'hook',
+        'outcome',
+        'rule',
+      ]),
+    );
+    this.latency = this.track(
+      metrics.histogram(`${PREFIX}_decision_seconds`, 'Time the store took to decide one request.', LATENCY_BUCKETS),
+    );
+    this.failures = this.track(
+      metrics.counter(`${PREFIX}_backend_failures_total`, 'Redis calls that failed or timed out.'),
+    );
+    this.faults = this.track(
+      metrics.counter(`${PREFIX}_faults_total`, 'Unexpected errors inside the limiter (each request was let through).'),
+    );
+    this.track(metrics.gauge(`${PREFIX}_keys`, 'Rate-limit keys held in this process.', sources.keys));
+    const breaker = sources.breaker;
+    if (breaker) {
+      this.track(
+        metrics.gauge(`${PREFIX}_breaker_state`, 'Redis circuit breaker: 0 closed, 1 half-open, 2 open.', () => BREAKER_VALUE[breaker()]),
+      );
+    }
+  }
+
+  decided(event: RateLimitDecisionEvent): void {
+    this.decisions.inc({ hook: event.hook, outcome: event.outcome, rule: event.rule ?? 'none' });
+    this.latency.observe(event.latency_ms / 1000);
+    this.bus.emit('ratelimit:decision', event);
+  }
+
+  backendFailed(message: string): void {
+    this.failures.inc();
+    this.bus.emit('ratelimit:backend_error', { message });
+  }
+
+  breakerChanged(state: BreakerState, previous: BreakerState): void {
+    this.bus.emit('ratelimit:breaker', { state, previous });
+  }
+
+  fault(): void {
+    this.faults.inc();
+  }
+
+  /** Removes the metrics (the plugin is being torn down; a new instance registers its own). */
+  dispose(): void {
+    for (const name of this.names) this.metrics.remove(name);
+  }
+
+  private track<M extends { name: string }>(metric: M): M {
+    this.names.push(metric.name);
+    return metric;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * What the rate limiter tells the rest of the gateway (metrics, audit, alerting). Events carry rule
+ * names, hooks and outcomes, never a user or tenant id.
+ */
+export interface RateLimitDecisionEvent {
+  hook: string;
+  channel: string;
+  outcome: 'admitted' | 'refused' | 'unavailable';
+  /** The rule that decided (the refusing one, or the one with fewest left); absent for blind decisions. */
+  rule?: string;
+  /** Seconds the client is told to wait, on refusals. */
+  retry_after?: number;
+  /** How long the store took to decide. */
+  latency_ms: number;
+}
+
+export interface RateLimitBreakerEvent {
+  state: 'closed' | 'open' | 'half_open';
+  previous: 'closed' | 'open' | 'half_open';
+}
+
+export interface RateLimitBackendErrorEvent {
+  /** The backend's error message (never carries keys). */
+  message: string;
+}
+
+export interface RateLimitEvents {
+  'ratelimit:decision': [event: RateLimitDecisionEvent];
+  'ratelimit:backend_error': [event: RateLimitBackendErrorEvent];
+  'ratelimit:breaker': [event: RateLimitBreakerEvent];
+}

@@ -1,5 +1,5 @@
 import type { PolicyCheck } from './policy.ts';
-import type { Decision } from './store/types.ts';
+import type { Decision, RuleResult } from './store/types.ts';
 
 /** Seconds as headers carry them: whole, rounded up, so a client waiting that long is never early. */
 export function ceilSeconds(ms: number): number {
@@ -26,19 +26,29 @@ export function bindingIndex(decision: Decision): number {
 /**
  * X-RateLimit-Limit/-Remaining/-Reset (reset in seconds from now) for the binding rule, and the IETF
  * RateLimit-Policy and RateLimit fields listing every rule that applied; Retry-After when refused.
+ * Built on every admitted message, so built plainly: one string per field, no intermediate arrays.
  */
 export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decision, binding: number): Record<string, string> {
   const rule = checks[binding]!.rule;
   const result = decision.results[binding]!;
+  let policy = checks[0]!.rule.policyItem;
+  let state = stateItem(checks[0]!, decision.results[0]!);
+  for (let i = 1; i < checks.length; i++) {
+    policy += `, ${checks[i]!.rule.policyItem}`;
+    state += `, ${stateItem(checks[i]!, decision.results[i]!)}`;
+  }
   const headers: Record<string, string> = {
     'X-RateLimit-Limit': String(rule.limit),
     'X-RateLimit-Remaining': String(result.remaining),
     'X-RateLimit-Reset': String(ceilSeconds(result.resetMs)),
-    'RateLimit-Policy': checks.map((c) => c.rule.policyItem).join(', '),
-    RateLimit: checks
-      .map((c, i) => `"${c.rule.name}";r=${decision.results[i]!.remaining};t=${ceilSeconds(decision.results[i]!.resetMs)}`)
-      .join(', '),
+    'RateLimit-Policy': policy,
+    RateLimit: state,
   };
   if (!decision.allowed) headers['Retry-After'] = String(Math.max(1, ceilSeconds(decision.retryAfterMs)));
   return headers;
+}
+
+/** One rule's item of the RateLimit field: `"user";r=29;t=60`. */
+function stateItem(check: PolicyCheck, result: RuleResult): string {
+  return `"${check.rule.name}";r=${result.remaining};t=${ceilSeconds(result.resetMs)}`;
 }

@@ -3,34 +3,70 @@ import { errorMessage } from '../../src/errors.ts';
 import { definePlugin } from '../../src/host/plugin.ts';
 import type { Logger } from '../../src/logger.ts';
 import { ALGORITHMS } from './algorithms/index.ts';
+import type { KeyScope } from './keys.ts';
 import { RateLimiter } from './limiter.ts';
 import { RateLimiterOptions } from './options.ts';
+import type { PolicyCheck } from './policy.ts';
 import { MemoryStore } from './store/memory.ts';
+import { forgetRedis, peekRedis } from './store/redis-admin.ts';
 import { CONNECT_TIMEOUT_MS, connectWithin, createRedisClient } from './store/redis-client.ts';
 import { RedisStore } from './store/redis.ts';
 import { ResilientStore } from './store/resilient.ts';
-import type { RateStore } from './store/types.ts';
+import type { RateStore, RuleResult } from './store/types.ts';
+import { LimiterTelemetry } from './telemetry.ts';
+import { LimitsView } from './view.ts';
+import type { BreakerState } from './breaker.ts';
+import type { MessageBus } from '../../src/bus/bus.ts';
+import type { MetricsRegistry } from '../../src/metrics/registry.ts';
 
 export { RateLimiter } from './limiter.ts';
 export { RateLimiterOptions } from './options.ts';
 
 interface Backend {
   store: RateStore;
+  telemetry: LimiterTelemetry;
+  /** The operator's reads and resets, on whichever backend holds the state. */
+  peek(checks: readonly PolicyCheck[]): Promise<RuleResult[]>;
+  forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
   close(): Promise<void>;
 }
 
+interface BackendDeps {
+  clock: Clock;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  bus: MessageBus;
+}
+
 /** The memory store, or Redis behind a circuit breaker with the memory store as its fallback. */
-async function openBackend(options: RateLimiterOptions, clock: Clock, logger: Logger): Promise<Backend> {
+async function openBackend(options: RateLimiterOptions, { clock, logger, metrics, bus }: BackendDeps): Promise<Backend> {
   const memory = new MemoryStore(ALGORITHMS[options.algorithm], options.max_keys);
-  if (options.backend === 'memory') return { store: memory, close: () => memory.close() };
+  if (options.backend === 'memory') {
+    const telemetry = new LimiterTelemetry(metrics, bus, { keys: () => memory.size });
+    return {
+      store: memory,
+      telemetry,
+      peek: async (checks) => memory.peek(checks, clock.now()),
+      forget: async (_scope, owns) => memory.forget(owns),
+      close: async () => {
+        telemetry.dispose();
+        await memory.close();
+      },
+    };
+  }
 
   const client = createRedisClient({ url: options.redis_url, cluster: options.redis_cluster, timeoutMs: options.redis_timeout_ms });
+  let breaker: BreakerState = 'closed';
+  let telemetry: LimiterTelemetry | undefined;
   const store = new ResilientStore({
     primary: new RedisStore({ client, algorithm: options.algorithm, prefix: options.redis_key_prefix }),
     fallback: memory,
     policy: options.on_backend_error,
     clock,
+    onFailure: (error) => telemetry?.backendFailed(errorMessage(error)),
     onStateChange: (state, previous, lastError) => {
+      breaker = state;
+      telemetry?.breakerChanged(state, previous);
       if (state === 'open' && previous === 'closed') {
         logger.warn(
           { on_backend_error: options.on_backend_error, err_message: errorMessage(lastError) },
@@ -41,30 +77,52 @@ async function openBackend(options: RateLimiterOptions, clock: Clock, logger: Lo
       }
     },
   });
+  telemetry = new LimiterTelemetry(metrics, bus, { keys: () => store.size, breaker: () => breaker });
   try {
     await connectWithin(client, CONNECT_TIMEOUT_MS);
   } catch (error) {
     // Start anyway: the breaker decides by the failure policy and probes until Redis answers.
     store.markDown(error);
   }
+  const tracked = telemetry;
   return {
     store,
+    telemetry: tracked,
+    peek: (checks) => peekRedis(client, options.algorithm, options.redis_key_prefix, checks),
+    forget: async (scope, owns) => (await forgetRedis(client, options.redis_key_prefix, scope.tag, owns)) + memory.forget(owns),
     close: async () => {
+      tracked.dispose();
       await store.close();
       client.disconnect();
     },
   };
 }
 
+/** Settings that decide where state lives: changing any of them on reload starts a new store. */
+function storeSettings(options: RateLimiterOptions): string {
+  const { algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error } = options;
+  return JSON.stringify({ algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error });
+}
+
 /** Limits prompt fetches and tool calls per user, tenant and tool. */
 export default definePlugin({
   name: 'rate_limiter',
   configSchema: RateLimiterOptions,
-  async setup({ config, hooks, clock, logger, identity, mode }) {
-    const backend = await openBackend(config, clock, logger);
-    const limiter = new RateLimiter({ options: config, store: backend.store, clock, logger, identity, mode });
+  async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services }) {
+    const deps: BackendDeps = { clock, logger, metrics, bus };
+    let current = config;
+    let backend = await openBackend(config, deps);
+    const limiter = new RateLimiter({ options: config, store: backend.store, clock, logger, identity, mode, telemetry: backend.telemetry });
     hooks.register('prePromptFetch', (payload) => limiter.onPrompt(payload.context));
     hooks.register('preToolInvoke', (payload) => limiter.onTool(payload.context, payload.tool));
+    services.provide(
+      'limits',
+      new LimitsView({
+        policy: () => limiter.policy,
+        peek: (checks) => backend.peek(checks),
+        forget: (scope, owns) => backend.forget(scope, owns),
+      }),
+    );
     logger.info(
       {
         algorithm: config.algorithm,
@@ -75,6 +133,23 @@ export default definePlugin({
       },
       'rate limiter ready',
     );
-    return { teardown: () => backend.close() };
+    return {
+      async reconfigure(update) {
+        const next = update.config as RateLimiterOptions;
+        if (storeSettings(next) === storeSettings(current)) {
+          limiter.reconfigure(next, update.mode);
+          logger.info('rate limiter reconfigured; every count kept');
+        } else {
+          const previous = backend;
+          previous.telemetry.dispose();
+          backend = await openBackend(next, deps);
+          limiter.reconfigure(next, update.mode, { store: backend.store, telemetry: backend.telemetry });
+          await previous.close();
+          logger.warn('rate limiter reconfigured with another algorithm or backend; counts start afresh');
+        }
+        current = next;
+      },
+      teardown: () => backend.close(),
+    };
   },
 });

@@ -55,3 +55,8 @@ export function toolKey(scope: KeyScope, tool: string): string {
 export function identityKey(channel: string, user: string): string {
   return `${channel}:${user}`;
 }
+
+/** Whether `key` holds this user's own state (their user and tool keys; never the tenant's). */
+export function ownsKey(scope: KeyScope, key: string): boolean {
+  return key === userKey(scope) || (key.startsWith(`${scope.tag}tool:`) && key.endsWith(`:${scope.member}`));
+}

@@ -1,5 +1,5 @@
 import type { Rule } from './algorithms/types.ts';
-import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
+import { identityKey, keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
 import type { RateLimiterOptions } from './options.ts';
 import { describeRate, type Rate } from './rate.ts';
 import type { RuleCheck } from './store/types.ts';
@@ -29,6 +29,8 @@ export interface Subject {
   tenant: string | undefined;
   /** Where this request's keys live. */
   scope: KeyScope;
+  /** The user for per-user state that never leaves the process (reply cooldowns); see identityKey(). */
+  identity: string;
 }
 
 function compile(name: CompiledRule['name'], rate: Rate): CompiledRule {
@@ -64,7 +66,12 @@ export class Policy {
     const user = normalizeId(userId);
     // Users live under their tenant's hash tag only when a tenant rule must be decided with theirs.
     const scope = keyScope(channel, user, this.tenant ? tenant : undefined);
-    return { channel, user, tenant, scope };
+    return { channel, user, tenant, scope, identity: identityKey(channel, user) };
+  }
+
+  /** The tools with a rate of their own, normalised. */
+  toolNames(): string[] {
+    return [...this.tools.keys()];
   }
 
   /** A prompt fetch counts against the user's rule and the tenant's rule. */

@@ -38,6 +38,8 @@ const checkPayload = Object.fromEntries(
 
 const ERROR_LOG_INTERVAL_MS = 10_000;
 
+type Headers = Record<string, string>;
+
 /** A refusal for plugins set to fail closed; it names no user, only that the step is unavailable. */
 function failClosedViolation(): Violation {
   return {
@@ -121,35 +123,77 @@ export class HookRunner {
     return (this.handlers.get(hook)?.length ?? 0) > 0;
   }
 
-  async run<N extends HookName>(hook: N, payload: HookPayload<N>): Promise<HookOutcome> {
+  run<N extends HookName>(hook: N, payload: HookPayload<N>): Promise<HookOutcome> {
     const list = this.handlers.get(hook);
-    if (list === undefined || list.length === 0) return { stopped: false, headers: undefined };
-    if (!checkPayload[hook].Check(payload)) {
-      const first = checkPayload[hook].Errors(payload).First();
-      throw new FloodgateError(ErrorCode.HookResult, `invalid ${hook} payload at ${first?.path}: ${first?.message}`);
+    if (list === undefined || list.length === 0) return Promise.resolve({ stopped: false, headers: undefined });
+    try {
+      if (!checkPayload[hook].Check(payload)) {
+        const first = checkPayload[hook].Errors(payload).First();
+        throw new FloodgateError(ErrorCode.HookResult, `invalid ${hook} payload at ${first?.path}: ${first?.message}`);
+      }
+      return Promise.resolve(this.runFrom(list, 0, payload, undefined));
+    } catch (error) {
+      return Promise.reject(error);
     }
-    let headers: Record<string, string> | undefined;
-    for (const registration of list) {
-      let result: HookResult;
+  }
+
+  /**
+   * Runs `list` from `index` on. Handlers that answer synchronously (the common case: a rate limit
+   * decided in memory) are run in a plain loop, with no promise or tick of their own; the first one
+   * that answers with a promise hands the rest of the list to runAfter().
+   */
+  private runFrom(list: readonly HookRegistration[], index: number, payload: unknown, headers: Headers | undefined): HookOutcome | Promise<HookOutcome> {
+    for (let i = index; i < list.length; i++) {
+      const registration = list[i]!;
+      let outcome: HookOutcome;
       try {
         const returned = (registration.handler as (p: unknown) => HookResult | Promise<HookResult>)(payload);
-        // A handler that answers synchronously costs no timer, no promise and no tick.
-        result = this.validated(registration, isThenable(returned) ? await this.withTimeout(returned, registration) : returned);
+        if (isThenable(returned)) return this.runAfter(list, i, payload, headers, returned);
+        outcome = this.apply(registration, this.validated(registration, returned), headers);
       } catch (error) {
-        this.logPluginError(registration, error);
-        // A permissive plugin never blocks traffic, not even when it fails.
-        if (registration.onError === 'fail_closed' && registration.mode === 'enforce') {
-          return { stopped: true, violation: failClosedViolation(), plugin: registration.plugin };
-        }
-        continue;
+        outcome = this.failed(registration, error, headers);
       }
-      if (result.continue) {
-        if (result.headers) headers = headers ? { ...headers, ...result.headers } : result.headers;
-      } else if (registration.mode === 'enforce') {
-        return { stopped: true, violation: result.violation, plugin: registration.plugin };
-      } else {
-        this.logIgnoredViolation(registration, result.violation);
-      }
+      if (outcome.stopped) return outcome;
+      headers = outcome.headers;
+    }
+    return { stopped: false, headers };
+  }
+
+  /** Waits for the handler at `index` (with the hook timeout), then runs the rest of the list. */
+  private async runAfter(
+    list: readonly HookRegistration[],
+    index: number,
+    payload: unknown,
+    headers: Headers | undefined,
+    pending: Promise<HookResult>,
+  ): Promise<HookOutcome> {
+    const registration = list[index]!;
+    let outcome: HookOutcome;
+    try {
+      outcome = this.apply(registration, this.validated(registration, await this.withTimeout(pending, registration)), headers);
+    } catch (error) {
+      outcome = this.failed(registration, error, headers);
+    }
+    if (outcome.stopped) return outcome;
+    return this.runFrom(list, index + 1, payload, outcome.headers);
+  }
+
+  /** What a valid result does to the step: stops it (an enforcing plugin's violation) or adds headers. */
+  private apply(registration: HookRegistration, result: HookResult, headers: Headers | undefined): HookOutcome {
+    if (result.continue) {
+      return { stopped: false, headers: result.headers ? (headers ? { ...headers, ...result.headers } : result.headers) : headers };
+    }
+    if (registration.mode === 'enforce') return { stopped: true, violation: result.violation, plugin: registration.plugin };
+    this.logIgnoredViolation(registration, result.violation);
+    return { stopped: false, headers };
+  }
+
+  /** A plugin that threw, timed out or answered nonsense: its on_error decides. */
+  private failed(registration: HookRegistration, error: unknown, headers: Headers | undefined): HookOutcome {
+    this.logPluginError(registration, error);
+    // A permissive plugin never blocks traffic, not even when it fails.
+    if (registration.onError === 'fail_closed' && registration.mode === 'enforce') {
+      return { stopped: true, violation: failClosedViolation(), plugin: registration.plugin };
     }
     return { stopped: false, headers };
   }

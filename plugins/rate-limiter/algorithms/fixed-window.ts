@@ -2,35 +2,39 @@ import type { Algorithm } from './types.ts';
 
 /** Count per window aligned to the epoch. Cheap, but admits up to 2x the limit across a boundary. */
 export interface FixedWindowState {
-  windowStart: number;
+  /**
+   * Which window (epoch time / window length, rounded down): a small integer, which V8 stores inline,
+   * where the window's start time would need a boxed double (16 bytes more per key).
+   */
+  window: number;
   count: number;
 }
 
-function windowStart(now: number, windowMs: number): number {
-  return Math.floor(now / windowMs) * windowMs;
+function windowOf(now: number, windowMs: number): number {
+  return Math.floor(now / windowMs);
 }
 
-function countAt(state: FixedWindowState | undefined, start: number): number {
-  return state !== undefined && state.windowStart === start ? state.count : 0;
+function countIn(state: FixedWindowState | undefined, window: number): number {
+  return state !== undefined && state.window === window ? state.count : 0;
 }
 
 export const fixedWindow: Algorithm<FixedWindowState> = {
   check(state, now, rule) {
-    const start = windowStart(now, rule.windowMs);
-    return countAt(state, start) < rule.limit ? 0 : start + rule.windowMs - now;
+    const window = windowOf(now, rule.windowMs);
+    return countIn(state, window) < rule.limit ? 0 : (window + 1) * rule.windowMs - now;
   },
   consume(state, now, rule) {
-    const start = windowStart(now, rule.windowMs);
-    const count = countAt(state, start) + 1;
-    if (state === undefined) return { windowStart: start, count };
-    state.windowStart = start;
+    const window = windowOf(now, rule.windowMs);
+    const count = countIn(state, window) + 1;
+    if (state === undefined) return { window, count };
+    state.window = window;
     state.count = count;
     return state;
   },
   standing(state, now, rule) {
-    const start = windowStart(now, rule.windowMs);
-    const count = countAt(state, start);
-    return { remaining: rule.limit - count, resetMs: count === 0 ? 0 : start + rule.windowMs - now };
+    const window = windowOf(now, rule.windowMs);
+    const count = countIn(state, window);
+    return { remaining: rule.limit - count, resetMs: count === 0 ? 0 : (window + 1) * rule.windowMs - now };
   },
-  expiresAt: (state, rule) => state.windowStart + rule.windowMs,
+  expiresAt: (state, rule) => (state.window + 1) * rule.windowMs,
 };

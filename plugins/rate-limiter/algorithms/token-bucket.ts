@@ -5,9 +5,8 @@ import type { Algorithm, Rule } from './types.ts';
  * TAT one emission interval (window / limit) forward; a request is admitted while the TAT is at most
  * one window ahead of now. Allows a burst of `limit`, then a steady `limit` per window.
  */
-export interface TokenBucketState {
-  tat: number;
-}
+/** The TAT itself: a bare number is the smallest state a key can have (no object around it). */
+export type TokenBucketState = number;
 
 // Emission intervals are fractional (60000/7 ms); compare with a little slack for float error.
 const EPSILON = 1e-6;
@@ -23,25 +22,22 @@ function slack(rule: Rule, interval: number): number {
 export const tokenBucket: Algorithm<TokenBucketState> = {
   check(state, now, rule) {
     const interval = rule.windowMs / rule.limit;
-    const ahead = Math.max(state?.tat ?? now, now) - now;
+    const ahead = Math.max(state ?? now, now) - now;
     const wait = ahead + interval - rule.windowMs;
     const tolerance = slack(rule, interval);
     return wait <= tolerance ? 0 : Math.ceil(wait - tolerance);
   },
   consume(state, now, rule) {
-    const tat = Math.max(state?.tat ?? now, now) + rule.windowMs / rule.limit;
-    if (state === undefined) return { tat };
-    state.tat = tat;
-    return state;
+    return Math.max(state ?? now, now) + rule.windowMs / rule.limit;
   },
   standing(state, now, rule) {
     const interval = rule.windowMs / rule.limit;
-    const ahead = Math.max(state?.tat ?? now, now) - now;
+    const ahead = Math.max(state ?? now, now) - now;
     const tolerance = slack(rule, interval);
     return {
       remaining: Math.max(0, Math.floor((rule.windowMs - ahead + tolerance) / interval)),
       resetMs: Math.max(0, Math.ceil(ahead - tolerance)),
     };
   },
-  expiresAt: (state) => state.tat,
+  expiresAt: (state) => state,
 };

@@ -1,150 +1,202 @@
--- Decides one request against every rule that applies to it, atomically: each rule is checked, and
--- only when all admit is each one charged. Mirrors algorithms/*.ts exactly; the memory store is the
--- reference. Time comes from the Redis server (TIME), so gateway clocks cannot skew decisions.
+-- Decides requests against every rule that applies to each, each request atomically: its rules are
+-- all checked, and only when all admit is each one charged. Mirrors algorithms/*.ts exactly; the
+-- memory store is the reference. Time comes from the Redis server (TIME), so gateway clocks cannot
+-- skew decisions.
 --
--- KEYS: one per rule (all in one hash slot).
+-- One call may carry several requests (a batch: every decision a gateway made in the same tick),
+-- decided one after another, as separate calls would be. What a call costs beyond its requests'
+-- own reads and writes (the call itself, TIME, the reply) is then paid once per batch. Each key is
+-- read once, and a request's answer (remaining, reset) is worked out from what was read and written
+-- rather than read again: inside a script, every redis.call has a cost of its own.
+--
+-- KEYS: every request's keys, request after request (on a Cluster a call carries one request, whose
+--       keys share one hash slot).
 -- ARGV[1]: algorithm: sliding_window | fixed_window | token_bucket
--- ARGV[2]: '' to use TIME, or a time in ms (the shared decision tables of the tests)
--- ARGV[2 + 2i - 1], ARGV[2 + 2i]: limit and window (ms) of rule i
--- Returns: { allowed (1/0), retry_after_ms, then per rule: retry_after_ms, remaining, reset_ms }
+-- ARGV[2]: number of requests
+-- then per request: its time ('' to use TIME, or a time in ms, for the shared decision tables of the
+--       tests), its number of rules k, and k pairs: limit, window (ms).
+-- Returns, request after request, rule after rule: retry_after_ms, remaining, reset_ms. A request is
+-- admitted when each of its rules' retry_after_ms is 0; it must wait the largest of them. A request
+-- that could not be decided (a key of the wrong type) has -1, the error, 0 for each of its rules, and
+-- wrote nothing (keys are only written once all of a request's reads are done).
+
+local call, ceil, floor, min, format = redis.call, math.ceil, math.floor, math.min, string.format
 
 local algorithm = ARGV[1]
-local now
-if ARGV[2] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-else
-  now = tonumber(ARGV[2])
-end
+local requests = tonumber(ARGV[2])
 
 -- Lossless for doubles: times are stored as text and read back exactly.
 local function num(x)
-  return string.format('%.17g', x)
+  return format('%.17g', x)
 end
 
-local function expire_at(key, at)
-  local ttl = math.ceil(at - now)
-  if ttl < 1 then ttl = 1 end
-  redis.call('PEXPIRE', key, ttl)
-end
+local server_now
+local out, n = {}, 0
+-- Scratch shared by the requests: what pass 1 read of each rule, for pass 2.
+local st = {}
+local key_at, arg_at = 0, 3
 
--- Exact sliding window: a list of the times of the last `limit` admissions, oldest first.
-local sliding = {}
-function sliding.check(key, limit, window)
-  if redis.call('LLEN', key) < limit then return 0 end
-  local wait = tonumber(redis.call('LINDEX', key, 0)) + window - now
-  if wait <= 0 then return 0 end
-  return wait
-end
-function sliding.consume(key, limit, window)
-  local time = now
-  local newest = redis.call('LINDEX', key, -1)
-  if newest then time = math.max(now, tonumber(newest)) end
-  local size = redis.call('RPUSH', key, num(time))
-  if size > limit then redis.call('LTRIM', key, size - limit, -1) end
-  expire_at(key, time + window)
-end
-function sliding.standing(key, limit, window)
-  local size = redis.call('LLEN', key)
-  if size == 0 then return limit, 0 end
-  local edge = now - window
-  local lo, hi = 0, size
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if tonumber(redis.call('LINDEX', key, mid)) <= edge then lo = mid + 1 else hi = mid end
+local function decide(now, count)
+  local longest = 0
+
+  if algorithm == 'sliding_window' then
+    -- Exact sliding window: a list of the times of the last `limit` admissions, oldest first.
+    for i = 1, count do
+      local key, limit, window = KEYS[key_at + i], tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local size = call('LLEN', key)
+      local oldest, newest = false, false
+      if size > 0 then
+        oldest = tonumber(call('LINDEX', key, 0))
+        if size == 1 then newest = oldest else newest = tonumber(call('LINDEX', key, -1)) end
+      end
+      local wait = 0
+      if size >= limit then
+        wait = oldest + window - now
+        if wait < 0 then wait = 0 end
+      end
+      local s = 4 * i
+      st[s - 3], st[s - 2], st[s - 1], st[s] = size, oldest, newest, wait
+      if wait > longest then longest = wait end
+    end
+    for i = 1, count do
+      local key, limit, window = KEYS[key_at + i], tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local s = 4 * i
+      local size, oldest, newest = st[s - 3], st[s - 2], st[s - 1]
+      if longest == 0 then
+        -- Keep the list sorted even if the clock steps back.
+        local time = now
+        if size > 0 and newest > now then time = newest end
+        size = call('RPUSH', key, num(time))
+        if size > limit then
+          call('LTRIM', key, size - limit, -1)
+          size = limit
+          oldest = tonumber(call('LINDEX', key, 0))
+        elseif size == 1 then
+          oldest = time
+        end
+        newest = time
+        local ttl = ceil(time + window - now)
+        if ttl < 1 then ttl = 1 end
+        call('PEXPIRE', key, ttl)
+      end
+      -- How many recorded times are inside the window (later than now - W); the list is sorted.
+      local edge, used = now - window, 0
+      if size > 0 then
+        if oldest > edge then
+          used = size
+        elseif newest > edge then
+          local lo, hi = 1, size - 1
+          while lo < hi do
+            local mid = floor((lo + hi) / 2)
+            if tonumber(call('LINDEX', key, mid)) <= edge then lo = mid + 1 else hi = mid end
+          end
+          used = size - lo
+        end
+      end
+      local reset = 0
+      if used > 0 then reset = ceil(newest + window - now) end
+      out[n + 1], out[n + 2], out[n + 3] = ceil(st[s]), limit - used, reset
+      n = n + 3
+    end
+  elseif algorithm == 'fixed_window' then
+    -- Fixed window aligned to the epoch: a hash {s = window start, c = count}. The key's TTL is set
+    -- when its window starts (it ends with the window); later charges in the window leave it alone.
+    for i = 1, count do
+      local limit, window = tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local start = floor(now / window) * window
+      local state = call('HMGET', KEYS[key_at + i], 's', 'c')
+      local used = 0
+      if state[1] and tonumber(state[1]) == start then used = tonumber(state[2]) end
+      local wait = 0
+      if used >= limit then wait = start + window - now end
+      local s = 3 * i
+      st[s - 2], st[s - 1], st[s] = start, used, wait
+      if wait > longest then longest = wait end
+    end
+    for i = 1, count do
+      local key, limit, window = KEYS[key_at + i], tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local s = 3 * i
+      local start, used = st[s - 2], st[s - 1]
+      if longest == 0 then
+        used = used + 1
+        call('HSET', key, 's', num(start), 'c', used)
+        if used == 1 then
+          local ttl = ceil(start + window - now)
+          if ttl < 1 then ttl = 1 end
+          call('PEXPIRE', key, ttl)
+        end
+      end
+      local reset = 0
+      if used > 0 then reset = ceil(start + window - now) end
+      out[n + 1], out[n + 2], out[n + 3] = ceil(st[s]), limit - used, reset
+      n = n + 3
+    end
+  elseif algorithm == 'token_bucket' then
+    -- GCRA: the theoretical arrival time (TAT) as one number, written with its TTL in one SET. The
+    -- slack absorbs the rounding of fractional intervals added to epoch-sized times (see
+    -- algorithms/token-bucket.ts).
+    for i = 1, count do
+      local limit, window = tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local tat = tonumber(call('GET', KEYS[key_at + i]) or '')
+      if tat == nil or tat < now then tat = now end
+      local interval = window / limit
+      local tolerance = 1e-6 + min(limit * 2 ^ -11, interval / 2)
+      local wait = tat - now + interval - window
+      if wait <= tolerance then wait = 0 else wait = ceil(wait - tolerance) end
+      local s = 3 * i
+      st[s - 2], st[s - 1], st[s] = tat, tolerance, wait
+      if wait > longest then longest = wait end
+    end
+    for i = 1, count do
+      local limit, window = tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local s = 3 * i
+      local tat, tolerance = st[s - 2], st[s - 1]
+      local interval = window / limit
+      if longest == 0 then
+        tat = tat + interval
+        local ttl = ceil(tat - now)
+        if ttl < 1 then ttl = 1 end
+        call('SET', KEYS[key_at + i], num(tat), 'PX', ttl)
+      end
+      local ahead = tat - now
+      local remaining = floor((window - ahead + tolerance) / interval)
+      if remaining < 0 then remaining = 0 end
+      local reset = ceil(ahead - tolerance)
+      if reset < 0 then reset = 0 end
+      out[n + 1], out[n + 2], out[n + 3] = st[s], remaining, reset
+      n = n + 3
+    end
+  else
+    error('unknown algorithm ' .. tostring(algorithm))
   end
-  local used = size - lo
-  if used == 0 then return limit, 0 end
-  return limit - used, tonumber(redis.call('LINDEX', key, -1)) + window - now
 end
 
--- Fixed window aligned to the epoch: a hash {s = window start, c = count}.
-local fixed = {}
-local function fixed_count(key, start)
-  local state = redis.call('HMGET', key, 's', 'c')
-  if state[1] and tonumber(state[1]) == start then return tonumber(state[2]) end
-  return 0
-end
-function fixed.check(key, limit, window)
-  local start = math.floor(now / window) * window
-  if fixed_count(key, start) < limit then return 0 end
-  return start + window - now
-end
-function fixed.consume(key, limit, window)
-  local start = math.floor(now / window) * window
-  local count = fixed_count(key, start) + 1
-  redis.call('HSET', key, 's', num(start), 'c', count)
-  expire_at(key, start + window)
-end
-function fixed.standing(key, limit, window)
-  local start = math.floor(now / window) * window
-  local count = fixed_count(key, start)
-  if count == 0 then return limit, 0 end
-  return limit - count, start + window - now
-end
-
--- GCRA: the theoretical arrival time as one number. The slack absorbs the rounding of fractional
--- intervals added to epoch-sized times (see algorithms/token-bucket.ts).
-local EPSILON = 1e-6
-local TIME_RESOLUTION = 2 ^ -11
-local gcra = {}
-local function slack(limit, interval)
-  return EPSILON + math.min(limit * TIME_RESOLUTION, interval / 2)
-end
-local function ahead_of(key)
-  local tat = tonumber(redis.call('GET', key) or '')
-  if tat == nil or tat < now then return 0 end
-  return tat - now
-end
-function gcra.check(key, limit, window)
-  local interval = window / limit
-  local wait = ahead_of(key) + interval - window
-  local tolerance = slack(limit, interval)
-  if wait <= tolerance then return 0 end
-  return math.ceil(wait - tolerance)
-end
-function gcra.consume(key, limit, window)
-  local stored = tonumber(redis.call('GET', key) or '')
-  local base = now
-  if stored ~= nil and stored > now then base = stored end
-  local tat = base + window / limit
-  redis.call('SET', key, num(tat))
-  expire_at(key, tat)
-end
-function gcra.standing(key, limit, window)
-  local interval = window / limit
-  local ahead = ahead_of(key)
-  local tolerance = slack(limit, interval)
-  local remaining = math.floor((window - ahead + tolerance) / interval)
-  if remaining < 0 then remaining = 0 end
-  local reset = math.ceil(ahead - tolerance)
-  if reset < 0 then reset = 0 end
-  return remaining, reset
-end
-
-local impl
-if algorithm == 'sliding_window' then impl = sliding
-elseif algorithm == 'fixed_window' then impl = fixed
-elseif algorithm == 'token_bucket' then impl = gcra
-else return redis.error_reply('unknown algorithm ' .. tostring(algorithm)) end
-
-local count = #KEYS
-local waits = {}
-local longest = 0
-for i = 1, count do
-  local wait = impl.check(KEYS[i], tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i]))
-  waits[i] = wait
-  if wait > longest then longest = wait end
-end
-local allowed = longest == 0
-
-local out = { allowed and 1 or 0, math.ceil(longest) }
-for i = 1, count do
-  local key, limit, window = KEYS[i], tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-  if allowed then impl.consume(key, limit, window) end
-  local remaining, reset = impl.standing(key, limit, window)
-  out[#out + 1] = math.ceil(waits[i])
-  out[#out + 1] = remaining
-  out[#out + 1] = math.ceil(reset)
+for _ = 1, requests do
+  local now
+  if ARGV[arg_at] == '' then
+    if server_now == nil then
+      local t = call('TIME')
+      server_now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+    end
+    now = server_now
+  else
+    now = tonumber(ARGV[arg_at])
+  end
+  local count = tonumber(ARGV[arg_at + 1])
+  arg_at = arg_at + 2
+  -- A request that fails (a key of the wrong type) answers an error of its own; the rest of the batch
+  -- is decided as usual. Its triples become one marker: -1, the error, 0.
+  local first = n
+  local ok, err = pcall(decide, now, count)
+  if not ok then
+    if type(err) == 'table' then err = err.err end
+    n = first
+    for i = 1, count do
+      out[n + 1], out[n + 2], out[n + 3] = -1, tostring(err), 0
+      n = n + 3
+    end
+  end
+  key_at = key_at + count
+  arg_at = arg_at + 2 * count
 end
 return out

@@ -1,0 +1,48 @@
+import type { LimitsAdmin, LimitsQuery } from '../../src/host/services.ts';
+import { ceilSeconds } from './headers.ts';
+import { ownsKey, type KeyScope } from './keys.ts';
+import type { Policy, PolicyCheck } from './policy.ts';
+import type { RuleResult } from './store/types.ts';
+
+/** What the view needs of the running limiter; a function, so a reload's new policy or store is used. */
+export interface ViewSource {
+  policy(): Policy;
+  peek(checks: readonly PolicyCheck[]): Promise<RuleResult[]>;
+  forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
+}
+
+/**
+ * The operator's view behind the admin API: every rule that applies to one user (their prompts, their
+ * tenant, each tool with its own rate) with usage, remaining and reset, read without charging
+ * anything; and a reset of that user's own state. Answers name rules and tools, never the ids asked
+ * about.
+ */
+export class LimitsView implements LimitsAdmin {
+  constructor(private readonly source: ViewSource) {}
+
+  async inspect(query: LimitsQuery): Promise<unknown> {
+    const policy = this.source.policy();
+    const subject = policy.subject(query.channel, query.user_id, query.tenant_id);
+    const rows: { rule: string; check: PolicyCheck }[] = policy.forPrompt(subject).map((check) => ({ rule: check.rule.name, check }));
+    for (const tool of policy.toolNames()) {
+      for (const check of policy.forTool(subject, tool)) if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}`, check });
+    }
+    const results = await this.source.peek(rows.map((r) => r.check));
+    return {
+      channel: query.channel,
+      rules: rows.map(({ rule, check }, i) => ({
+        rule,
+        limit: check.rule.source,
+        used: check.rule.limit - results[i]!.remaining,
+        remaining: results[i]!.remaining,
+        reset_after: ceilSeconds(results[i]!.resetMs),
+      })),
+    };
+  }
+
+  async reset(query: LimitsQuery): Promise<unknown> {
+    const subject = this.source.policy().subject(query.channel, query.user_id, query.tenant_id);
+    const deleted = await this.source.forget(subject.scope, (key) => ownsKey(subject.scope, key));
+    return { reset: true, keys_removed: deleted };
+  }
+}

@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { redisTestsEnabled } from '../support/redis.ts';
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
+
+/**
+ * The benchmark is not part of the test suite; this only checks that it still runs: `npm run bench --
+ * --smoke` (every section, at a few seconds each, with its own redis-server and gateways) must exit 0
+ * and write valid JSON with every section's figures. The numbers themselves are not checked.
+ */
+describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'floodgate-bench-smoke-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs every section and writes the results as JSON', async () => {
+    const out = join(dir, 'results.json');
+    const stderr: string[] = [];
+    const code = await new Promise<number | null>((resolveExit, reject) => {
+      const child = spawn('npm', ['run', '--silent', 'bench', '--', '--smoke', '--out', out], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+      child.once('error', reject);
+      child.once('exit', resolveExit);
+    });
+    expect(code, stderr.join('').slice(-3000)).toBe(0);
+
+    const results = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
+    expect(results.profile).toBe('smoke');
+    expect(Number.isNaN(Date.parse(results.timestamp))).toBe(false);
+    expect(results.machine.cpus).toBeGreaterThan(0);
+    expect(results.machine.node).toBe(process.version);
+
+    const { inProcess, redis, hookPath, endToEnd, memory, accuracy } = results.sections;
+    expect(inProcess.map((r: any) => r.algorithm)).toEqual(['sliding_window', 'fixed_window', 'token_bucket']);
+    for (const r of inProcess) {
+      expect(r.byRules.map((x: any) => x.rules)).toEqual([1, 3]);
+      for (const x of r.byRules) for (const c of ['floor', 'rlf', 'store', 'limiter']) expect(x[c].median).toBeGreaterThan(0);
+    }
+    expect(redis.byConcurrency.map((c: any) => c.concurrency)).toEqual([1, 64, 256]);
+    for (const c of redis.byConcurrency) {
+      expect(c.contenders.map((x: any) => x.name)).toEqual(['floor', 'rlf', 'sliding_window', 'fixed_window', 'token_bucket']);
+      for (const x of c.contenders) expect(x.rate.median).toBeGreaterThan(0);
+    }
+    expect(redis.byConcurrency[1].contenders[0].latency.p99Ms).toBeGreaterThan(0);
+    expect(hookPath.limiter.median).toBeGreaterThan(0);
+    expect(hookPath.noPlugin.median).toBeGreaterThan(0);
+    expect(endToEnd.enabled.requestsPerSecond).toBeGreaterThan(0);
+    expect(endToEnd.disabled.requestsPerSecond).toBeGreaterThan(0);
+    expect(memory.figures.map((f: any) => f.name)).toEqual([
+      'sliding_window',
+      'fixed_window',
+      'token_bucket',
+      'sliding_window (full ring)',
+      'RateLimiterMemory',
+    ]);
+    for (const f of memory.figures) expect(f.bytesPerKey).toBeGreaterThan(0);
+    const sliding = accuracy.figures.find((f: any) => f.algorithm === 'sliding_window');
+    // The one figure that is a correctness guarantee, not a speed: never more than N in any window.
+    expect(sliding.maxInWindow).toBeLessThanOrEqual(sliding.limit);
+    expect(results.targets.length).toBeGreaterThan(10);
+  }, 240_000);
+});

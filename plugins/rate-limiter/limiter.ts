@@ -79,6 +79,7 @@ export class RateLimiter {
   onPrompt(context: HookContext): HookResult | Promise<HookResult> {
     try {
       const sender = this.senders.resolve(context.channel, context.user_id, context.tenant_id);
+      if (sender.subject.exempt) return CONTINUE;
       return this.settle('prePromptFetch', this.decide('prePromptFetch', sender.subject, sender.prompt));
     } catch (error) {
       return this.fault('prePromptFetch', error);
@@ -88,6 +89,7 @@ export class RateLimiter {
   onTool(context: HookContext, tool: string): HookResult | Promise<HookResult> {
     try {
       const sender = this.senders.resolve(context.channel, context.user_id, context.tenant_id);
+      if (sender.subject.exempt) return CONTINUE;
       return this.settle('preToolInvoke', this.decide('preToolInvoke', sender.subject, this.senders.forTool(sender, tool)));
     } catch (error) {
       return this.fault('preToolInvoke', error);

@@ -46,6 +46,10 @@ export const RateLimiterOptions = z
     reply_cooldown: z.number().min(0).max(86_400).optional(),
     /** Most keys held in memory; the oldest are evicted beyond it. */
     max_keys: z.number().int().min(1).max(100_000_000).default(100_000),
+    /** Users never limited (matched after normalisation, on every channel). */
+    exempt_users: z.array(z.string().max(256)).default([]),
+    /** Tenants whose users are never limited. */
+    exempt_tenants: z.array(z.string().max(256)).default([]),
     /** The Redis server for backend "redis" (required unless redis_cluster is set). */
     redis_url: RedisUrl.optional(),
     /** Seed nodes of a Redis Cluster, instead of redis_url. */

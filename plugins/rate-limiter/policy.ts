@@ -31,6 +31,8 @@ export interface Subject {
   scope: KeyScope;
   /** The user for per-user state that never leaves the process (reply cooldowns); see identityKey(). */
   identity: string;
+  /** Listed in exempt_users, or in a tenant listed in exempt_tenants: never limited. */
+  exempt: boolean;
 }
 
 function compile(name: CompiledRule['name'], rate: Rate): CompiledRule {
@@ -53,7 +55,12 @@ export class Policy {
   /** A tool without its own rate is limited per user and tool at the by_user rate. */
   private readonly toolDefault: CompiledRule | undefined;
 
+  private readonly exemptUsers: ReadonlySet<string>;
+  private readonly exemptTenants: ReadonlySet<string>;
+
   constructor(options: RateLimiterOptions) {
+    this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
+    this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
     this.user = options.by_user && compile('user', options.by_user);
     this.tenant = options.by_tenant && compile('tenant', options.by_tenant);
     this.toolDefault = options.by_user && compile('tool', options.by_user);
@@ -66,7 +73,8 @@ export class Policy {
     const user = normalizeId(userId);
     // Users live under their tenant's hash tag only when a tenant rule must be decided with theirs.
     const scope = keyScope(channel, user, this.tenant ? tenant : undefined);
-    return { channel, user, tenant, scope, identity: identityKey(channel, user) };
+    const exempt = this.exemptUsers.has(user) || (tenant !== undefined && this.exemptTenants.has(tenant));
+    return { channel, user, tenant, scope, identity: identityKey(channel, user), exempt };
   }
 
   /** The tools with a rate of their own, normalised. */

@@ -339,3 +339,18 @@ describe('RateLimiter: a store that decides without looking (backend down)', () 
     expect(limiter.stats()).toMatchObject({ refused: 3, faults: 0 });
   });
 });
+
+describe('RateLimiter: exemptions', () => {
+  it('never limits an exempt user (matched after normalisation) nor anyone in an exempt tenant; others still are', async () => {
+    const { limiter } = setup({ config: { by_user: '1/m', exempt_users: [' Alice@Example.com '], exempt_tenants: ['VIP-Corp'] } });
+    for (let i = 0; i < 5; i++) {
+      expect((await limiter.onPrompt(context({ user_id: 'ALICE@example.com', tenant_id: undefined }))).continue).toBe(true);
+      expect((await limiter.onTool(context({ user_id: 'bob', tenant_id: 'vip-corp' }), 'search')).continue).toBe(true);
+      expect((await limiter.onPrompt(context({ user_id: 'bob', tenant_id: ' VIP-CORP' }))).continue).toBe(true);
+    }
+    expect((await limiter.onPrompt(context({ user_id: 'carol', tenant_id: 'other' }))).continue).toBe(true);
+    expect((await limiter.onPrompt(context({ user_id: 'carol', tenant_id: 'other' }))).continue).toBe(false);
+    // Exempt requests touch no state at all.
+    expect(limiter.stats()).toMatchObject({ admitted: 1, refused: 1, keys: 1 });
+  });
+});

@@ -27,6 +27,8 @@ describe('RateLimiterOptions: valid configs', () => {
       redis_key_prefix: 'fg',
       redis_timeout_ms: 50,
       on_backend_error: 'fallback',
+      exempt_users: [],
+      exempt_tenants: [],
     });
     expect(result.data!.by_tenant).toBeUndefined();
     expect(result.data!.reply_cooldown).toBeUndefined();

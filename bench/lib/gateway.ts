@@ -45,7 +45,16 @@ export async function startGateway(config: Record<string, unknown>, timeoutMs = 
   });
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
+  /** Stops the gateway (SIGTERM lets it finish gracefully; it is killed if it has not within 5 s). */
+  const cleanUp = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    const deadline = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(deadline);
+    running.delete(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const listening = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not listen within ${timeoutMs} ms:\n${stderr.join('\n')}`)), timeoutMs);
     onListening = (p) => {
       clearTimeout(timer);
@@ -56,17 +65,19 @@ export async function startGateway(config: Record<string, unknown>, timeoutMs = 
       reject(new Error(`gateway exited before listening:\n${stderr.join('\n')}`));
     });
   });
+  let port: number;
+  try {
+    port = await listening;
+  } catch (error) {
+    await cleanUp('SIGKILL');
+    throw error;
+  }
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     pid: child.pid!,
     logs,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-      running.delete(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => cleanUp('SIGTERM'),
   };
 }
 

@@ -74,6 +74,7 @@ async function measure(params: InProcessParams, rules: 1 | 3): Promise<RuleCount
   const decisions = users * rounds;
   const checks = buildChecks(algorithm, rules, users);
   const keys = checks.map((list) => list.map((c) => c.key));
+  const limits = checks[0]!.map((c) => c.rule.limit);
   const contexts: HookContext[] = Array.from({ length: users }, (_, i) => {
     const context: HookContext = { message_id: `m${i}`, channel: 'http', user_id: userId(i), conversation_id: `c${i}` };
     if (rules === 3) context.tenant_id = tenantId(i);
@@ -81,7 +82,7 @@ async function measure(params: InProcessParams, rules: 1 | 3): Promise<RuleCount
   });
 
   const contenders = [
-    { name: 'floor', run: () => floorRun(keys, rounds) },
+    { name: 'floor', run: () => floorRun(keys, limits, rounds) },
     { name: 'rlf', run: () => (rules === 1 ? rlfRun1(keys, rounds) : rlfRun3(keys, rounds)) },
     { name: 'store', run: () => storeRun(algorithm, checks, rounds) },
     { name: 'limiter', run: () => limiterRun(algorithm, rules, contexts, rounds) },
@@ -103,8 +104,8 @@ async function measure(params: InProcessParams, rules: 1 | 3): Promise<RuleCount
   };
 }
 
-/** The floor: one Map get and set per rule, counting against the limit, nothing else. */
-async function floorRun(keys: string[][], rounds: number): Promise<Run> {
+/** The floor: one Map get and set per rule, counting against its limit, nothing else. */
+async function floorRun(keys: string[][], limits: number[], rounds: number): Promise<Run> {
   const counts = new Map<string, number>();
   let admitted = 0;
   const result = await timed(keys.length * rounds, () => {
@@ -116,7 +117,7 @@ async function floorRun(keys: string[][], rounds: number): Promise<Run> {
           const key = list[k]!;
           const count = (counts.get(key) ?? 0) + 1;
           counts.set(key, count);
-          if (count > USER_RATE.points) ok = false;
+          if (count > limits[k]!) ok = false;
         }
         if (ok) admitted++;
       }

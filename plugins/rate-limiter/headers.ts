@@ -50,5 +50,5 @@ export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decis
 
 /** One rule's item of the RateLimit field: `"user";r=29;t=60`. */
 function stateItem(check: PolicyCheck, result: RuleResult): string {
-  return `"${check.rule.name}";r=${result.remaining};t=${ceilSeconds(result.resetMs)}`;
+  return `"${check.rule.label}";r=${result.remaining};t=${ceilSeconds(result.resetMs)}`;
 }

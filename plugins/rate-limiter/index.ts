@@ -6,6 +6,7 @@ import { ALGORITHMS } from './algorithms/index.ts';
 import type { KeyScope } from './keys.ts';
 import { RateLimiter } from './limiter.ts';
 import { RateLimiterOptions } from './options.ts';
+import { rateList } from './rate.ts';
 import type { PolicyCheck } from './policy.ts';
 import { MemoryStore } from './store/memory.ts';
 import { forgetRedis, peekRedis } from './store/redis-admin.ts';
@@ -128,8 +129,8 @@ export default definePlugin({
         algorithm: config.algorithm,
         backend: config.backend,
         on_backend_error: config.backend === 'redis' ? config.on_backend_error : undefined,
-        by_user: config.by_user?.source,
-        by_tenant: config.by_tenant?.source,
+        by_user: rateList(config.by_user).map((r) => r.source),
+        by_tenant: rateList(config.by_tenant).map((r) => r.source),
       },
       'rate limiter ready',
     );

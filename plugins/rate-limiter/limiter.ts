@@ -151,7 +151,7 @@ export class RateLimiter {
       this.deps.logger.warn(
         {
           hook,
-          rule: rule.name,
+          rule: rule.label,
           limit: rule.source,
           retry_after_s: retryAfter,
           subject: this.deps.identity.hash(key),
@@ -168,7 +168,7 @@ export class RateLimiter {
         description: renderReply(this.deps.options.message, retryAfter, rule.description),
         httpStatus: 429,
         headers,
-        details: { rule: rule.name, limit: rule.source, retry_after: retryAfter },
+        details: { rule: rule.name, window: rule.window, limit: rule.source, retry_after: retryAfter },
         quiet: !firstInCooldown,
       },
     };

@@ -14,6 +14,38 @@ const RateString = z.string().transform((text, ctx): Rate => {
   }
 });
 
+/** A rate, or an issue at `path` saying what is wrong with it. */
+function rateOrIssue(text: unknown, ctx: z.RefinementCtx, path: (string | number)[]): Rate | undefined {
+  if (typeof text !== 'string') {
+    ctx.addIssue({ code: 'custom', message: 'expected a rate like "30/m"', path, input: text });
+    return undefined;
+  }
+  try {
+    return parseRate(text);
+  } catch (error) {
+    if (!(error instanceof RateSyntaxError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message, path, input: text });
+    return undefined;
+  }
+}
+
+/** One rate, or several windows that must all admit: "30/m" or ["30/m", "500/h", "2000/d"]. */
+const RateSpec = z.unknown().transform((spec, ctx): Rate | Rate[] => {
+  if (!Array.isArray(spec)) return rateOrIssue(spec, ctx, []) ?? z.NEVER;
+  if (spec.length === 0 || spec.length > 10) {
+    ctx.addIssue({ code: 'custom', message: 'expected 1 to 10 rates', input: spec });
+    return z.NEVER;
+  }
+  const rates = spec.map((text, i) => rateOrIssue(text, ctx, [i]));
+  const windows = new Set<number>();
+  for (const [i, rate] of rates.entries()) {
+    if (rate === undefined) continue;
+    if (windows.has(rate.windowMs)) ctx.addIssue({ code: 'custom', message: 'another rate in this list has the same window', path: [i] });
+    windows.add(rate.windowMs);
+  }
+  return rates.every((r) => r !== undefined) ? (rates as Rate[]) : z.NEVER;
+});
+
 const Template = z.string().superRefine((text, ctx) => {
   for (const problem of templateProblems(text)) ctx.addIssue({ code: 'custom', message: problem, input: text });
 });
@@ -33,11 +65,11 @@ const SeedNode = z.string().refine((seed) => /^[^\s:]+:\d{1,5}$/.test(seed) || /
 export const RateLimiterOptions = z
   .strictObject({
     /** Requests per user per channel, e.g. "30/m". */
-    by_user: RateString.optional(),
+    by_user: RateSpec.optional(),
     /** Requests per tenant (all its users together). */
-    by_tenant: RateString.optional(),
+    by_tenant: RateSpec.optional(),
     /** Per-tool rates that replace by_user for calls of that tool, e.g. {"search": "10/m"}. */
-    by_tool: z.record(z.string(), RateString).default({}),
+    by_tool: z.record(z.string(), RateSpec).default({}),
     algorithm: z.enum(ALGORITHM_NAMES).default('sliding_window'),
     backend: z.enum(BACKENDS).default('memory'),
     /** The friendly reply; placeholders {retry_after} and {limit}. */

@@ -1,7 +1,7 @@
 import type { Rule } from './algorithms/types.ts';
 import { identityKey, keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
 import type { RateLimiterOptions } from './options.ts';
-import { describeRate, type Rate } from './rate.ts';
+import { describeRate, rateList, windowLabel, type Rate } from './rate.ts';
 import type { RuleCheck } from './store/types.ts';
 
 /** A configured limit, compiled once at startup: everything a decision or a header needs. */
@@ -14,6 +14,12 @@ export interface CompiledRule extends Rule {
   description: string;
   /** This rule's RateLimit-Policy item, e.g. `"user";q=30;w=60`. */
   policyItem: string;
+  /** "user", or "user-1h" when the setting lists several windows: how headers and operators name it. */
+  label: string;
+  /** The window, e.g. "1h": a refusal names it. */
+  window: string;
+  /** Appended to the key when the setting lists several windows, so each window counts on its own. */
+  keySuffix: string;
 }
 
 export interface PolicyCheck extends RuleCheck {
@@ -35,25 +41,39 @@ export interface Subject {
   exempt: boolean;
 }
 
-function compile(name: CompiledRule['name'], rate: Rate): CompiledRule {
+function compile(name: CompiledRule['name'], rate: Rate, several: boolean): CompiledRule {
   const seconds = Math.ceil(rate.windowMs / 1000);
+  const window = windowLabel(rate.windowMs);
+  const label = several ? `${name}-${window}` : name;
   return {
     name,
     limit: rate.limit,
     windowMs: rate.windowMs,
     source: rate.source,
     description: describeRate(rate),
-    policyItem: `"${name}";q=${rate.limit};w=${seconds}`,
+    policyItem: `"${label}";q=${rate.limit};w=${seconds}`,
+    label,
+    window,
+    keySuffix: several ? `|${rate.windowMs}` : '',
   };
+}
+
+function compileAll(name: CompiledRule['name'], spec: Rate | Rate[] | undefined): CompiledRule[] {
+  const rates = rateList(spec);
+  return rates.map((rate) => compile(name, rate, rates.length > 1));
+}
+
+function push(checks: PolicyCheck[], key: string, rules: readonly CompiledRule[]): void {
+  for (const rule of rules) checks.push({ key: key + rule.keySuffix, rule });
 }
 
 /** Which rules apply to a request: compiled once, asked on every message. */
 export class Policy {
-  private readonly user: CompiledRule | undefined;
-  private readonly tenant: CompiledRule | undefined;
-  private readonly tools = new Map<string, CompiledRule>();
-  /** A tool without its own rate is limited per user and tool at the by_user rate. */
-  private readonly toolDefault: CompiledRule | undefined;
+  private readonly user: CompiledRule[];
+  private readonly tenant: CompiledRule[];
+  private readonly tools = new Map<string, CompiledRule[]>();
+  /** A tool without its own rate is limited per user and tool at the by_user rate(s). */
+  private readonly toolDefault: CompiledRule[];
 
   private readonly exemptUsers: ReadonlySet<string>;
   private readonly exemptTenants: ReadonlySet<string>;
@@ -61,10 +81,10 @@ export class Policy {
   constructor(options: RateLimiterOptions) {
     this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
     this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
-    this.user = options.by_user && compile('user', options.by_user);
-    this.tenant = options.by_tenant && compile('tenant', options.by_tenant);
-    this.toolDefault = options.by_user && compile('tool', options.by_user);
-    for (const [tool, rate] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compile('tool', rate));
+    this.user = compileAll('user', options.by_user);
+    this.tenant = compileAll('tenant', options.by_tenant);
+    this.toolDefault = compileAll('tool', options.by_user);
+    for (const [tool, spec] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compileAll('tool', spec));
   }
 
   subject(channel: string, userId: string, tenantId: string | undefined): Subject {
@@ -72,7 +92,7 @@ export class Policy {
     const tenant = normalTenant === '' ? undefined : normalTenant;
     const user = normalizeId(userId);
     // Users live under their tenant's hash tag only when a tenant rule must be decided with theirs.
-    const scope = keyScope(channel, user, this.tenant ? tenant : undefined);
+    const scope = keyScope(channel, user, this.tenant.length > 0 ? tenant : undefined);
     const exempt = this.exemptUsers.has(user) || (tenant !== undefined && this.exemptTenants.has(tenant));
     return { channel, user, tenant, scope, identity: identityKey(channel, user), exempt };
   }
@@ -85,8 +105,8 @@ export class Policy {
   /** A prompt fetch counts against the user's rule and the tenant's rule. */
   forPrompt(subject: Subject): PolicyCheck[] {
     const checks: PolicyCheck[] = [];
-    if (this.user) checks.push({ key: userKey(subject.scope), rule: this.user });
-    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.scope), rule: this.tenant });
+    push(checks, userKey(subject.scope), this.user);
+    if (subject.tenant !== undefined) push(checks, tenantKey(subject.scope), this.tenant);
     return checks;
   }
 
@@ -94,9 +114,8 @@ export class Policy {
   forTool(subject: Subject, rawTool: string): PolicyCheck[] {
     const tool = normalizeToolName(rawTool);
     const checks: PolicyCheck[] = [];
-    if (this.tenant && subject.tenant !== undefined) checks.push({ key: tenantKey(subject.scope), rule: this.tenant });
-    const rule = this.tools.get(tool) ?? this.toolDefault;
-    if (rule) checks.push({ key: toolKey(subject.scope, tool), rule });
+    if (subject.tenant !== undefined) push(checks, tenantKey(subject.scope), this.tenant);
+    push(checks, toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault);
     return checks;
   }
 }

@@ -55,3 +55,16 @@ export function describeRate(rate: Rate): string {
   }
   return `${rate.limit} per ${rate.windowMs} ms`;
 }
+
+/** "15m", "1h", "2d": a window as rule labels show it. */
+export function windowLabel(windowMs: number): string {
+  for (const [ms, unit] of [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'm'], [1_000, 's']] as const) {
+    if (windowMs % ms === 0) return `${windowMs / ms}${unit}`;
+  }
+  return `${windowMs}ms`;
+}
+
+/** A setting's rates as a list, whichever form it was written in. */
+export function rateList(spec: Rate | Rate[] | undefined): Rate[] {
+  return spec === undefined ? [] : Array.isArray(spec) ? spec : [spec];
+}

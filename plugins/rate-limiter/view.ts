@@ -23,9 +23,9 @@ export class LimitsView implements LimitsAdmin {
   async inspect(query: LimitsQuery): Promise<unknown> {
     const policy = this.source.policy();
     const subject = policy.subject(query.channel, query.user_id, query.tenant_id);
-    const rows: { rule: string; check: PolicyCheck }[] = policy.forPrompt(subject).map((check) => ({ rule: check.rule.name, check }));
+    const rows: { rule: string; check: PolicyCheck }[] = policy.forPrompt(subject).map((check) => ({ rule: check.rule.label, check }));
     for (const tool of policy.toolNames()) {
-      for (const check of policy.forTool(subject, tool)) if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}`, check });
+      for (const check of policy.forTool(subject, tool)) if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check });
     }
     const results = await this.source.peek(rows.map((r) => r.check));
     return {

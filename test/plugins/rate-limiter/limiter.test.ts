@@ -70,7 +70,7 @@ describe('RateLimiter: refusing a flood', () => {
     const violation = violationOf(await limiter.onPrompt(context()));
     expect(violation).toMatchObject({ code: 'rate_limited', reason: 'Rate limit exceeded', httpStatus: 429, quiet: false });
     expect(violation.description).toBe("You're sending messages a little too fast. Please wait 60 seconds and try again.");
-    expect(violation.details).toEqual({ rule: 'user', limit: '3/m', retry_after: 60 });
+    expect(violation.details).toEqual({ rule: 'user', window: '1m', limit: '3/m', retry_after: 60 });
     expect(violation.headers['Retry-After']).toBe('60');
     expect(violation.headers['X-RateLimit-Remaining']).toBe('0');
     expect(limiter.stats()).toEqual({ admitted: 3, refused: 1, faults: 0, keys: 1 });
@@ -82,14 +82,14 @@ describe('RateLimiter: refusing a flood', () => {
     expect((await limiter.onPrompt(context({ user_id: 'carol', channel: 'cli' }))).continue).toBe(true);
     const violation = violationOf(await limiter.onPrompt(context()));
     expect(violation.description).toBe('Your team may send 2 per hour; wait 60 minutes.');
-    expect(violation.details).toEqual({ rule: 'tenant', limit: '2/h', retry_after: 3600 });
+    expect(violation.details).toEqual({ rule: 'tenant', window: '1h', limit: '2/h', retry_after: 3600 });
   });
 
   it('limits tool calls by their by_tool rate, leaving other tools alone', async () => {
     const { limiter } = setup({ config: { by_tool: { search: '1/m' } } });
     expect((await limiter.onTool(context(), 'search')).continue).toBe(true);
     const violation = violationOf(await limiter.onTool(context(), ' SEARCH '));
-    expect(violation.details).toEqual({ rule: 'tool', limit: '1/m', retry_after: 60 });
+    expect(violation.details).toEqual({ rule: 'tool', window: '1m', limit: '1/m', retry_after: 60 });
     // No by_user: a tool without its own rate is not limited per user.
     expect(await limiter.onTool(context(), 'translate')).toEqual({ continue: true });
   });
@@ -303,7 +303,7 @@ describe('RateLimiter: asynchronous stores', () => {
     clock.advance(15_000);
     const violation = violationOf(await limiter.onPrompt(context()));
     expect(violation).toMatchObject({ code: 'rate_limited', httpStatus: 429, quiet: false });
-    expect(violation.details).toEqual({ rule: 'user', limit: '2/m', retry_after: 45 });
+    expect(violation.details).toEqual({ rule: 'user', window: '1m', limit: '2/m', retry_after: 45 });
     expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
     expect(store.calls).toBe(4);
     expect(limiter.stats()).toMatchObject({ admitted: 2, refused: 2, faults: 0 });
@@ -352,5 +352,35 @@ describe('RateLimiter: exemptions', () => {
     expect((await limiter.onPrompt(context({ user_id: 'carol', tenant_id: 'other' }))).continue).toBe(false);
     // Exempt requests touch no state at all.
     expect(limiter.stats()).toMatchObject({ admitted: 1, refused: 1, keys: 1 });
+  });
+});
+
+describe('RateLimiter: several windows per rule', () => {
+  it('admits only while every window admits, and names the window that refused', async () => {
+    const { limiter, clock } = setup({ config: { by_user: ['2/s', '3/m'] } });
+    expect((await limiter.onPrompt(context())).continue).toBe(true);
+    expect((await limiter.onPrompt(context())).continue).toBe(true);
+    const perSecond = violationOf(await limiter.onPrompt(context()));
+    expect(perSecond.details).toMatchObject({ rule: 'user', window: '1s', limit: '2/s', retry_after: 1 });
+    expect(perSecond.headers['RateLimit-Policy']).toBe('"user-1s";q=2;w=1, "user-1m";q=3;w=60');
+    clock.advance(1000);
+    expect((await limiter.onPrompt(context())).continue).toBe(true);
+    clock.advance(1000);
+    // The second window is full now (3 in the minute), though the per-second one would admit.
+    const perMinute = violationOf(await limiter.onPrompt(context()));
+    expect(perMinute.details).toMatchObject({ rule: 'user', window: '1m', limit: '3/m', retry_after: 58 });
+    expect(perMinute.description).toContain('58 seconds');
+    // The refusal charged neither window.
+    clock.advance(58_000);
+    expect((await limiter.onPrompt(context())).continue).toBe(true);
+  });
+
+  it('refuses a list with a bad rate or two rates on one window, naming the entry', () => {
+    const bad = RateLimiterOptions.safeParse({ by_user: ['30/m', 'x/h', '60/m'] });
+    expect(bad.success).toBe(false);
+    expect(bad.error!.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['by_user.1', expect.stringContaining('"x/h" is not a rate')],
+      ['by_user.2', 'another rate in this list has the same window'],
+    ]);
   });
 });

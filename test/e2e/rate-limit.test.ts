@@ -87,6 +87,21 @@ describe('rate limiting through the real gateway process', () => {
     expect(again.headers.get('ratelimit')).toMatch(/^"user";r=3;t=0, /);
   });
 
+  it('holds several windows per rule at once, and never limits an exempt user', async () => {
+    gateway = await startGateway(gatewayConfig([rateLimiterEntry({ by_user: ['2/m', '3/h'], exempt_users: ['VIP'] })]));
+    for (let i = 0; i < 2; i++) expect((await sendMessage(gateway.url, { user_id: 'u', text: 'hi' })).status).toBe(200);
+    const refused = await sendMessage(gateway.url, { user_id: 'u', text: 'hi' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('ratelimit-policy')).toBe('"user-1m";q=2;w=60, "user-1h";q=3;w=3600');
+    // The minute window refused; the hour window was not charged for it (2 used of 3).
+    expect(refused.headers.get('ratelimit')).toMatch(/^"user-1m";r=0;t=\d+, "user-1h";r=1;t=\d+$/);
+    for (let i = 0; i < 5; i++) {
+      const vip = await sendMessage(gateway.url, { user_id: ' vip ', text: 'hi' });
+      expect(vip.status).toBe(200);
+      expect(vip.headers.get('x-ratelimit-limit')).toBeNull();
+    }
+  });
+
   it('never lets a user or tenant id into a response or a log line during a flood', async () => {
     gateway = await startGateway(gatewayConfig([rateLimiterEntry({ by_user: '2/m', by_tenant: '100/m', by_tool: { search: '1/m' } })]));
     const user = 'Alice.Secret@Example.com';

@@ -125,26 +125,13 @@ export class RateLimiter {
     const headers = rateLimitHeaders(checks, decision, binding);
     if (decision.allowed) {
       this.counters.admitted++;
-      this.deps.telemetry?.decided({
-        hook,
-        channel: subject.channel,
-        outcome: 'admitted',
-        rule: checks[binding]!.rule.name,
-        latency_ms: performance.now() - started,
-      });
+      this.deps.telemetry?.decided(hook, subject.channel, 'admitted', checks[binding]!.rule.name, undefined, performance.now() - started);
       return { continue: true, headers };
     }
     this.counters.refused++;
     const { rule, key } = checks[binding]!;
     const retryAfter = Number(headers['Retry-After']);
-    this.deps.telemetry?.decided({
-      hook,
-      channel: subject.channel,
-      outcome: 'refused',
-      rule: rule.name,
-      retry_after: retryAfter,
-      latency_ms: performance.now() - started,
-    });
+    this.deps.telemetry?.decided(hook, subject.channel, 'refused', rule.name, retryAfter, performance.now() - started);
     const cooldownMs = (this.deps.options.reply_cooldown ?? retryAfter) * 1000;
     const firstInCooldown = this.told.pass(subject.identity, now, cooldownMs);
     if (this.logged.pass(key, now, LOG_INTERVAL_MS)) {
@@ -179,12 +166,12 @@ export class RateLimiter {
     const latency_ms = this.deps.telemetry ? performance.now() - started : 0;
     if (decision.allowed) {
       this.counters.admitted++;
-      this.deps.telemetry?.decided({ hook, channel: subject.channel, outcome: 'admitted', latency_ms });
+      this.deps.telemetry?.decided(hook, subject.channel, 'admitted', undefined, undefined, latency_ms);
       return CONTINUE;
     }
     this.counters.refused++;
     const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-    this.deps.telemetry?.decided({ hook, channel: subject.channel, outcome: 'unavailable', retry_after: retryAfter, latency_ms });
+    this.deps.telemetry?.decided(hook, subject.channel, 'unavailable', undefined, retryAfter, latency_ms);
     const firstInCooldown = this.told.pass(subject.identity, now, retryAfter * 1000);
     return {
       continue: false,

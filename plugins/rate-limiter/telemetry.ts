@@ -56,10 +56,37 @@ export class LimiterTelemetry {
     }
   }
 
-  decided(event: RateLimitDecisionEvent): void {
-    this.decisions.inc({ hook: event.hook, outcome: event.outcome, rule: event.rule ?? 'none' });
-    this.latency.observe(event.latency_ms / 1000);
+  /**
+   * Counts one decision. On every message's path: the counter series are looked up in nested maps of
+   * the (few, constant) label values, and the bus event is built only when someone listens.
+   */
+  decided(
+    hook: string,
+    channel: string,
+    outcome: RateLimitDecisionEvent['outcome'],
+    rule: string | undefined,
+    retryAfter: number | undefined,
+    latencyMs: number,
+  ): void {
+    this.series(hook, outcome, rule ?? 'none').inc();
+    this.latency.observe(latencyMs / 1000);
+    if (this.bus.listenerCount('ratelimit:decision') === 0) return;
+    const event: RateLimitDecisionEvent = { hook, channel, outcome, latency_ms: latencyMs };
+    if (rule !== undefined) event.rule = rule;
+    if (retryAfter !== undefined) event.retry_after = retryAfter;
     this.bus.emit('ratelimit:decision', event);
+  }
+
+  private readonly bySeries = new Map<string, Map<string, Map<string, { inc(by?: number): void }>>>();
+
+  private series(hook: string, outcome: string, rule: string): { inc(by?: number): void } {
+    let byOutcome = this.bySeries.get(hook);
+    if (byOutcome === undefined) this.bySeries.set(hook, (byOutcome = new Map()));
+    let byRule = byOutcome.get(outcome);
+    if (byRule === undefined) byOutcome.set(outcome, (byRule = new Map()));
+    let series = byRule.get(rule);
+    if (series === undefined) byRule.set(rule, (series = this.decisions.child({ hook, outcome, rule })));
+    return series;
   }
 
   backendFailed(message: string): void {

@@ -37,7 +37,11 @@ abstract class Family<S> implements Metric {
     private readonly type: string,
   ) {}
 
+  private unlabelled: S | undefined;
+
   protected at(labels: Labels): S {
+    // A family without labels has one series: found without building a key.
+    if (this.labelNames.length === 0 && this.unlabelled !== undefined) return this.unlabelled;
     const values = this.labelNames.map((n) => labels[n] ?? '');
     const key = values.join('\u0000');
     let entry = this.series.get(key);
@@ -45,6 +49,7 @@ abstract class Family<S> implements Metric {
       entry = { values, state: this.initial() };
       this.series.set(key, entry);
     }
+    if (this.labelNames.length === 0) this.unlabelled = entry.state;
     return entry.state;
   }
 
@@ -67,6 +72,11 @@ export class Counter extends Family<{ value: number }> {
   }
   get(labels: Labels = {}): number {
     return this.at(labels).value;
+  }
+  /** One series, for callers that count it often: inc() on it builds no label key. */
+  child(labels: Labels): { inc(by?: number): void } {
+    const state = this.at(labels);
+    return { inc: (by = 1) => void (state.value += by) };
   }
   protected initial() {
     return { value: 0 };

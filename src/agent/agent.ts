@@ -3,9 +3,13 @@ import type { InboundMessage, OutboundReply } from '../bus/messages.ts';
 import type { Clock } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { HookOutcome, HookRunner } from '../hooks/runner.ts';
-import type { HookContext, Violation } from '../hooks/schemas.ts';
+import type { HookContext, HookPayload, PROMPT_OUTCOMES, Violation } from '../hooks/schemas.ts';
 import type { Logger } from '../logger.ts';
+import { countTokens, estimateTokens } from './tokens.ts';
 import { TOOLS, TOOL_USAGE, parseCommand } from './tools.ts';
+
+/** The one prompt the demo agent fetches. */
+const PROMPT_ID = 'chat';
 
 export interface AgentDeps {
   bus: MessageBus;
@@ -52,38 +56,84 @@ export class DemoAgent {
       conversation_id: message.conversationId,
     };
     if (message.tenantId !== undefined) context.tenant_id = message.tenantId;
+    // Aborts when the client goes away, and in any case when this message is done: whatever a hook
+    // still holds for it (a concurrency slot, a reservation) is let go even if a step failed.
+    const call = new AbortController();
+    const abandon = (): void => call.abort();
+    message.signal?.addEventListener('abort', abandon, { once: true });
+    // Set once prePromptFetch admitted the call: postPromptFetch then says how it ended.
+    let fetched: { outcome: PromptOutcome; actualTokens?: number } | undefined;
     try {
-      const prompt = await this.deps.runner.run('prePromptFetch', { prompt_id: 'chat', text: message.text, context });
+      const prompt = await this.deps.runner.run(
+        'prePromptFetch',
+        { prompt_id: PROMPT_ID, text: message.text, estimated_tokens: estimateTokens(message.text), context },
+        call.signal,
+      );
       if (prompt.stopped) return refusal(message, prompt.violation);
-      let headers = prompt.headers;
-
-      const command = parseCommand(message.text);
-      if (command === null) {
-        return answer(message, `You said: ${message.text}\nTry ${TOOL_USAGE}.`, headers);
-      }
-      if ('unknown' in command) {
-        return answer(message, `I don't know the command /${command.unknown}. Try ${TOOL_USAGE}.`, headers);
-      }
-      const tool: HookOutcome = await this.deps.runner.run('preToolInvoke', { ...command, context });
-      if (tool.stopped) return refusal(message, tool.violation);
-      if (tool.headers) headers = { ...headers, ...tool.headers };
-      const output = TOOLS.get(command.tool)!.run(command.args, this.deps.clock);
-      return answer(message, output, headers);
+      fetched = { outcome: 'failed' };
+      const reply = await this.respond(message, context, prompt.headers, call.signal);
+      fetched = call.signal.aborted
+        ? { outcome: 'cancelled' }
+        : { outcome: 'completed', actualTokens: countTokens(message.text) + countTokens(reply.text) };
+      return reply;
     } catch (error) {
       this.deps.logger.error({ channel: message.channel, err_message: errorMessage(error) }, 'message handling failed');
-      return {
-        messageId: message.id,
-        channel: message.channel,
-        conversationId: message.conversationId,
-        kind: 'error',
-        status: 500,
-        code: 'internal_error',
-        text: 'Sorry, something went wrong on our side. Please try again.',
-        headers: {},
-        quiet: false,
-      };
+      return internalError(message);
+    } finally {
+      if (fetched) await this.finishPrompt(context, fetched.outcome, fetched.actualTokens);
+      message.signal?.removeEventListener('abort', abandon);
+      call.abort();
     }
   }
+
+  /** The prompt's answer: an echo, or a tool's output when the text is a tool command. */
+  private async respond(
+    message: InboundMessage,
+    context: HookContext,
+    promptHeaders: Record<string, string> | undefined,
+    signal: AbortSignal,
+  ): Promise<OutboundReply> {
+    let headers = promptHeaders;
+    const command = parseCommand(message.text);
+    if (command === null) {
+      return answer(message, `You said: ${message.text}\nTry ${TOOL_USAGE}.`, headers);
+    }
+    if ('unknown' in command) {
+      return answer(message, `I don't know the command /${command.unknown}. Try ${TOOL_USAGE}.`, headers);
+    }
+    const tool: HookOutcome = await this.deps.runner.run('preToolInvoke', { ...command, context }, signal);
+    if (tool.stopped) return refusal(message, tool.violation);
+    if (tool.headers) headers = { ...headers, ...tool.headers };
+    const output = await TOOLS.get(command.tool)!.run(command.args, this.deps.clock, signal);
+    return answer(message, output, headers);
+  }
+
+  /** Tells postPromptFetch hooks how the call ended; their failures never cost the user the answer. */
+  private async finishPrompt(context: HookContext, outcome: PromptOutcome, actualTokens: number | undefined): Promise<void> {
+    const payload: HookPayload<'postPromptFetch'> = { prompt_id: PROMPT_ID, outcome, context };
+    if (actualTokens !== undefined) payload.actual_tokens = actualTokens;
+    try {
+      await this.deps.runner.run('postPromptFetch', payload);
+    } catch (error) {
+      this.deps.logger.error({ channel: context.channel, err_message: errorMessage(error) }, 'postPromptFetch failed');
+    }
+  }
+}
+
+type PromptOutcome = (typeof PROMPT_OUTCOMES)[number];
+
+function internalError(message: InboundMessage): OutboundReply {
+  return {
+    messageId: message.id,
+    channel: message.channel,
+    conversationId: message.conversationId,
+    kind: 'error',
+    status: 500,
+    code: 'internal_error',
+    text: 'Sorry, something went wrong on our side. Please try again.',
+    headers: {},
+    quiet: false,
+  };
 }
 
 function answer(message: InboundMessage, text: string, headers: Record<string, string> | undefined): OutboundReply {

@@ -9,7 +9,25 @@ export interface Tool {
   usage: string;
   /** Builds the tool's arguments from the text after the command. */
   parse(rest: string): Record<string, unknown>;
-  run(args: Record<string, unknown>, clock: Clock): string;
+  /** `signal` aborts when the message is cancelled (its client went away): a slow tool stops early. */
+  run(args: Record<string, unknown>, clock: Clock, signal: AbortSignal): string | Promise<string>;
+}
+
+/** Longest /wait, so one message cannot hold the agent for long. */
+export const MAX_WAIT_MS = 10_000;
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 const CORPUS: readonly { title: string; text: string }[] = [
@@ -52,6 +70,19 @@ export const TOOLS: ReadonlyMap<string, Tool> = new Map<string, Tool>([
       usage: '/time',
       parse: () => ({}),
       run: (_args, clock) => `It is ${new Date(clock.now()).toISOString()}.`,
+    },
+  ],
+  [
+    // A slow call, e.g. a long model answer: what concurrency caps are about.
+    'wait',
+    {
+      usage: '/wait <ms>',
+      parse: (rest) => ({ ms: Number.parseInt(rest, 10) }),
+      run: async (args, _clock, signal) => {
+        const ms = Math.min(MAX_WAIT_MS, Math.max(0, Number.isFinite(args.ms) ? Number(args.ms) : 0));
+        await pause(ms, signal);
+        return signal.aborted ? 'Stopped waiting.' : `Waited ${ms} ms.`;
+      },
     },
   ],
   [

@@ -10,6 +10,8 @@ export interface InboundMessage {
   conversationId: string;
   text: string;
   receivedAt: number;
+  /** Aborts when nobody waits for the answer any more (the client went away). In-process only. */
+  signal?: AbortSignal;
 }
 
 export type ReplyKind = 'answer' | 'refused' | 'error';

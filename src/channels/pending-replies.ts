@@ -38,6 +38,8 @@ export class PendingReplies {
       if (signal?.aborted) finish(undefined);
       else signal?.addEventListener('abort', onAbort, { once: true });
     });
+    // The agent stops work nobody waits for any more (and lets go of what it holds for it).
+    if (signal !== undefined) message.signal = signal;
     // Registered before publishing: the agent may answer before publish returns.
     this.options.publish(message);
     return replied;

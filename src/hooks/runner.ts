@@ -15,7 +15,16 @@ import {
 } from './schemas.ts';
 import { isThenable } from '../util/thenable.ts';
 
-export type HookHandler<N extends HookName> = (payload: HookPayload<N>) => HookResult | Promise<HookResult>;
+/** What a handler gets besides the payload. */
+export interface HookCall {
+  /**
+   * Aborts when the orchestrator gives up on the step (the client went away, the message is done):
+   * a handler that holds something for the step (a concurrency slot, a reservation) lets go of it.
+   */
+  signal: AbortSignal | undefined;
+}
+
+export type HookHandler<N extends HookName> = (payload: HookPayload<N>, call?: HookCall) => HookResult | Promise<HookResult>;
 
 export interface HookRegistration<N extends HookName = HookName> {
   plugin: string;
@@ -24,6 +33,11 @@ export interface HookRegistration<N extends HookName = HookName> {
   priority: number;
   mode: Exclude<PluginMode, 'disabled'>;
   onError: OnError;
+  /**
+   * How long the handler may wait its turn (a concurrency queue), on top of the hook timeout; read on
+   * every call, so a reloaded setting takes effect at once.
+   */
+  queueMs?: () => number;
 }
 
 /** What running one hook decided for a step. */
@@ -123,7 +137,7 @@ export class HookRunner {
     return (this.handlers.get(hook)?.length ?? 0) > 0;
   }
 
-  run<N extends HookName>(hook: N, payload: HookPayload<N>): Promise<HookOutcome> {
+  run<N extends HookName>(hook: N, payload: HookPayload<N>, signal?: AbortSignal): Promise<HookOutcome> {
     const list = this.handlers.get(hook);
     if (list === undefined || list.length === 0) return Promise.resolve({ stopped: false, headers: undefined });
     try {
@@ -131,7 +145,7 @@ export class HookRunner {
         const first = checkPayload[hook].Errors(payload).First();
         throw new FloodgateError(ErrorCode.HookResult, `invalid ${hook} payload at ${first?.path}: ${first?.message}`);
       }
-      return Promise.resolve(this.runFrom(list, 0, payload, undefined));
+      return Promise.resolve(this.runFrom(list, 0, payload, { signal }, undefined));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -142,13 +156,19 @@ export class HookRunner {
    * decided in memory) are run in a plain loop, with no promise or tick of their own; the first one
    * that answers with a promise hands the rest of the list to runAfter().
    */
-  private runFrom(list: readonly HookRegistration[], index: number, payload: unknown, headers: Headers | undefined): HookOutcome | Promise<HookOutcome> {
+  private runFrom(
+    list: readonly HookRegistration[],
+    index: number,
+    payload: unknown,
+    call: HookCall,
+    headers: Headers | undefined,
+  ): HookOutcome | Promise<HookOutcome> {
     for (let i = index; i < list.length; i++) {
       const registration = list[i]!;
       let outcome: HookOutcome;
       try {
-        const returned = (registration.handler as (p: unknown) => HookResult | Promise<HookResult>)(payload);
-        if (isThenable(returned)) return this.runAfter(list, i, payload, headers, returned);
+        const returned = (registration.handler as (p: unknown, c: HookCall) => HookResult | Promise<HookResult>)(payload, call);
+        if (isThenable(returned)) return this.runAfter(list, i, payload, call, headers, returned);
         outcome = this.apply(registration, this.validated(registration, returned), headers);
       } catch (error) {
         outcome = this.failed(registration, error, headers);
@@ -164,6 +184,7 @@ export class HookRunner {
     list: readonly HookRegistration[],
     index: number,
     payload: unknown,
+    call: HookCall,
     headers: Headers | undefined,
     pending: Promise<HookResult>,
   ): Promise<HookOutcome> {
@@ -175,7 +196,7 @@ export class HookRunner {
       outcome = this.failed(registration, error, headers);
     }
     if (outcome.stopped) return outcome;
-    return this.runFrom(list, index + 1, payload, outcome.headers);
+    return this.runFrom(list, index + 1, payload, call, outcome.headers);
   }
 
   /** What a valid result does to the step: stops it (an enforcing plugin's violation) or adds headers. */
@@ -209,13 +230,11 @@ export class HookRunner {
 
   private withTimeout(promise: Promise<HookResult>, registration: HookRegistration): Promise<HookResult> {
     let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = this.timeoutMs + (registration.queueMs?.() ?? 0);
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () =>
-          reject(
-            new FloodgateError(ErrorCode.HookTimeout, `did not answer ${registration.hook} within ${this.timeoutMs} ms`),
-          ),
-        this.timeoutMs,
+        () => reject(new FloodgateError(ErrorCode.HookTimeout, `did not answer ${registration.hook} within ${timeoutMs} ms`)),
+        timeoutMs,
       );
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));

@@ -13,13 +13,34 @@ export const HookContext = Type.Object(
 );
 export type HookContext = Static<typeof HookContext>;
 
+const TokenCount = Type.Integer({ minimum: 0, maximum: 1e12 });
+
 export const PrePromptFetchPayload = Type.Object(
   {
     prompt_id: Type.String(),
     text: Type.String(),
+    /** The orchestrator's estimate of the tokens the call will use (prompt and answer). */
+    estimated_tokens: Type.Optional(TokenCount),
     context: HookContext,
   },
   { $id: 'PrePromptFetchPayload' },
+);
+
+/** How a prompt fetch that its prePromptFetch hooks admitted ended. */
+export const PROMPT_OUTCOMES = ['completed', 'failed', 'cancelled'] as const;
+
+/**
+ * After a prompt fetch that prePromptFetch admitted: what it really cost. `cancelled` without
+ * `actual_tokens` means it never ran (nothing it reserved should count).
+ */
+export const PostPromptFetchPayload = Type.Object(
+  {
+    prompt_id: Type.String(),
+    outcome: Type.Union(PROMPT_OUTCOMES.map((o) => Type.Literal(o))),
+    actual_tokens: Type.Optional(TokenCount),
+    context: HookContext,
+  },
+  { $id: 'PostPromptFetchPayload' },
 );
 
 export const PreToolInvokePayload = Type.Object(
@@ -37,6 +58,7 @@ export const PreToolInvokePayload = Type.Object(
  */
 export const HOOK_PAYLOADS = {
   prePromptFetch: PrePromptFetchPayload,
+  postPromptFetch: PostPromptFetchPayload,
   preToolInvoke: PreToolInvokePayload,
 } satisfies Record<string, TSchema>;
 

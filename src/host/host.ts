@@ -11,7 +11,7 @@ import type { IdentityHasher, Logger } from '../logger.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
 import { readManifest, type PluginManifest } from './manifest.ts';
 import type { Services } from './services.ts';
-import { isPluginDefinition, type PluginContext, type PluginDefinition, type PluginInstance } from './plugin.ts';
+import { isPluginDefinition, type HookOptions, type PluginContext, type PluginDefinition, type PluginInstance } from './plugin.ts';
 
 interface PreparedPlugin {
   entry: PluginEntry;
@@ -188,14 +188,14 @@ export class PluginHost {
     const logger = this.deps.logger.child({ plugin: entry.name });
     const mode = modeOf(entry);
     const declared = new Set<string>(manifest.available_hooks);
-    const register = <N extends HookName>(hook: N, handler: HookHandler<N>): void => {
+    const register = <N extends HookName>(hook: N, handler: HookHandler<N>, options?: HookOptions): void => {
       if (!declared.has(hook)) {
         throw new FloodgateError(
           ErrorCode.HookUndeclared,
           `plugin "${entry.name}" registered hook "${hook}", which its manifest does not declare (available_hooks: ${manifest.available_hooks.join(', ')})`,
         );
       }
-      runner.register({ plugin: entry.name, hook, handler, priority: entry.priority, mode, onError: entry.on_error });
+      runner.register({ plugin: entry.name, hook, handler, priority: entry.priority, mode, onError: entry.on_error, ...options });
     };
     let instance: PluginInstance | void;
     try {

@@ -28,8 +28,16 @@ export interface PluginContext<Config> {
   };
   hooks: {
     /** Registers a handler; the hook must be known and declared in the plugin's manifest. */
-    register<N extends HookName>(hook: N, handler: HookHandler<N>): void;
+    register<N extends HookName>(hook: N, handler: HookHandler<N>, options?: HookOptions): void;
   };
+}
+
+export interface HookOptions {
+  /**
+   * How long the handler may wait its turn (e.g. in a concurrency queue) on top of the host's hook
+   * timeout; asked on every call.
+   */
+  queueMs?: () => number;
 }
 
 export interface PluginInstance {

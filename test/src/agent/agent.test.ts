@@ -9,7 +9,7 @@ import { HookRunner, type HookHandler } from '../../../src/hooks/runner.ts';
 import type { HookName, HookPayload, Violation } from '../../../src/hooks/schemas.ts';
 import { captureLogs, LEVEL } from '../support/logs.ts';
 
-const USAGE = '/echo <text>, /time, /search <words>';
+const USAGE = '/echo <text>, /time, /wait <ms>, /search <words>';
 
 function setup(clock = new ManualClock(Date.UTC(2024, 5, 30, 12, 0, 0))) {
   const logs = captureLogs();
@@ -25,9 +25,9 @@ function setup(clock = new ManualClock(Date.UTC(2024, 5, 30, 12, 0, 0))) {
     runner.register({
       plugin: options.plugin ?? 'test',
       hook,
-      handler: (payload: HookPayload<N>) => {
+      handler: (payload: HookPayload<N>, call) => {
         seen.push({ hook, payload });
-        return handler(payload);
+        return handler(payload, call);
       },
       priority: 1,
       mode: options.mode ?? 'enforce',
@@ -131,6 +131,8 @@ describe('DemoAgent: hooks', () => {
         payload: {
           prompt_id: 'chat',
           text: 'hi',
+          // One token per 4 characters, twice: the prompt and an answer as long.
+          estimated_tokens: 2,
           context: { message_id: m.id, channel: 'cli', user_id: 'alice', tenant_id: 'acme', conversation_id: m.conversationId },
         },
       },
@@ -290,5 +292,87 @@ describe('DemoAgent: delivery', () => {
     expect(deliveries).toBe(2);
     const errors = logs.records().filter((r) => r.level === LEVEL.error);
     expect(errors.map((r) => [r.msg, r.err_message])).toEqual([['reply delivery failed', 'channel exploded']]);
+  });
+});
+
+describe('DemoAgent: postPromptFetch and cancellation', () => {
+  function recordingPost(on: ReturnType<typeof setup>['on']) {
+    const posts: HookPayload<'postPromptFetch'>[] = [];
+    on('postPromptFetch', (payload) => {
+      posts.push(payload);
+      return { continue: true };
+    });
+    return posts;
+  }
+
+  it('reports a completed call with its actual tokens: prompt and answer, one token per 4 characters', async () => {
+    const { agent, on } = setup();
+    const posts = recordingPost(on);
+    const m = message('/echo abcdefgh');
+    const reply = await agent.handle(m);
+    expect(reply.text).toBe('abcdefgh');
+    expect(posts).toEqual([
+      {
+        prompt_id: 'chat',
+        outcome: 'completed',
+        // "/echo abcdefgh" is 14 characters (4 tokens), "abcdefgh" 8 (2 tokens).
+        actual_tokens: 6,
+        context: { message_id: m.id, channel: 'http', user_id: 'alice', conversation_id: m.conversationId },
+      },
+    ]);
+  });
+
+  it('does not report a call that prePromptFetch refused', async () => {
+    const { agent, on } = setup();
+    on('prePromptFetch', () => ({ continue: false, violation: slowDown }));
+    const posts = recordingPost(on);
+    expect((await agent.handle(message('hi'))).kind).toBe('refused');
+    expect(posts).toEqual([]);
+  });
+
+  it('a call whose tool step was refused still ran: it is reported completed, with its tokens', async () => {
+    const { agent, on } = setup();
+    const posts = recordingPost(on);
+    on('preToolInvoke', () => {
+      throw new Error('boom');
+    }, { onError: 'fail_closed' });
+    expect((await agent.handle(message('/time'))).code).toBe('plugin_unavailable');
+    expect(posts.map((p) => [p.outcome, p.actual_tokens])).toEqual([['completed', expect.any(Number)]]);
+  });
+
+  it('a client that goes away mid-call stops the call: reported cancelled, and the hooks\' signal aborts', async () => {
+    const { agent, on } = setup();
+    const posts = recordingPost(on);
+    let hookSignal: AbortSignal | undefined;
+    on('prePromptFetch', (_payload, call) => {
+      hookSignal = call?.signal;
+      return { continue: true };
+    });
+    const client = new AbortController();
+    const handled = agent.handle(message('/wait 10000', { signal: client.signal }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(hookSignal?.aborted).toBe(false);
+    client.abort();
+    const reply = await handled;
+    expect(reply.text).toBe('Stopped waiting.');
+    expect(posts.map((p) => [p.outcome, p.actual_tokens])).toEqual([['cancelled', undefined]]);
+    expect(hookSignal?.aborted).toBe(true);
+  });
+
+  it('the hooks\' signal also aborts when the message is done, so nothing a hook holds outlives it', async () => {
+    const { agent, on } = setup();
+    let hookSignal: AbortSignal | undefined;
+    on('prePromptFetch', (_payload, call) => {
+      hookSignal = call?.signal;
+      return { continue: true };
+    });
+    await agent.handle(message('hi'));
+    expect(hookSignal?.aborted).toBe(true);
+  });
+
+  it('/wait answers after the time asked, capped at 10 s', async () => {
+    const { agent } = setup();
+    expect((await agent.handle(message('/wait 5'))).text).toBe('Waited 5 ms.');
+    expect((await agent.handle(message('/wait nonsense'))).text).toBe('Waited 0 ms.');
   });
 });

@@ -181,6 +181,8 @@ describe('DiscordChannel: commands', () => {
         conversationId: DISCORD_CHANNEL_ID,
         text: '/search token bucket',
         receivedAt: NOW,
+        // Aborts once the request is answered: what the agent holds for it is let go.
+        signal: expect.any(AbortSignal),
       },
     ]);
   });

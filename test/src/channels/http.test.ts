@@ -125,6 +125,8 @@ describe('HttpChannel: messages', () => {
       conversationId: 'conv-1',
       text: 'hi',
       receivedAt: NOW,
+      // Aborts once the request is answered: what the agent holds for it is let go.
+      signal: expect.any(AbortSignal),
     });
   });
 

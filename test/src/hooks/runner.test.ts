@@ -146,7 +146,7 @@ describe('HookRunner: registration', () => {
     expect((caught as FloodgateError).code).toBe(ErrorCode.HookUnknown);
     expect((caught as FloodgateError).message).toContain('"typo"');
     expect((caught as FloodgateError).message).toContain('"prePromtFetch"');
-    expect((caught as FloodgateError).message).toContain('prePromptFetch, preToolInvoke');
+    expect((caught as FloodgateError).message).toContain('prePromptFetch, postPromptFetch, preToolInvoke');
     expect(runner.has('prePromptFetch')).toBe(false);
   });
 
@@ -372,6 +372,48 @@ describe('HookRunner: failing handlers', () => {
       code: ErrorCode.HookTimeout,
       err_message: 'did not answer prePromptFetch within 20 ms',
     });
+  });
+
+  it('a handler that may queue gets its queue time on top of timeout_ms, read on every call', async () => {
+    const logs = captureLogs();
+    const runner = new HookRunner(logs.logger, new ManualClock(0), 20);
+    let queueMs = 200;
+    runner.register({
+      plugin: 'queueing',
+      hook: 'prePromptFetch',
+      handler: () => new Promise<HookResult>((resolve) => setTimeout(() => resolve({ continue: true, headers: { 'x-waited': '1' } }), 60)),
+      priority: 1,
+      mode: 'enforce',
+      onError: 'fail_closed',
+      queueMs: () => queueMs,
+    });
+    expect(await runner.run('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-waited': '1' } });
+    queueMs = 0;
+    const late = await runner.run('prePromptFetch', prompt);
+    expect(late.stopped && late.violation.code).toBe('plugin_unavailable');
+  });
+
+  it('hands every handler the caller\'s abort signal', async () => {
+    const logs = captureLogs();
+    const runner = new HookRunner(logs.logger, new ManualClock(0), 1000);
+    const seen: (AbortSignal | undefined)[] = [];
+    for (const plugin of ['sync', 'async']) {
+      runner.register({
+        plugin,
+        hook: 'prePromptFetch',
+        handler: (_payload, call) => {
+          seen.push(call?.signal);
+          return plugin === 'sync' ? CONTINUE : Promise.resolve(CONTINUE);
+        },
+        priority: 1,
+        mode: 'enforce',
+        onError: 'fail_open',
+      });
+    }
+    const controller = new AbortController();
+    await runner.run('prePromptFetch', prompt, controller.signal);
+    await runner.run('prePromptFetch', prompt);
+    expect(seen).toEqual([controller.signal, controller.signal, undefined, undefined]);
   });
 
   it('a timed-out fail_closed handler refuses with 503', async () => {

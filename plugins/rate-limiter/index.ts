@@ -6,13 +6,16 @@ import { ALGORITHMS } from './algorithms/index.ts';
 import type { KeyScope } from './keys.ts';
 import { RateLimiter } from './limiter.ts';
 import { RateLimiterOptions } from './options.ts';
-import { rateList } from './rate.ts';
 import type { PolicyCheck } from './policy.ts';
 import { MemoryStore } from './store/memory.ts';
 import { forgetRedis, peekRedis } from './store/redis-admin.ts';
 import { CONNECT_TIMEOUT_MS, connectWithin, createRedisClient } from './store/redis-client.ts';
 import { RedisStore } from './store/redis.ts';
 import { ResilientStore } from './store/resilient.ts';
+import { MemoryConcurrencyGate } from './concurrency/memory.ts';
+import { RedisConcurrencyGate } from './concurrency/redis.ts';
+import type { ConcurrencyGate } from './concurrency/types.ts';
+import { ResilientGate } from './resilient-gate.ts';
 import type { RateStore, RuleResult } from './store/types.ts';
 import { LimiterTelemetry } from './telemetry.ts';
 import { LimitsView } from './view.ts';
@@ -25,6 +28,8 @@ export { RateLimiterOptions } from './options.ts';
 
 interface Backend {
   store: RateStore;
+  /** Concurrency slots, where the state lives (memory, or Redis with the same failure policy). */
+  gate: ConcurrencyGate;
   telemetry: LimiterTelemetry;
   /** The operator's reads and resets, on whichever backend holds the state. */
   peek(checks: readonly PolicyCheck[]): Promise<RuleResult[]>;
@@ -42,16 +47,18 @@ interface BackendDeps {
 /** The memory store, or Redis behind a circuit breaker with the memory store as its fallback. */
 async function openBackend(options: RateLimiterOptions, { clock, logger, metrics, bus }: BackendDeps): Promise<Backend> {
   const memory = new MemoryStore(ALGORITHMS[options.algorithm], options.max_keys);
+  const localGate = new MemoryConcurrencyGate({ leaseMs: options.concurrency_lease_ms, clock });
   if (options.backend === 'memory') {
     const telemetry = new LimiterTelemetry(metrics, bus, { keys: () => memory.size });
     return {
       store: memory,
+      gate: localGate,
       telemetry,
       peek: async (checks) => memory.peek(checks, clock.now()),
-      forget: async (_scope, owns) => memory.forget(owns),
+      forget: async (scope, owns) => memory.forget(owns) + (await localGate.forget(scope.tag, owns)),
       close: async () => {
         telemetry.dispose();
-        await memory.close();
+        await Promise.all([memory.close(), localGate.close()]);
       },
     };
   }
@@ -79,6 +86,12 @@ async function openBackend(options: RateLimiterOptions, { clock, logger, metrics
     },
   });
   telemetry = new LimiterTelemetry(metrics, bus, { keys: () => store.size, breaker: () => breaker });
+  const gate = new ResilientGate({
+    primary: new RedisConcurrencyGate({ client, prefix: options.redis_key_prefix, leaseMs: options.concurrency_lease_ms }),
+    fallback: localGate,
+    policy: options.on_backend_error,
+    onFailure: (error) => telemetry?.backendFailed(errorMessage(error)),
+  });
   try {
     await connectWithin(client, CONNECT_TIMEOUT_MS);
   } catch (error) {
@@ -88,12 +101,14 @@ async function openBackend(options: RateLimiterOptions, { clock, logger, metrics
   const tracked = telemetry;
   return {
     store,
+    gate,
     telemetry: tracked,
     peek: (checks) => peekRedis(client, options.algorithm, options.redis_key_prefix, checks),
-    forget: async (scope, owns) => (await forgetRedis(client, options.redis_key_prefix, scope.tag, owns)) + memory.forget(owns),
+    forget: async (scope, owns) =>
+      (await forgetRedis(client, options.redis_key_prefix, scope.tag, owns)) + memory.forget(owns) + (await gate.forget(scope.tag, owns)),
     close: async () => {
       tracked.dispose();
-      await store.close();
+      await Promise.all([store.close(), gate.close()]);
       client.disconnect();
     },
   };
@@ -101,8 +116,19 @@ async function openBackend(options: RateLimiterOptions, { clock, logger, metrics
 
 /** Settings that decide where state lives: changing any of them on reload starts a new store. */
 function storeSettings(options: RateLimiterOptions): string {
-  const { algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error } = options;
-  return JSON.stringify({ algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error });
+  const { algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error, concurrency_lease_ms } =
+    options;
+  return JSON.stringify({
+    algorithm,
+    backend,
+    max_keys,
+    redis_url,
+    redis_cluster,
+    redis_key_prefix,
+    redis_timeout_ms,
+    on_backend_error,
+    concurrency_lease_ms,
+  });
 }
 
 /** Limits prompt fetches and tool calls per user, tenant and tool. */
@@ -113,14 +139,33 @@ export default definePlugin({
     const deps: BackendDeps = { clock, logger, metrics, bus };
     let current = config;
     let backend = await openBackend(config, deps);
-    const limiter = new RateLimiter({ options: config, store: backend.store, clock, logger, identity, mode, telemetry: backend.telemetry });
-    hooks.register('prePromptFetch', (payload) => limiter.onPrompt(payload.context));
+    const limiter = new RateLimiter({
+      options: config,
+      store: backend.store,
+      gate: backend.gate,
+      clock,
+      logger,
+      identity,
+      mode,
+      telemetry: backend.telemetry,
+    });
+    hooks.register(
+      'prePromptFetch',
+      (payload, call) =>
+        limiter.onPrompt(payload.context, { promptId: payload.prompt_id, estimatedTokens: payload.estimated_tokens, signal: call?.signal }),
+      // A call waiting for a concurrency slot is not a stuck plugin.
+      { queueMs: () => limiter.policy.maxQueueMs },
+    );
+    hooks.register('postPromptFetch', (payload) =>
+      limiter.onPromptDone(payload.context, { promptId: payload.prompt_id, outcome: payload.outcome, actualTokens: payload.actual_tokens }),
+    );
     hooks.register('preToolInvoke', (payload) => limiter.onTool(payload.context, payload.tool));
     services.provide(
       'limits',
       new LimitsView({
         policy: () => limiter.policy,
         peek: (checks) => backend.peek(checks),
+        inUse: (keys) => backend.gate.inUse(keys),
         forget: (scope, owns) => backend.forget(scope, owns),
       }),
     );
@@ -129,8 +174,8 @@ export default definePlugin({
         algorithm: config.algorithm,
         backend: config.backend,
         on_backend_error: config.backend === 'redis' ? config.on_backend_error : undefined,
-        by_user: rateList(config.by_user).map((r) => r.source),
-        by_tenant: rateList(config.by_tenant).map((r) => r.source),
+        by_user: config.by_user?.rates.map((r) => r.source),
+        by_tenant: config.by_tenant?.rates.map((r) => r.source),
       },
       'rate limiter ready',
     );
@@ -144,7 +189,7 @@ export default definePlugin({
           const previous = backend;
           previous.telemetry.dispose();
           backend = await openBackend(next, deps);
-          limiter.reconfigure(next, update.mode, { store: backend.store, telemetry: backend.telemetry });
+          limiter.reconfigure(next, update.mode, { store: backend.store, gate: backend.gate, telemetry: backend.telemetry });
           await previous.close();
           logger.warn('rate limiter reconfigured with another algorithm or backend; counts start afresh');
         }

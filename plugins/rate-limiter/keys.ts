@@ -58,7 +58,7 @@ export function identityKey(channel: string, user: string): string {
 
 /** Whether `key` holds this user's own state (their user and tool keys; never the tenant's). */
 export function ownsKey(scope: KeyScope, key: string): boolean {
-  // A setting with several windows keeps one key per window: "<key>|<window ms>".
-  const base = key.replace(/\|\d+$/, '');
+  // Suffixes of one setting's keys: "|conc" (concurrency slots), "|tok" (tokens), "|<window ms>".
+  const base = key.replace(/\|conc$/, '').replace(/\|\d+$/, '').replace(/\|tok$/, '');
   return base === userKey(scope) || (base.startsWith(`${scope.tag}tool:`) && base.endsWith(`:${scope.member}`));
 }

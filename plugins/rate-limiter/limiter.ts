@@ -5,7 +5,10 @@ import type { IdentityHasher, Logger } from '../../src/logger.ts';
 import { KeyedThrottle } from '../../src/util/throttle.ts';
 import { bindingIndex, rateLimitHeaders } from './headers.ts';
 import type { RateLimiterOptions } from './options.ts';
-import { Policy, type PolicyCheck, type Subject } from './policy.ts';
+import type { ConcurrencyGate, SlotResult } from './concurrency/types.ts';
+import { Holds, type Hold } from './holds.ts';
+import { GateUnavailable } from './resilient-gate.ts';
+import { Policy, withCost, type CompiledRule, type PolicyCheck, type PromptPlan, type ShadowGroup, type Subject } from './policy.ts';
 import { renderReply } from './reply.ts';
 import { SenderCache } from './senders.ts';
 import type { LimiterTelemetry } from './telemetry.ts';
@@ -26,7 +29,29 @@ export interface RateLimiterDeps {
   mode: 'enforce' | 'permissive';
   /** Metrics and bus events for each decision; none when absent. */
   telemetry?: LimiterTelemetry;
+  /** Concurrency slots; needed when a setting has max_concurrent. */
+  gate?: ConcurrencyGate;
 }
+
+/** A prompt fetch as the limiter sees it. */
+export interface PromptCall {
+  promptId?: string;
+  /** Tokens the orchestrator expects the call to use. */
+  estimatedTokens?: number;
+  /** Aborts when the call is given up: what it holds is let go and, before postPromptFetch, given back. */
+  signal?: AbortSignal;
+}
+
+/** How a prompt fetch ended (postPromptFetch). */
+export interface PromptEnd {
+  promptId?: string;
+  outcome: 'completed' | 'failed' | 'cancelled';
+  actualTokens?: number;
+}
+
+const DEFAULT_PROMPT_ID = 'chat';
+/** Seconds a client is told to wait after a concurrency refusal: a slot frees when any call ends. */
+const CONCURRENCY_RETRY_S = 1;
 
 export interface RateLimiterStats {
   admitted: number;
@@ -49,13 +74,16 @@ export class RateLimiter {
   /** Who was told to slow down recently: chat channels stay quiet until the cooldown ends. */
   private readonly told: KeyedThrottle;
   private readonly logged: KeyedThrottle;
-  private readonly counters = { admitted: 0, refused: 0, faults: 0 };
+  private readonly counters = { admitted: 0, refused: 0, faults: 0, shadowRefused: 0 };
+  /** Admitted prompt fetches not yet ended: what each reserved, until postPromptFetch settles it. */
+  private readonly holds: Holds;
 
   constructor(private deps: RateLimiterDeps) {
     this.policy = new Policy(deps.options);
     this.senders = new SenderCache(this.policy, Math.min(deps.options.max_keys, SENDER_CACHE_SIZE));
     this.told = new KeyedThrottle(deps.options.max_keys);
     this.logged = new KeyedThrottle(deps.options.max_keys);
+    this.holds = new Holds(deps.options.max_keys, (hold) => this.cancelled(hold));
   }
 
   /**
@@ -65,7 +93,7 @@ export class RateLimiter {
   reconfigure(
     options: RateLimiterOptions,
     mode: 'enforce' | 'permissive',
-    moved?: { store: RateStore; telemetry?: LimiterTelemetry },
+    moved?: { store: RateStore; gate?: ConcurrencyGate; telemetry?: LimiterTelemetry },
   ): void {
     this.deps = { ...this.deps, options, mode, ...moved };
     this.policy = new Policy(options);
@@ -73,26 +101,252 @@ export class RateLimiter {
   }
 
   stats(): RateLimiterStats {
-    return { ...this.counters, keys: this.deps.store.size };
+    return { admitted: this.counters.admitted, refused: this.counters.refused, faults: this.counters.faults, keys: this.deps.store.size };
   }
 
-  onPrompt(context: HookContext): HookResult | Promise<HookResult> {
+  /** Prompt fetches admitted and not yet ended (each may hold a slot and reserved tokens). */
+  get inFlight(): number {
+    return this.holds.size;
+  }
+
+  /** Shadow rules that would have refused a request (which went through). */
+  get shadowRefused(): number {
+    return this.counters.shadowRefused;
+  }
+
+  onPrompt(context: HookContext, call: PromptCall = {}): HookResult | Promise<HookResult> {
     try {
       const sender = this.senders.resolve(context.channel, context.user_id, context.tenant_id);
       if (sender.subject.exempt) return CONTINUE;
-      return this.settle('prePromptFetch', this.decide('prePromptFetch', sender.subject, sender.prompt));
+      const plan = sender.prompt;
+      if (plan.slots.length === 0 || this.deps.gate === undefined) {
+        return this.settle('prePromptFetch', this.admitPrompt(context, call, sender.subject, plan, undefined));
+      }
+      const started = performance.now();
+      const slot = this.deps.gate.acquire({ limits: plan.slots, queueTimeoutMs: plan.queueTimeoutMs, signal: call.signal });
+      return this.settle(
+        'prePromptFetch',
+        isThenable(slot)
+          ? slot.then(
+              (s) => this.withSlot(context, call, sender.subject, plan, s, started),
+              (error: unknown) => this.gateFailed(sender.subject, error),
+            )
+          : this.withSlot(context, call, sender.subject, plan, slot, started),
+      );
     } catch (error) {
       return this.fault('prePromptFetch', error);
     }
+  }
+
+  /**
+   * postPromptFetch: the call ended. Its reserved tokens become the actual count; a call cancelled
+   * before it ran gives back everything it was charged; its concurrency slot is released.
+   */
+  onPromptDone(context: HookContext, end: PromptEnd): HookResult {
+    try {
+      const hold = this.holds.take(holdId(context, end.promptId));
+      if (hold !== undefined) this.settleHold(hold, end.outcome, end.actualTokens);
+    } catch (error) {
+      this.fault('postPromptFetch', error);
+    }
+    return CONTINUE;
   }
 
   onTool(context: HookContext, tool: string): HookResult | Promise<HookResult> {
     try {
       const sender = this.senders.resolve(context.channel, context.user_id, context.tenant_id);
       if (sender.subject.exempt) return CONTINUE;
-      return this.settle('preToolInvoke', this.decide('preToolInvoke', sender.subject, this.senders.forTool(sender, tool)));
+      const plan = this.senders.forTool(sender, tool);
+      if (plan.shadow.length === 0) return this.settle('preToolInvoke', this.decide('preToolInvoke', sender.subject, plan.checks));
+      const decided = this.decide('preToolInvoke', sender.subject, plan.checks);
+      const thenShadow = (result: HookResult): HookResult => {
+        if (result.continue) this.decideShadow('preToolInvoke', sender.subject, plan.shadow, 1, undefined);
+        return result;
+      };
+      return this.settle('preToolInvoke', isThenable(decided) ? decided.then(thenShadow) : thenShadow(decided));
     } catch (error) {
       return this.fault('preToolInvoke', error);
+    }
+  }
+
+  /** The shared gate failed under on_backend_error "closed": refused as unavailable, like the store. */
+  private gateFailed(subject: Subject, error: unknown): HookResult {
+    if (!(error instanceof GateUnavailable)) throw error;
+    const now = this.deps.clock.now();
+    return this.concludeBlind('prePromptFetch', subject, { allowed: false, unavailable: true, retryAfterMs: 1000, results: [] }, now, performance.now());
+  }
+
+  /** After the concurrency gate answered: refuse, or go on to the rates with the slot held. */
+  private withSlot(
+    context: HookContext,
+    call: PromptCall,
+    subject: Subject,
+    plan: PromptPlan,
+    slot: SlotResult,
+    started: number,
+  ): HookResult | Promise<HookResult> {
+    if (!slot.ok) return this.concurrencyRefusal(subject, slot.limit.label, slot.limit.limit, started);
+    try {
+      const result = this.admitPrompt(context, call, subject, plan, slot.release);
+      if (isThenable(result)) {
+        return result.then(undefined, (error: unknown) => {
+          slot.release();
+          throw error;
+        });
+      }
+      return result;
+    } catch (error) {
+      slot.release();
+      throw error;
+    }
+  }
+
+  /**
+   * Decides a prompt fetch against its rates and token budgets (the estimate is reserved), and keeps
+   * what it was charged until postPromptFetch (or a cancellation) settles it. `release` frees the
+   * concurrency slot it holds, if any: at once when refused, else when the call ends.
+   */
+  private admitPrompt(
+    context: HookContext,
+    call: PromptCall,
+    subject: Subject,
+    plan: PromptPlan,
+    release: (() => void) | undefined,
+  ): HookResult | Promise<HookResult> {
+    const hook = 'prePromptFetch';
+    const cost = Math.max(1, Math.ceil(call.estimatedTokens ?? 1));
+    let checks = plan.checks;
+    if (plan.tokens.length > 0) {
+      for (const check of plan.tokens) {
+        if (cost > check.rule.limit) {
+          release?.();
+          return this.tooLarge(subject, check.rule, cost);
+        }
+      }
+      checks = plan.checks.concat(withCost(plan.tokens, cost));
+    }
+    // Kept only when something may come back for it: a cancellation, a token count, a slot to free.
+    const keep = call.signal !== undefined || plan.tokens.length > 0 || release !== undefined;
+    const admitted = (result: HookResult, decision: Decision | undefined): HookResult => {
+      if (!result.continue) {
+        release?.();
+        return result;
+      }
+      const shadow = plan.shadow.length > 0 ? this.decideShadow(hook, subject, plan.shadow, cost, keep ? [] : undefined) : undefined;
+      if (keep) {
+        this.holds.add(holdId(context, call.promptId), {
+          store: this.deps.store,
+          checks,
+          decision,
+          shadow,
+          release,
+          signal: call.signal,
+        });
+      }
+      return result;
+    };
+    if (checks.length === 0) return admitted(CONTINUE, undefined);
+    const store = this.deps.store;
+    const now = this.deps.clock.now();
+    const started = this.deps.telemetry ? performance.now() : 0;
+    const decision = store.decide(checks, now);
+    if (isThenable(decision)) {
+      return decision.then(
+        (d) => admitted(this.conclude(hook, subject, checks, d, now, started), d),
+        (error: unknown) => {
+          release?.();
+          throw error;
+        },
+      );
+    }
+    return admitted(this.conclude(hook, subject, checks, decision, now, started), decision);
+  }
+
+  /**
+   * Decides each shadow setting on its own, after the enforced rules admitted: counted as if enforced
+   * (charged only when it would admit), reported when it would refuse, never blocking. `kept`
+   * collects the admitted decisions, so a settled or cancelled call adjusts them too.
+   */
+  private decideShadow(
+    hook: string,
+    subject: Subject,
+    groups: readonly ShadowGroup[],
+    cost: number,
+    kept: { checks: PolicyCheck[]; decision: Decision }[] | undefined,
+  ): { checks: PolicyCheck[]; decision: Decision }[] | undefined {
+    const now = this.deps.clock.now();
+    for (const group of groups) {
+      const tooLarge = group.tokens.find((check) => cost > check.rule.limit);
+      if (tooLarge !== undefined) {
+        this.reportShadow(hook, subject, tooLarge, now);
+        continue;
+      }
+      const checks = group.tokens.length > 0 ? group.checks.concat(withCost(group.tokens, cost)) : group.checks;
+      const record = (decision: Decision): void => {
+        if (decision.results.length === 0) return;
+        if (decision.allowed) kept?.push({ checks, decision });
+        else this.reportShadow(hook, subject, checks[bindingIndex(decision)]!, now);
+      };
+      try {
+        const decision = this.deps.store.decide(checks, now);
+        if (isThenable(decision)) decision.then(record, (error: unknown) => this.fault(hook, error));
+        else record(decision);
+      } catch (error) {
+        this.fault(hook, error);
+      }
+    }
+    return kept;
+  }
+
+  private reportShadow(hook: string, subject: Subject, check: PolicyCheck, now: number): void {
+    this.counters.shadowRefused++;
+    this.deps.telemetry?.decided(hook, subject.channel, 'shadow_refused', telemetryRule(check.rule), undefined, 0);
+    if (!this.logged.pass(`\0shadow${check.key}`, now, LOG_INTERVAL_MS)) return;
+    this.deps.logger.info(
+      { hook, rule: check.rule.label, limit: check.rule.source, subject: this.deps.identity.hash(check.key), mode: 'shadow' },
+      'shadow rule would refuse; request allowed',
+    );
+  }
+
+  /** The call ended: its slot is freed, and what it was charged becomes what it used. */
+  private settleHold(hold: Hold, outcome: PromptEnd['outcome'], actualTokens: number | undefined): void {
+    hold.release?.();
+    const refund = outcome === 'cancelled' && actualTokens === undefined;
+    if (!refund && actualTokens === undefined) return;
+    this.adjust(hold, hold.checks, hold.decision, refund, actualTokens);
+    for (const shadow of hold.shadow ?? []) this.adjust(hold, shadow.checks, shadow.decision, refund, actualTokens);
+    this.deps.telemetry?.settled(refund ? 'refunded' : 'committed');
+  }
+
+  /** A call given up (its signal aborted, or it was dropped unsettled) before postPromptFetch. */
+  private cancelled(hold: Hold): void {
+    try {
+      this.settleHold(hold, 'cancelled', undefined);
+    } catch (error) {
+      this.fault('postPromptFetch', error);
+    }
+  }
+
+  private adjust(
+    hold: Hold,
+    checks: readonly PolicyCheck[],
+    decision: Decision | undefined,
+    refund: boolean,
+    actualTokens: number | undefined,
+  ): void {
+    // Nothing to adjust after a blind decision, or when a reload moved the state to another store.
+    if (decision === undefined || decision.results.length === 0 || hold.store !== this.deps.store) return;
+    const deltas = checks.map((check) => {
+      const cost = check.cost ?? 1;
+      if (refund) return -cost;
+      return check.rule.unit === 'tokens' && actualTokens !== undefined ? actualTokens - cost : 0;
+    });
+    if (deltas.every((d) => d === 0)) return;
+    try {
+      const done = hold.store.adjust(decision, checks, deltas);
+      if (isThenable(done)) done.then(undefined, (error: unknown) => this.fault('postPromptFetch', error));
+    } catch (error) {
+      this.fault('postPromptFetch', error);
     }
   }
 
@@ -125,13 +379,13 @@ export class RateLimiter {
     const headers = rateLimitHeaders(checks, decision, binding);
     if (decision.allowed) {
       this.counters.admitted++;
-      this.deps.telemetry?.decided(hook, subject.channel, 'admitted', checks[binding]!.rule.name, undefined, performance.now() - started);
+      this.deps.telemetry?.decided(hook, subject.channel, 'admitted', telemetryRule(checks[binding]!.rule), undefined, performance.now() - started);
       return { continue: true, headers };
     }
     this.counters.refused++;
     const { rule, key } = checks[binding]!;
     const retryAfter = Number(headers['Retry-After']);
-    this.deps.telemetry?.decided(hook, subject.channel, 'refused', rule.name, retryAfter, performance.now() - started);
+    this.deps.telemetry?.decided(hook, subject.channel, 'refused', telemetryRule(rule), retryAfter, performance.now() - started);
     const cooldownMs = (this.deps.options.reply_cooldown ?? retryAfter) * 1000;
     const firstInCooldown = this.told.pass(subject.identity, now, cooldownMs);
     if (this.logged.pass(key, now, LOG_INTERVAL_MS)) {
@@ -187,6 +441,45 @@ export class RateLimiter {
     };
   }
 
+  /** Too many of this user's (or tenant's) calls are in flight, and none finished in time. */
+  private concurrencyRefusal(subject: Subject, label: string, limit: number, started: number): HookResult {
+    this.counters.refused++;
+    this.deps.telemetry?.decided('prePromptFetch', subject.channel, 'refused', `${label}-concurrency`, CONCURRENCY_RETRY_S, performance.now() - started);
+    const now = this.deps.clock.now();
+    const firstInCooldown = this.told.pass(subject.identity, now, (this.deps.options.reply_cooldown ?? CONCURRENCY_RETRY_S) * 1000);
+    const whose = label === 'tenant' ? 'your team has' : 'you have';
+    return {
+      continue: false,
+      violation: {
+        code: 'concurrency_limited',
+        reason: 'Too many requests in flight',
+        description: `Sorry, ${whose} ${limit} ${limit === 1 ? 'request' : 'requests'} in progress already. Please wait for one to finish and try again.`,
+        httpStatus: 429,
+        headers: { 'Retry-After': String(CONCURRENCY_RETRY_S) },
+        details: { rule: label, max_concurrent: limit, retry_after: CONCURRENCY_RETRY_S },
+        quiet: !firstInCooldown,
+      },
+    };
+  }
+
+  /** One request bigger than a whole token budget: no wait would help, so it is refused at once. */
+  private tooLarge(subject: Subject, rule: CompiledRule, tokens: number): HookResult {
+    this.counters.refused++;
+    this.deps.telemetry?.decided('prePromptFetch', subject.channel, 'refused', telemetryRule(rule), undefined, 0);
+    return {
+      continue: false,
+      violation: {
+        code: 'request_too_large',
+        reason: 'Request larger than the token budget',
+        description: `Sorry, that request is too large: it needs about ${tokens} tokens, and the limit is ${rule.description}. Please make it shorter.`,
+        httpStatus: 413,
+        headers: {},
+        details: { rule: rule.name, window: rule.window, limit: rule.source, tokens },
+        quiet: false,
+      },
+    };
+  }
+
   private fault(hook: string, error: unknown): HookResult {
     this.counters.faults++;
     this.deps.telemetry?.fault();
@@ -198,4 +491,14 @@ export class RateLimiter {
     }
     return CONTINUE;
   }
+}
+
+/** Which reservation a postPromptFetch settles: one per message and prompt. */
+function holdId(context: HookContext, promptId: string | undefined): string {
+  return `${context.channel}\0${context.message_id}\0${promptId ?? DEFAULT_PROMPT_ID}`;
+}
+
+/** The rule as metrics name it: "user", "tenant", "tool", or "user-tokens", ... (never an id). */
+function telemetryRule(rule: CompiledRule): string {
+  return rule.unit === 'tokens' ? `${rule.name}-tokens` : rule.name;
 }

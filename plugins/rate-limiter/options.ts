@@ -1,18 +1,9 @@
 import { z } from 'zod';
+import { closest } from '../../src/config/issues.ts';
 import { ALGORITHM_NAMES } from './algorithms/types.ts';
 import { normalizeToolName } from './keys.ts';
-import { parseRate, RateSyntaxError, type Rate } from './rate.ts';
+import { parseRate, rateList, RateSyntaxError, type Rate } from './rate.ts';
 import { TEMPLATE_PLACEHOLDERS, DEFAULT_MESSAGE, templateProblems } from './reply.ts';
-
-const RateString = z.string().transform((text, ctx): Rate => {
-  try {
-    return parseRate(text);
-  } catch (error) {
-    if (!(error instanceof RateSyntaxError)) throw error;
-    ctx.addIssue({ code: 'custom', message: error.message, input: text });
-    return z.NEVER;
-  }
-});
 
 /** A rate, or an issue at `path` saying what is wrong with it. */
 function rateOrIssue(text: unknown, ctx: z.RefinementCtx, path: (string | number)[]): Rate | undefined {
@@ -46,6 +37,96 @@ const RateSpec = z.unknown().transform((spec, ctx): Rate | Rate[] => {
   return rates.every((r) => r !== undefined) ? (rates as Rate[]) : z.NEVER;
 });
 
+/** What one setting (by_user, by_tenant, a by_tool entry) limits, whichever form it was written in. */
+export interface LimitSetting {
+  /** Requests per window; several windows must all admit. */
+  rates: Rate[];
+  /** Tokens per window (prompt fetches only), reserved from the estimate and settled by postPromptFetch. */
+  tokens: Rate[];
+  /** Most prompt fetches in flight at once. */
+  maxConcurrent: number | undefined;
+  /** How long a fetch beyond maxConcurrent waits for a slot before it is refused. */
+  queueTimeoutMs: number;
+  /** Counted and reported, never enforced. */
+  shadow: boolean;
+}
+
+const SettingObject = z
+  .strictObject({
+    /** Requests: "30/m" or ["30/m", "500/h"]. */
+    rate: RateSpec.optional(),
+    /** Tokens: "20000/m" or ["20000/m", "1000000/d"]. */
+    tokens: RateSpec.optional(),
+    max_concurrent: z.number().int().min(1).max(100_000).optional(),
+    queue_timeout_ms: z.number().int().min(0).max(60_000).optional(),
+    shadow: z.boolean().default(false),
+  })
+  .superRefine((setting, ctx) => {
+    if (setting.rate === undefined && setting.tokens === undefined && setting.max_concurrent === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'set at least one of rate, tokens or max_concurrent', path: [] });
+    }
+    if (setting.queue_timeout_ms !== undefined && setting.max_concurrent === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'queue_timeout_ms needs max_concurrent', path: ['queue_timeout_ms'] });
+    }
+    if (setting.shadow && setting.max_concurrent !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a shadow setting cannot cap concurrency (it would have to hold real slots); drop max_concurrent or shadow',
+        path: ['max_concurrent'],
+      });
+    }
+  });
+
+const SETTING_FIELDS = Object.keys(SettingObject.shape);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A rate, a list of windows, or an object with rate, tokens, max_concurrent, queue_timeout_ms, shadow. */
+const Setting = z.unknown().transform((spec, ctx): LimitSetting => {
+  const copyIssues = (issues: z.core.$ZodIssue[]): never => {
+    for (const issue of issues) {
+      if (issue.code !== 'unrecognized_keys') {
+        ctx.addIssue({ ...issue, input: (issue as { input?: unknown }).input ?? spec } as z.core.$ZodRawIssue);
+        continue;
+      }
+      // Said here, with the hint, because the host's formatter cannot see through this transform.
+      for (const key of issue.keys) {
+        const hint = closest(key, SETTING_FIELDS);
+        ctx.addIssue({ code: 'custom', message: `unknown field${hint ? ` (did you mean "${hint}"?)` : ''}`, path: [...issue.path, key] });
+      }
+    }
+    return z.NEVER;
+  };
+  if (!isPlainObject(spec)) {
+    const rates = RateSpec.safeParse(spec);
+    if (!rates.success) return copyIssues(rates.error.issues);
+    return { rates: rateList(rates.data), tokens: [], maxConcurrent: undefined, queueTimeoutMs: 0, shadow: false };
+  }
+  const object = SettingObject.safeParse(spec);
+  if (!object.success) return copyIssues(object.error.issues);
+  return {
+    rates: rateList(object.data.rate),
+    tokens: rateList(object.data.tokens),
+    maxConcurrent: object.data.max_concurrent,
+    queueTimeoutMs: object.data.queue_timeout_ms ?? 0,
+    shadow: object.data.shadow,
+  };
+});
+
+/** A by_tool entry: requests only (tokens and concurrency belong to prompt fetches). */
+const ToolSetting = Setting.superRefine((setting, ctx) => {
+  if (setting.tokens.length > 0) {
+    ctx.addIssue({ code: 'custom', message: 'tokens apply to prompt fetches: set them on by_user or by_tenant', path: ['tokens'] });
+  }
+  if (setting.maxConcurrent !== undefined) {
+    ctx.addIssue({ code: 'custom', message: 'max_concurrent applies to prompt fetches: set it on by_user or by_tenant', path: ['max_concurrent'] });
+  }
+  if (setting.rates.length === 0 && setting.tokens.length === 0 && setting.maxConcurrent === undefined) return;
+  if (setting.rates.length === 0) ctx.addIssue({ code: 'custom', message: 'a tool setting needs a rate', path: ['rate'] });
+});
+
 const Template = z.string().superRefine((text, ctx) => {
   for (const problem of templateProblems(text)) ctx.addIssue({ code: 'custom', message: problem, input: text });
 });
@@ -64,12 +145,17 @@ const SeedNode = z.string().refine((seed) => /^[^\s:]+:\d{1,5}$/.test(seed) || /
 
 export const RateLimiterOptions = z
   .strictObject({
-    /** Requests per user per channel, e.g. "30/m". */
-    by_user: RateSpec.optional(),
-    /** Requests per tenant (all its users together). */
-    by_tenant: RateSpec.optional(),
-    /** Per-tool rates that replace by_user for calls of that tool, e.g. {"search": "10/m"}. */
-    by_tool: z.record(z.string(), RateSpec).default({}),
+    /** Per user per channel: "30/m", ["30/m", "500/h"], or {rate, tokens, max_concurrent, queue_timeout_ms, shadow}. */
+    by_user: Setting.optional(),
+    /** Per tenant (all its users together), in the same forms as by_user. */
+    by_tenant: Setting.optional(),
+    /** Per-tool rates that replace by_user's for calls of that tool, e.g. {"search": "10/m"}. */
+    by_tool: z.record(z.string(), ToolSetting).default({}),
+    /**
+     * How long a concurrency slot stays held without its call ending (postPromptFetch or cancel): what a
+     * crashed gateway's slots cost on Redis before they free themselves. Live holders renew it.
+     */
+    concurrency_lease_ms: z.number().int().min(1_000).max(3_600_000).default(60_000),
     algorithm: z.enum(ALGORITHM_NAMES).default('sliding_window'),
     backend: z.enum(BACKENDS).default('memory'),
     /** The friendly reply; placeholders {retry_after} and {limit}. */

@@ -1,7 +1,8 @@
 import type { Rule } from './algorithms/types.ts';
 import { identityKey, keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
-import type { RateLimiterOptions } from './options.ts';
-import { describeRate, rateList, windowLabel, type Rate } from './rate.ts';
+import type { SlotLimit } from './concurrency/types.ts';
+import type { LimitSetting, RateLimiterOptions } from './options.ts';
+import { describeRate, windowLabel, type Rate } from './rate.ts';
 import type { RuleCheck } from './store/types.ts';
 
 /** A configured limit, compiled once at startup: everything a decision or a header needs. */
@@ -18,12 +19,56 @@ export interface CompiledRule extends Rule {
   label: string;
   /** The window, e.g. "1h": a refusal names it. */
   window: string;
-  /** Appended to the key when the setting lists several windows, so each window counts on its own. */
+  /** Appended to the key: token windows and each of several windows count on their own. */
   keySuffix: string;
+  /** Requests, or tokens (prompt fetches only: reserved from the estimate, settled afterwards). */
+  unit: 'requests' | 'tokens';
+  /** Counted and reported, never enforced. */
+  shadow: boolean;
 }
 
 export interface PolicyCheck extends RuleCheck {
   rule: CompiledRule;
+}
+
+/** Everything a prompt fetch is held to, for one sender: built once, reused for each message. */
+export interface PromptPlan {
+  /** Enforced requests rules (each charges 1). */
+  checks: PolicyCheck[];
+  /** Enforced tokens rules; each message charges its own estimate (see withCost). */
+  tokens: PolicyCheck[];
+  /** Shadow settings, each decided on its own after the enforced rules admit: requests then tokens. */
+  shadow: ShadowGroup[];
+  /** Concurrency caps (user, tenant); empty when none is set. */
+  slots: SlotLimit[];
+  /** How long a fetch waits for a slot: the longest queue_timeout_ms of the capped settings. */
+  queueTimeoutMs: number;
+}
+
+export interface ToolPlan {
+  checks: PolicyCheck[];
+  shadow: ShadowGroup[];
+}
+
+export interface ShadowGroup {
+  checks: PolicyCheck[];
+  tokens: PolicyCheck[];
+}
+
+/** A setting compiled: its rules, and its concurrency cap. */
+interface CompiledSetting {
+  rates: CompiledRule[];
+  tokens: CompiledRule[];
+  shadow: boolean;
+  maxConcurrent: number | undefined;
+  queueTimeoutMs: number;
+}
+
+const NO_SETTING: CompiledSetting = { rates: [], tokens: [], shadow: false, maxConcurrent: undefined, queueTimeoutMs: 0 };
+
+/** A copy of `checks` charging `cost` each (a message's token estimate). */
+export function withCost(checks: readonly PolicyCheck[], cost: number): PolicyCheck[] {
+  return checks.map((check) => ({ key: check.key, rule: check.rule, cost }));
 }
 
 /** Who a request is for, after normalisation. */
@@ -41,39 +86,57 @@ export interface Subject {
   exempt: boolean;
 }
 
-function compile(name: CompiledRule['name'], rate: Rate, several: boolean): CompiledRule {
+function compile(name: CompiledRule['name'], rate: Rate, several: boolean, unit: CompiledRule['unit'], shadow: boolean): CompiledRule {
   const seconds = Math.ceil(rate.windowMs / 1000);
   const window = windowLabel(rate.windowMs);
-  const label = several ? `${name}-${window}` : name;
+  const base = unit === 'tokens' ? `${name}-tokens` : name;
+  const label = several ? `${base}-${window}` : base;
   return {
     name,
     limit: rate.limit,
     windowMs: rate.windowMs,
     source: rate.source,
-    description: describeRate(rate),
-    policyItem: `"${label}";q=${rate.limit};w=${seconds}`,
+    description: unit === 'tokens' ? describeRate(rate).replace(' per ', ' tokens per ') : describeRate(rate),
+    policyItem: `"${label}";q=${rate.limit};w=${seconds}${unit === 'tokens' ? ';qu="tokens"' : ''}`,
     label,
     window,
-    keySuffix: several ? `|${rate.windowMs}` : '',
+    keySuffix: (unit === 'tokens' ? '|tok' : '') + (several ? `|${rate.windowMs}` : ''),
+    unit,
+    shadow,
   };
 }
 
-function compileAll(name: CompiledRule['name'], spec: Rate | Rate[] | undefined): CompiledRule[] {
-  const rates = rateList(spec);
-  return rates.map((rate) => compile(name, rate, rates.length > 1));
+function compileRates(name: CompiledRule['name'], rates: readonly Rate[], unit: CompiledRule['unit'], shadow: boolean): CompiledRule[] {
+  return rates.map((rate) => compile(name, rate, rates.length > 1, unit, shadow));
+}
+
+function compileSetting(name: CompiledRule['name'], setting: LimitSetting | undefined): CompiledSetting {
+  if (setting === undefined) return NO_SETTING;
+  return {
+    rates: compileRates(name, setting.rates, 'requests', setting.shadow),
+    tokens: compileRates(name, setting.tokens, 'tokens', setting.shadow),
+    shadow: setting.shadow,
+    maxConcurrent: setting.maxConcurrent,
+    queueTimeoutMs: setting.queueTimeoutMs,
+  };
 }
 
 function push(checks: PolicyCheck[], key: string, rules: readonly CompiledRule[]): void {
   for (const rule of rules) checks.push({ key: key + rule.keySuffix, rule });
 }
 
+/** Concurrency slots live beside the rate keys, under the same hash tag. */
+export function slotKey(key: string): string {
+  return `${key}|conc`;
+}
+
 /** Which rules apply to a request: compiled once, asked on every message. */
 export class Policy {
-  private readonly user: CompiledRule[];
-  private readonly tenant: CompiledRule[];
-  private readonly tools = new Map<string, CompiledRule[]>();
+  private readonly user: CompiledSetting;
+  private readonly tenant: CompiledSetting;
+  private readonly tools = new Map<string, CompiledSetting>();
   /** A tool without its own rate is limited per user and tool at the by_user rate(s). */
-  private readonly toolDefault: CompiledRule[];
+  private readonly toolDefault: CompiledSetting;
 
   private readonly exemptUsers: ReadonlySet<string>;
   private readonly exemptTenants: ReadonlySet<string>;
@@ -81,18 +144,20 @@ export class Policy {
   constructor(options: RateLimiterOptions) {
     this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
     this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
-    this.user = compileAll('user', options.by_user);
-    this.tenant = compileAll('tenant', options.by_tenant);
-    this.toolDefault = compileAll('tool', options.by_user);
-    for (const [tool, spec] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compileAll('tool', spec));
+    this.user = compileSetting('user', options.by_user);
+    this.tenant = compileSetting('tenant', options.by_tenant);
+    const byUser = options.by_user;
+    this.toolDefault = byUser ? compileSetting('tool', { ...byUser, tokens: [], maxConcurrent: undefined }) : NO_SETTING;
+    for (const [tool, setting] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compileSetting('tool', setting));
   }
 
   subject(channel: string, userId: string, tenantId: string | undefined): Subject {
     const normalTenant = tenantId === undefined ? '' : normalizeId(tenantId);
     const tenant = normalTenant === '' ? undefined : normalTenant;
     const user = normalizeId(userId);
-    // Users live under their tenant's hash tag only when a tenant rule must be decided with theirs.
-    const scope = keyScope(channel, user, this.tenant.length > 0 ? tenant : undefined);
+    // Users live under their tenant's hash tag only when a tenant setting must be decided with theirs.
+    const tenantApplies = this.tenant.rates.length + this.tenant.tokens.length > 0 || this.tenant.maxConcurrent !== undefined;
+    const scope = keyScope(channel, user, tenantApplies ? tenant : undefined);
     const exempt = this.exemptUsers.has(user) || (tenant !== undefined && this.exemptTenants.has(tenant));
     return { channel, user, tenant, scope, identity: identityKey(channel, user), exempt };
   }
@@ -102,20 +167,64 @@ export class Policy {
     return [...this.tools.keys()];
   }
 
-  /** A prompt fetch counts against the user's rule and the tenant's rule. */
-  forPrompt(subject: Subject): PolicyCheck[] {
-    const checks: PolicyCheck[] = [];
-    push(checks, userKey(subject.scope), this.user);
-    if (subject.tenant !== undefined) push(checks, tenantKey(subject.scope), this.tenant);
-    return checks;
+  /** Whether any setting reserves tokens or caps concurrency: prompt fetches are then held until postPromptFetch. */
+  get holdsPrompts(): boolean {
+    return this.user.tokens.length + this.tenant.tokens.length > 0 || this.user.maxConcurrent !== undefined || this.tenant.maxConcurrent !== undefined;
   }
 
-  /** A tool call counts against the tenant's rule and the user's rule for that tool. */
-  forTool(subject: Subject, rawTool: string): PolicyCheck[] {
+  /** The longest a prompt fetch may wait for a concurrency slot. */
+  get maxQueueMs(): number {
+    return Math.max(this.user.maxConcurrent ? this.user.queueTimeoutMs : 0, this.tenant.maxConcurrent ? this.tenant.queueTimeoutMs : 0);
+  }
+
+  /** A prompt fetch counts against the user's settings and the tenant's. */
+  promptPlan(subject: Subject): PromptPlan {
+    const plan: PromptPlan = { checks: [], tokens: [], shadow: [], slots: [], queueTimeoutMs: 0 };
+    this.addSetting(plan, userKey(subject.scope), this.user);
+    if (subject.tenant !== undefined) this.addSetting(plan, tenantKey(subject.scope), this.tenant);
+    return plan;
+  }
+
+  private addSetting(plan: PromptPlan, key: string, setting: CompiledSetting): void {
+    if (setting.shadow) {
+      const group: ShadowGroup = { checks: [], tokens: [] };
+      push(group.checks, key, setting.rates);
+      push(group.tokens, key, setting.tokens);
+      if (group.checks.length + group.tokens.length > 0) plan.shadow.push(group);
+      return;
+    }
+    push(plan.checks, key, setting.rates);
+    push(plan.tokens, key, setting.tokens);
+    if (setting.maxConcurrent !== undefined) {
+      plan.slots.push({ key: slotKey(key), limit: setting.maxConcurrent, label: setting === this.user ? 'user' : 'tenant' });
+      plan.queueTimeoutMs = Math.max(plan.queueTimeoutMs, setting.queueTimeoutMs);
+    }
+  }
+
+  /** A tool call counts against the tenant's rate and the user's rate for that tool. */
+  toolPlan(subject: Subject, rawTool: string): ToolPlan {
     const tool = normalizeToolName(rawTool);
-    const checks: PolicyCheck[] = [];
-    if (subject.tenant !== undefined) push(checks, tenantKey(subject.scope), this.tenant);
-    push(checks, toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault);
-    return checks;
+    const plan: ToolPlan = { checks: [], shadow: [] };
+    const add = (key: string, setting: CompiledSetting): void => {
+      if (!setting.shadow) return push(plan.checks, key, setting.rates);
+      if (setting.rates.length > 0) {
+        const group: ShadowGroup = { checks: [], tokens: [] };
+        push(group.checks, key, setting.rates);
+        plan.shadow.push(group);
+      }
+    };
+    if (subject.tenant !== undefined) add(tenantKey(subject.scope), this.tenant);
+    add(toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault);
+    return plan;
+  }
+
+  /** The enforced requests rules of a prompt fetch. */
+  forPrompt(subject: Subject): PolicyCheck[] {
+    return this.promptPlan(subject).checks;
+  }
+
+  /** The enforced rules of a tool call. */
+  forTool(subject: Subject, rawTool: string): PolicyCheck[] {
+    return this.toolPlan(subject, rawTool).checks;
   }
 }

@@ -1,4 +1,4 @@
-import type { Policy, PolicyCheck, Subject } from './policy.ts';
+import type { Policy, PromptPlan, Subject, ToolPlan } from './policy.ts';
 
 /** One sender (channel, user id and tenant id as received), resolved by the policy once. */
 export interface Sender {
@@ -6,10 +6,10 @@ export interface Sender {
   userId: string;
   tenantId: string | undefined;
   subject: Subject;
-  /** The checks of a prompt fetch. */
-  prompt: PolicyCheck[];
-  /** The checks of a tool call, per tool name as received; made on first use. */
-  tools: Map<string, PolicyCheck[]> | undefined;
+  /** What a prompt fetch is held to. */
+  prompt: PromptPlan;
+  /** What a tool call is held to, per tool name as received; made on first use. */
+  tools: Map<string, ToolPlan> | undefined;
 }
 
 /** Most tool names remembered per sender; beyond it, tool checks are built per call. */
@@ -40,19 +40,19 @@ export class SenderCache {
     const known = this.senders.get(userId);
     if (known !== undefined && known.channel === channel && known.tenantId === tenantId) return known;
     const subject = this.policy.subject(channel, userId, tenantId);
-    const sender: Sender = { channel, userId, tenantId, subject, prompt: this.policy.forPrompt(subject), tools: undefined };
+    const sender: Sender = { channel, userId, tenantId, subject, prompt: this.policy.promptPlan(subject), tools: undefined };
     // The same user id on another channel or tenant replaces the entry (correct, merely not reused).
     if (known === undefined && this.senders.size >= this.capacity) this.senders.clear();
     this.senders.set(userId, sender);
     return sender;
   }
 
-  forTool(sender: Sender, tool: string): PolicyCheck[] {
-    let checks = sender.tools?.get(tool);
-    if (checks !== undefined) return checks;
-    checks = this.policy.forTool(sender.subject, tool);
+  forTool(sender: Sender, tool: string): ToolPlan {
+    let plan = sender.tools?.get(tool);
+    if (plan !== undefined) return plan;
+    plan = this.policy.toolPlan(sender.subject, tool);
     sender.tools ??= new Map();
-    if (sender.tools.size < TOOLS_PER_SENDER) sender.tools.set(tool, checks);
-    return checks;
+    if (sender.tools.size < TOOLS_PER_SENDER) sender.tools.set(tool, plan);
+    return plan;
   }
 }

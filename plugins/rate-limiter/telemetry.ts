@@ -24,6 +24,7 @@ export class LimiterTelemetry {
   private readonly latency: Histogram;
   private readonly failures: Counter;
   private readonly faults: Counter;
+  private readonly settlements: Counter;
   private readonly names: string[] = [];
 
   constructor(
@@ -43,6 +44,9 @@ export class LimiterTelemetry {
     );
     this.failures = this.track(
       metrics.counter(`${PREFIX}_backend_failures_total`, 'Redis calls that failed or timed out.'),
+    );
+    this.settlements = this.track(
+      metrics.counter(`${PREFIX}_settlements_total`, 'Prompt fetches whose end adjusted their charge, by outcome.', ['outcome']),
     );
     this.faults = this.track(
       metrics.counter(`${PREFIX}_faults_total`, 'Unexpected errors inside the limiter (each request was let through).'),
@@ -78,6 +82,7 @@ export class LimiterTelemetry {
   }
 
   private readonly bySeries = new Map<string, Map<string, Map<string, { inc(by?: number): void }>>>();
+  private readonly bySettlement = new Map<string, { inc(by?: number): void }>();
 
   private series(hook: string, outcome: string, rule: string): { inc(by?: number): void } {
     let byOutcome = this.bySeries.get(hook);
@@ -87,6 +92,16 @@ export class LimiterTelemetry {
     let series = byRule.get(rule);
     if (series === undefined) byRule.set(rule, (series = this.decisions.child({ hook, outcome, rule })));
     return series;
+  }
+
+  /** A prompt fetch's end adjusted its charge: committed its actual tokens, or refunded it all. */
+  settled(outcome: 'committed' | 'refunded'): void {
+    // Once per prompt fetch: the series is found, not built (made on first use, so /metrics lists
+    // only outcomes that happened).
+    let series = this.bySettlement.get(outcome);
+    if (series === undefined) this.bySettlement.set(outcome, (series = this.settlements.child({ outcome })));
+    series.inc();
+    if (this.bus.listenerCount('ratelimit:settled') > 0) this.bus.emit('ratelimit:settled', { outcome });
   }
 
   backendFailed(message: string): void {

@@ -8,6 +8,8 @@ import type { RuleResult } from './store/types.ts';
 export interface ViewSource {
   policy(): Policy;
   peek(checks: readonly PolicyCheck[]): Promise<RuleResult[]>;
+  /** Concurrency slots in use per key. */
+  inUse(keys: readonly string[]): Promise<number[]>;
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
 }
 
@@ -23,19 +25,34 @@ export class LimitsView implements LimitsAdmin {
   async inspect(query: LimitsQuery): Promise<unknown> {
     const policy = this.source.policy();
     const subject = policy.subject(query.channel, query.user_id, query.tenant_id);
-    const rows: { rule: string; check: PolicyCheck }[] = policy.forPrompt(subject).map((check) => ({ rule: check.rule.label, check }));
+    const prompt = policy.promptPlan(subject);
+    const promptChecks = [...prompt.checks, ...prompt.tokens, ...prompt.shadow.flatMap((group) => [...group.checks, ...group.tokens])];
+    const rows: { rule: string; check: PolicyCheck }[] = promptChecks.map((check) => ({ rule: check.rule.label, check }));
     for (const tool of policy.toolNames()) {
-      for (const check of policy.forTool(subject, tool)) if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check });
+      const plan = policy.toolPlan(subject, tool);
+      for (const check of [...plan.checks, ...plan.shadow.flatMap((group) => group.checks)]) {
+        if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check });
+      }
     }
-    const results = await this.source.peek(rows.map((r) => r.check));
+    const [results, slotsInUse] = await Promise.all([
+      this.source.peek(rows.map((r) => r.check)),
+      prompt.slots.length > 0 ? this.source.inUse(prompt.slots.map((slot) => slot.key)) : Promise.resolve([]),
+    ]);
     return {
       channel: query.channel,
       rules: rows.map(({ rule, check }, i) => ({
         rule,
         limit: check.rule.source,
+        unit: check.rule.unit,
+        ...(check.rule.shadow ? { shadow: true } : {}),
         used: check.rule.limit - results[i]!.remaining,
         remaining: results[i]!.remaining,
         reset_after: ceilSeconds(results[i]!.resetMs),
+      })),
+      concurrency: prompt.slots.map((slot, i) => ({
+        rule: `${slot.label}-concurrency`,
+        max_concurrent: slot.limit,
+        in_flight: slotsInUse[i] ?? 0,
       })),
     };
   }

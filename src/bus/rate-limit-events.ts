@@ -5,7 +5,8 @@
 export interface RateLimitDecisionEvent {
   hook: string;
   channel: string;
-  outcome: 'admitted' | 'refused' | 'unavailable';
+  /** `shadow_refused`: a shadow rule would have refused; the request went on. */
+  outcome: 'admitted' | 'refused' | 'unavailable' | 'shadow_refused';
   /** The rule that decided (the refusing one, or the one with fewest left); absent for blind decisions. */
   rule?: string;
   /** Seconds the client is told to wait, on refusals. */
@@ -24,7 +25,13 @@ export interface RateLimitBackendErrorEvent {
   message: string;
 }
 
+/** A prompt fetch's end settled what it reserved: the actual token count, or everything given back. */
+export interface RateLimitSettledEvent {
+  outcome: 'committed' | 'refunded';
+}
+
 export interface RateLimitEvents {
+  'ratelimit:settled': [event: RateLimitSettledEvent];
   'ratelimit:decision': [event: RateLimitDecisionEvent];
   'ratelimit:backend_error': [event: RateLimitBackendErrorEvent];
   'ratelimit:breaker': [event: RateLimitBreakerEvent];

@@ -26,8 +26,8 @@ async function operatorFlow(limiter: Record<string, unknown>) {
   expect(view.status).toBe(200);
   const body = (await view.json()) as { rules: { rule: string; used: number; remaining: number; reset_after: number }[] };
   expect(body.rules).toEqual([
-    { rule: 'user', limit: '3/m', used: 3, remaining: 0, reset_after: expect.any(Number) },
-    { rule: 'tool:search', limit: '1/m', used: 0, remaining: 1, reset_after: 0 },
+    { rule: 'user', limit: '3/m', unit: 'requests', used: 3, remaining: 0, reset_after: expect.any(Number) },
+    { rule: 'tool:search', limit: '1/m', unit: 'requests', used: 0, remaining: 1, reset_after: 0 },
   ]);
   // Looking charged nothing: a second look is the same.
   const again = (await (await fetch(`${url}/v1/admin/limits?user_id=${encodeURIComponent(user)}`, { headers: auth })).json()) as typeof body;

@@ -1,3 +1,4 @@
+import { slidingLog } from './sliding-log.ts';
 import type { Algorithm } from './types.ts';
 
 /**
@@ -9,6 +10,9 @@ import type { Algorithm } from './types.ts';
  * Float64Array, without a typed array's two extra objects (about 150 bytes per key) and their slow
  * allocation. It grows by push until it holds `limit` times, is then trimmed to exactly that size,
  * and from then on the oldest time is overwritten in place.
+ *
+ * Each time stands for one request, so tokens rules, whose charges weigh differently, are counted by
+ * the sliding log instead (see `tokens`).
  */
 export interface SlidingWindowState {
   /** Recorded times; `times.length` is how many (at most `limit`). */
@@ -75,4 +79,27 @@ export const slidingWindow: Algorithm<SlidingWindowState> = {
     return { remaining: rule.limit - used, resetMs: used === 0 ? 0 : newest(state) + rule.windowMs - now };
   },
   expiresAt: (state, rule) => (state.times.length === 0 ? 0 : newest(state) + rule.windowMs),
+  adjust(state, now, rule, chargedAt, _cost, delta) {
+    if (delta > 0) {
+      // Requests admitted after all: recorded now. The ring keeps only the last `limit`, so a debt
+      // beyond a full ring is not remembered.
+      for (let i = Math.min(delta, rule.limit); i > 0; i--) state = slidingWindow.consume(state, now, rule);
+      return state;
+    }
+    if (state === undefined) return undefined;
+    // A refund takes back the time it recorded, if the ring still holds it (else later admissions
+    // have already pushed it out, and it no longer counts anyway).
+    const size = state.times.length;
+    for (let i = size - 1; i >= 0; i--) {
+      const time = at(state, i);
+      if (time < chargedAt) break;
+      if (time !== chargedAt) continue;
+      // Rebuilt in order, one short of full: it grows by push again.
+      const times: number[] = [];
+      for (let j = 0; j < size; j++) if (j !== i) times.push(at(state, j));
+      return times.length === 0 ? undefined : { times, start: 0 };
+    }
+    return state;
+  },
+  tokens: slidingLog as Algorithm<unknown>,
 };

@@ -1,9 +1,10 @@
 import type { Algorithm, Rule } from './types.ts';
 
 /**
- * GCRA, the token bucket as one number: the theoretical arrival time (TAT). Each request pushes the
- * TAT one emission interval (window / limit) forward; a request is admitted while the TAT is at most
- * one window ahead of now. Allows a burst of `limit`, then a steady `limit` per window.
+ * GCRA, the token bucket as one number: the theoretical arrival time (TAT). Each request (token)
+ * pushes the TAT one emission interval (window / limit) forward; a charge is admitted while the TAT
+ * it leaves is at most one window ahead of now. Allows a burst of `limit`, then a steady `limit` per
+ * window.
  */
 /** The TAT itself: a bare number is the smallest state a key can have (no object around it). */
 export type TokenBucketState = number;
@@ -20,15 +21,15 @@ function slack(rule: Rule, interval: number): number {
 }
 
 export const tokenBucket: Algorithm<TokenBucketState> = {
-  check(state, now, rule) {
+  check(state, now, rule, cost = 1) {
     const interval = rule.windowMs / rule.limit;
     const ahead = Math.max(state ?? now, now) - now;
-    const wait = ahead + interval - rule.windowMs;
+    const wait = ahead + cost * interval - rule.windowMs;
     const tolerance = slack(rule, interval);
     return wait <= tolerance ? 0 : Math.ceil(wait - tolerance);
   },
-  consume(state, now, rule) {
-    return Math.max(state ?? now, now) + rule.windowMs / rule.limit;
+  consume(state, now, rule, cost = 1) {
+    return Math.max(state ?? now, now) + cost * (rule.windowMs / rule.limit);
   },
   standing(state, now, rule) {
     const interval = rule.windowMs / rule.limit;
@@ -40,4 +41,13 @@ export const tokenBucket: Algorithm<TokenBucketState> = {
     };
   },
   expiresAt: (state) => state,
+  adjust(state, now, rule, _at, _cost, delta) {
+    const interval = rule.windowMs / rule.limit;
+    // More spent: pushed onto the TAT like a charge made now (past the window ahead: a debt).
+    if (delta > 0) return Math.max(state ?? now, now) + delta * interval;
+    // A refund gives back what has not refilled already: the TAT moves back, never before now.
+    if (state === undefined || state <= now) return undefined;
+    const tat = Math.max(now, state + delta * interval);
+    return tat > now ? tat : undefined;
+  },
 };

@@ -12,6 +12,9 @@ const MAX_RENEW_BATCH = 512;
 
 type SlotsCommand = (...args: (string | number)[]) => Promise<unknown>;
 
+/** Key counts whose commands are defined up front: a call caps a user and a tenant, so 1 or 2. */
+const EAGER_KEY_COUNTS = 4;
+
 export interface RedisConcurrencyGateOptions {
   client: RedisClient;
   /** Prefix of every key: "fg" and "{t:acme}c:" give "fg:{t:acme}c:". */
@@ -107,6 +110,10 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
     this.renewEveryMs = Math.max(1, options.renewEveryMs ?? Math.floor(this.leaseMs / 3));
     this.retryMs = Math.max(1, options.retryMs ?? 20);
     this.clock = options.clock ?? systemClock;
+    // Every command is defined before the client sends anything. An auto-pipeline made before a
+    // command was defined lacks it: the call is rejected, yet its callback stays in the pipeline,
+    // and when that pipeline runs ioredis throws an uncaught TypeError ("results[i] is not iterable").
+    for (let keys = 0; keys <= EAGER_KEY_COUNTS; keys++) this.command(keys);
   }
 
   get held(): number {

@@ -9,18 +9,26 @@
 -- read once, and a request's answer (remaining, reset) is worked out from what was read and written
 -- rather than read again: inside a script, every redis.call has a cost of its own.
 --
+-- A rule counts requests (each charges 1) or tokens (each request charges its own cost). Only the
+-- sliding window keeps them apart: requests in a list of admission times, tokens in a log of
+-- (time, cost) entries (algorithms/sliding-log.ts), one string "t1 c1 t2 c2 ...". A cost above the
+-- rule's limit can never be admitted: it is refused with retry_after = the window and too_large = 1.
+--
 -- KEYS: every request's keys, request after request (on a Cluster a call carries one request, whose
 --       keys share one hash slot).
 -- ARGV[1]: algorithm: sliding_window | fixed_window | token_bucket
 -- ARGV[2]: number of requests
 -- then per request: its time ('' to use TIME, or a time in ms, for the shared decision tables of the
---       tests), its number of rules k, and k pairs: limit, window (ms).
--- Returns, request after request, rule after rule: retry_after_ms, remaining, reset_ms. A request is
--- admitted when each of its rules' retry_after_ms is 0; it must wait the largest of them. A request
--- that could not be decided (a key of the wrong type) has -1, the error, 0 for each of its rules, and
--- wrote nothing (keys are only written once all of a request's reads are done).
+--       tests), its number of rules k, and k quadruples: limit, window (ms), unit ('r' requests |
+--       't' tokens), cost (a positive integer; ignored, i.e. 1, for a requests rule).
+-- Returns, request after request: the time it was decided (and charged) at, as a string so that it
+-- is exact (adjust.lua needs it to find the charge again), then rule after rule: retry_after_ms,
+-- remaining, reset_ms, too_large (0 | 1). A request is admitted when each of its rules'
+-- retry_after_ms is 0; it must wait the largest of them. A request that could not be decided (a key
+-- of the wrong type) has -1 instead of its time, then the error, then zeros to its full length
+-- (1 + 4k), and wrote nothing (keys are only written once all of a request's reads are done).
 
-local call, ceil, floor, min, format = redis.call, math.ceil, math.floor, math.min, string.format
+local call, ceil, floor, min, format, gmatch, concat = redis.call, math.ceil, math.floor, math.min, string.format, string.gmatch, table.concat
 
 local algorithm = ARGV[1]
 local requests = tonumber(ARGV[2])
@@ -30,97 +38,196 @@ local function num(x)
   return format('%.17g', x)
 end
 
+-- The sliding log as a flat array: times at odd indices, costs at even ones; n = its length.
+local function parse_log(value)
+  local log, n = {}, 0
+  if value then
+    for word in gmatch(value, '%S+') do
+      n = n + 1
+      log[n] = tonumber(word)
+    end
+  end
+  return log, n
+end
+
+-- Index of the first entry later than edge (n + 1 when there is none).
+local function first_live(log, n, edge)
+  local i = 1
+  while i <= n and log[i] <= edge do i = i + 2 end
+  return i
+end
+
+-- Sum of the costs later than edge, counted from the newest back.
+local function used_after(log, n, edge)
+  local used, i = 0, n - 1
+  while i >= 1 and log[i] > edge do
+    used = used + log[i + 1]
+    i = i - 2
+  end
+  return used
+end
+
 local server_now
 local out, n = {}, 0
 -- Scratch shared by the requests: what pass 1 read of each rule, for pass 2.
 local st = {}
 local key_at, arg_at = 0, 3
 
+-- Rule i's arguments: limit, window, whether it counts tokens, and its cost.
+local function rule_args(i)
+  local a = arg_at + 4 * i - 4
+  local limit, window = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  if ARGV[a + 2] == 't' then return limit, window, true, tonumber(ARGV[a + 3]) end
+  return limit, window, false, 1
+end
+
 local function decide(now, count)
   local longest = 0
-
+  -- Pass 1 reads every rule and finds its wait; st holds, per rule (stride 5): wait, too_large and
+  -- up to three values the algorithm needs in pass 2.
   if algorithm == 'sliding_window' then
-    -- Exact sliding window: a list of the times of the last `limit` admissions, oldest first.
     for i = 1, count do
-      local key, limit, window = KEYS[key_at + i], tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
-      local size = call('LLEN', key)
-      local oldest, newest = false, false
-      if size > 0 then
-        oldest = tonumber(call('LINDEX', key, 0))
-        if size == 1 then newest = oldest else newest = tonumber(call('LINDEX', key, -1)) end
-      end
+      local key = KEYS[key_at + i]
+      local limit, window, tokens, cost = rule_args(i)
+      local s = 5 * i
       local wait = 0
-      if size >= limit then
-        wait = oldest + window - now
-        if wait < 0 then wait = 0 end
+      if tokens then
+        -- Tokens: the log, and the costs it holds inside the window.
+        local log, size = parse_log(call('GET', key))
+        local edge = now - window
+        local used = used_after(log, size, edge)
+        local excess = used + cost - limit
+        if excess > 0 then
+          -- Wait until the oldest entries holding at least the excess have left the window.
+          local freed, j = 0, first_live(log, size, edge)
+          wait = window
+          while j <= size do
+            freed = freed + log[j + 1]
+            if freed >= excess then
+              wait = log[j] + window - now
+              break
+            end
+            j = j + 2
+          end
+        end
+        st[s - 2], st[s - 1], st[s] = log, size, used
+      else
+        -- Requests: a list of the times of the last `limit` admissions, oldest first.
+        local size = call('LLEN', key)
+        local oldest, newest = false, false
+        if size > 0 then
+          oldest = tonumber(call('LINDEX', key, 0))
+          if size == 1 then newest = oldest else newest = tonumber(call('LINDEX', key, -1)) end
+        end
+        if size >= limit then
+          wait = oldest + window - now
+          if wait < 0 then wait = 0 end
+        end
+        st[s - 2], st[s - 1], st[s] = size, oldest, newest
       end
-      local s = 4 * i
-      st[s - 3], st[s - 2], st[s - 1], st[s] = size, oldest, newest, wait
+      local too_large = 0
+      if cost > limit then wait, too_large = window, 1 end
+      st[s - 4], st[s - 3] = wait, too_large
       if wait > longest then longest = wait end
     end
     for i = 1, count do
-      local key, limit, window = KEYS[key_at + i], tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
-      local s = 4 * i
-      local size, oldest, newest = st[s - 3], st[s - 2], st[s - 1]
-      if longest == 0 then
-        -- Keep the list sorted even if the clock steps back.
-        local time = now
-        if size > 0 and newest > now then time = newest end
-        size = call('RPUSH', key, num(time))
-        if size > limit then
-          call('LTRIM', key, size - limit, -1)
-          size = limit
-          oldest = tonumber(call('LINDEX', key, 0))
-        elseif size == 1 then
-          oldest = time
-        end
-        newest = time
-        local ttl = ceil(time + window - now)
-        if ttl < 1 then ttl = 1 end
-        call('PEXPIRE', key, ttl)
-      end
-      -- How many recorded times are inside the window (later than now - W); the list is sorted.
-      local edge, used = now - window, 0
-      if size > 0 then
-        if oldest > edge then
-          used = size
-        elseif newest > edge then
-          local lo, hi = 1, size - 1
-          while lo < hi do
-            local mid = floor((lo + hi) / 2)
-            if tonumber(call('LINDEX', key, mid)) <= edge then lo = mid + 1 else hi = mid end
+      local key = KEYS[key_at + i]
+      local limit, window, tokens, cost = rule_args(i)
+      local s = 5 * i
+      local used, newest
+      if tokens then
+        local log, size
+        log, size, used = st[s - 2], st[s - 1], st[s]
+        if size > 0 then newest = log[size - 1] end
+        if longest == 0 then
+          -- Entries that have left the window are dropped on every write; times stay sorted even if
+          -- the clock steps back; the key lives until its newest entry leaves the window.
+          local from = first_live(log, size, now - window)
+          local time = now
+          if size > 0 and newest > now then time = newest end
+          local parts, m = {}, 0
+          for j = from, size do
+            m = m + 1
+            parts[m] = num(log[j])
           end
-          used = size - lo
+          parts[m + 1], parts[m + 2] = num(time), num(cost)
+          local ttl = ceil(time + window - now)
+          if ttl < 1 then ttl = 1 end
+          call('SET', key, concat(parts, ' '), 'PX', ttl)
+          used, newest = used + cost, time
+        end
+      else
+        local size, oldest
+        size, oldest, newest = st[s - 2], st[s - 1], st[s]
+        if longest == 0 then
+          -- Keep the list sorted even if the clock steps back.
+          local time = now
+          if size > 0 and newest > now then time = newest end
+          size = call('RPUSH', key, num(time))
+          if size > limit then
+            call('LTRIM', key, size - limit, -1)
+            size = limit
+            oldest = tonumber(call('LINDEX', key, 0))
+          elseif size == 1 then
+            oldest = time
+          end
+          newest = time
+          local ttl = ceil(time + window - now)
+          if ttl < 1 then ttl = 1 end
+          call('PEXPIRE', key, ttl)
+        end
+        -- How many recorded times are inside the window (later than now - W); the list is sorted.
+        local edge = now - window
+        used = 0
+        if size > 0 then
+          if oldest > edge then
+            used = size
+          elseif newest > edge then
+            local lo, hi = 1, size - 1
+            while lo < hi do
+              local mid = floor((lo + hi) / 2)
+              if tonumber(call('LINDEX', key, mid)) <= edge then lo = mid + 1 else hi = mid end
+            end
+            used = size - lo
+          end
         end
       end
       local reset = 0
       if used > 0 then reset = ceil(newest + window - now) end
-      out[n + 1], out[n + 2], out[n + 3] = ceil(st[s]), limit - used, reset
-      n = n + 3
+      local remaining = limit - used
+      if remaining < 0 then remaining = 0 end
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = ceil(st[s - 4]), remaining, reset, st[s - 3]
+      n = n + 4
     end
   elseif algorithm == 'fixed_window' then
     -- Fixed window aligned to the epoch: a hash {s = window start, c = count}. The key's TTL is set
     -- when its window starts (it ends with the window); later charges in the window leave it alone.
     for i = 1, count do
-      local limit, window = tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local limit, window, _, cost = rule_args(i)
       local start = floor(now / window) * window
       local state = call('HMGET', KEYS[key_at + i], 's', 'c')
       local used = 0
       if state[1] and tonumber(state[1]) == start then used = tonumber(state[2]) end
-      local wait = 0
-      if used >= limit then wait = start + window - now end
-      local s = 3 * i
-      st[s - 2], st[s - 1], st[s] = start, used, wait
+      local wait, too_large = 0, 0
+      if cost > limit then
+        wait, too_large = window, 1
+      elseif used + cost > limit then
+        wait = start + window - now
+      end
+      local s = 5 * i
+      st[s - 4], st[s - 3], st[s - 2], st[s - 1] = wait, too_large, start, used
       if wait > longest then longest = wait end
     end
     for i = 1, count do
-      local key, limit, window = KEYS[key_at + i], tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
-      local s = 3 * i
+      local key = KEYS[key_at + i]
+      local limit, window, _, cost = rule_args(i)
+      local s = 5 * i
       local start, used = st[s - 2], st[s - 1]
       if longest == 0 then
-        used = used + 1
+        local before = used
+        used = used + cost
         call('HSET', key, 's', num(start), 'c', used)
-        if used == 1 then
+        if before == 0 then
           local ttl = ceil(start + window - now)
           if ttl < 1 then ttl = 1 end
           call('PEXPIRE', key, ttl)
@@ -128,32 +235,36 @@ local function decide(now, count)
       end
       local reset = 0
       if used > 0 then reset = ceil(start + window - now) end
-      out[n + 1], out[n + 2], out[n + 3] = ceil(st[s]), limit - used, reset
-      n = n + 3
+      local remaining = limit - used
+      if remaining < 0 then remaining = 0 end
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = ceil(st[s - 4]), remaining, reset, st[s - 3]
+      n = n + 4
     end
   elseif algorithm == 'token_bucket' then
-    -- GCRA: the theoretical arrival time (TAT) as one number, written with its TTL in one SET. The
-    -- slack absorbs the rounding of fractional intervals added to epoch-sized times (see
-    -- algorithms/token-bucket.ts).
+    -- GCRA: the theoretical arrival time (TAT) as one number, written with its TTL in one SET. Each
+    -- request (token) moves it one emission interval. The slack absorbs the rounding of fractional
+    -- intervals added to epoch-sized times (see algorithms/token-bucket.ts).
     for i = 1, count do
-      local limit, window = tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
+      local limit, window, _, cost = rule_args(i)
       local tat = tonumber(call('GET', KEYS[key_at + i]) or '')
       if tat == nil or tat < now then tat = now end
       local interval = window / limit
       local tolerance = 1e-6 + min(limit * 2 ^ -11, interval / 2)
-      local wait = tat - now + interval - window
+      local wait = tat - now + cost * interval - window
       if wait <= tolerance then wait = 0 else wait = ceil(wait - tolerance) end
-      local s = 3 * i
-      st[s - 2], st[s - 1], st[s] = tat, tolerance, wait
+      local too_large = 0
+      if cost > limit then wait, too_large = window, 1 end
+      local s = 5 * i
+      st[s - 4], st[s - 3], st[s - 2], st[s - 1] = wait, too_large, tat, tolerance
       if wait > longest then longest = wait end
     end
     for i = 1, count do
-      local limit, window = tonumber(ARGV[arg_at + 2 * i - 2]), tonumber(ARGV[arg_at + 2 * i - 1])
-      local s = 3 * i
+      local limit, window, _, cost = rule_args(i)
+      local s = 5 * i
       local tat, tolerance = st[s - 2], st[s - 1]
       local interval = window / limit
       if longest == 0 then
-        tat = tat + interval
+        tat = tat + cost * interval
         local ttl = ceil(tat - now)
         if ttl < 1 then ttl = 1 end
         call('SET', KEYS[key_at + i], num(tat), 'PX', ttl)
@@ -163,8 +274,8 @@ local function decide(now, count)
       if remaining < 0 then remaining = 0 end
       local reset = ceil(ahead - tolerance)
       if reset < 0 then reset = 0 end
-      out[n + 1], out[n + 2], out[n + 3] = st[s], remaining, reset
-      n = n + 3
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4] = ceil(st[s - 4]), remaining, reset, st[s - 3]
+      n = n + 4
     end
   else
     error('unknown algorithm ' .. tostring(algorithm))
@@ -185,18 +296,21 @@ for _ = 1, requests do
   local count = tonumber(ARGV[arg_at + 1])
   arg_at = arg_at + 2
   -- A request that fails (a key of the wrong type) answers an error of its own; the rest of the batch
-  -- is decided as usual. Its triples become one marker: -1, the error, 0.
+  -- is decided as usual.
   local first = n
+  out[n + 1] = num(now)
+  n = n + 1
   local ok, err = pcall(decide, now, count)
   if not ok then
     if type(err) == 'table' then err = err.err end
-    n = first
-    for i = 1, count do
-      out[n + 1], out[n + 2], out[n + 3] = -1, tostring(err), 0
-      n = n + 3
+    out[first + 1], out[first + 2] = -1, tostring(err)
+    n = first + 2
+    for _ = 3, 1 + 4 * count do
+      out[n + 1] = 0
+      n = n + 1
     end
   end
   key_at = key_at + count
-  arg_at = arg_at + 2 * count
+  arg_at = arg_at + 4 * count
 end
 return out

@@ -1,6 +1,7 @@
+import { systemClock, type Clock } from '../../../src/clock.ts';
 import { ExpiringMap } from '../../../src/util/expiring-map.ts';
 import type { Algorithm, Rule } from '../algorithms/types.ts';
-import type { Decision, RateStore, RuleCheck, RuleResult } from './types.ts';
+import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
 
 interface Entry {
   state: unknown;
@@ -13,9 +14,16 @@ interface Entry {
  * charge every rule), so no other request can interleave between reading and writing a key. It is
  * on every message's path: beyond the decision it returns, it allocates nothing (the one-rule case
  * has its own path, and the entries a many-rule decision looks at go in arrays it reuses).
+ *
+ * Requests rules (cost 1) are counted by the configured algorithm; tokens rules by its tokens
+ * variant (see Algorithm.tokens), chosen per rule by one look at `rule.unit`, so the requests path
+ * pays nothing for costs. A decision's `charge` is the time it charged at, which is what adjust()
+ * needs to find the charge again.
  */
 export class MemoryStore implements RateStore {
   private readonly entries: ExpiringMap<Entry>;
+  /** Counts tokens rules. */
+  private readonly tokens: Algorithm<unknown>;
   /** Scratch for many-rule decisions: each check's entry and wait, reused from call to call. */
   private readonly found: (Entry | undefined)[] = [];
   private readonly waits: number[] = [];
@@ -23,8 +31,11 @@ export class MemoryStore implements RateStore {
   constructor(
     private readonly algorithm: Algorithm<unknown>,
     maxKeys: number,
+    /** The time of an adjust() called without one. */
+    private readonly clock: Clock = systemClock,
   ) {
     this.entries = new ExpiringMap<Entry>(maxKeys);
+    this.tokens = algorithm.tokens ?? algorithm;
   }
 
   get size(): number {
@@ -44,33 +55,51 @@ export class MemoryStore implements RateStore {
       const check = checks[i]!;
       const entry = this.entries.get(check.key, now);
       found[i] = entry;
-      const wait = algorithm.check(entry?.state, now, check.rule);
+      const wait = check.rule.unit === 'tokens' ? this.checkTokens(entry, now, check) : algorithm.check(entry?.state, now, check.rule);
       waits[i] = wait;
       if (wait > retryAfterMs) retryAfterMs = wait;
     }
     const allowed = retryAfterMs === 0;
     const results: RuleResult[] = new Array(checks.length);
     for (let i = 0; i < checks.length; i++) {
-      const { key, rule } = checks[i]!;
+      const check = checks[i]!;
       let entry = found[i];
       found[i] = undefined;
-      if (allowed) entry = this.charge(key, entry, now, rule);
-      results[i] = this.result(waits[i]!, entry, now, rule);
+      if (check.rule.unit === 'tokens') {
+        if (allowed) entry = this.charge(check.key, entry, now, check.rule, this.tokens, costOf(check));
+        results[i] = this.tokensResult(waits[i]!, entry, now, check);
+      } else {
+        if (allowed) entry = this.charge(check.key, entry, now, check.rule, algorithm, 1);
+        results[i] = this.result(waits[i]!, entry, now, check.rule, algorithm);
+      }
     }
-    return { allowed, retryAfterMs, results };
+    return { allowed, retryAfterMs, results, charge: now };
   }
 
-  private decideOne({ key, rule }: RuleCheck, now: number): Decision {
+  private decideOne(check: RuleCheck, now: number): Decision {
+    const { key, rule } = check;
     let entry = this.entries.get(key, now);
-    const wait = this.algorithm.check(entry?.state, now, rule);
-    if (wait === 0) entry = this.charge(key, entry, now, rule);
-    return { allowed: wait === 0, retryAfterMs: wait, results: [this.result(wait, entry, now, rule)] };
+    if (rule.unit === 'tokens') {
+      const wait = this.checkTokens(entry, now, check);
+      if (wait === 0) entry = this.charge(key, entry, now, rule, this.tokens, costOf(check));
+      return { allowed: wait === 0, retryAfterMs: wait, results: [this.tokensResult(wait, entry, now, check)], charge: now };
+    }
+    const { algorithm } = this;
+    const wait = algorithm.check(entry?.state, now, rule);
+    if (wait === 0) entry = this.charge(key, entry, now, rule, algorithm, 1);
+    return { allowed: wait === 0, retryAfterMs: wait, results: [this.result(wait, entry, now, rule, algorithm)], charge: now };
   }
 
-  /** Charges one request to `key` (creating its entry when it has none); returns the entry. */
-  private charge(key: string, entry: Entry | undefined, now: number, rule: Rule): Entry {
-    const { algorithm } = this;
-    const state = algorithm.consume(entry?.state, now, rule);
+  /** A tokens check's wait; a cost no window could ever hold waits one window (see RuleResult.tooLarge). */
+  private checkTokens(entry: Entry | undefined, now: number, check: RuleCheck): number {
+    const cost = costOf(check);
+    if (cost > check.rule.limit) return check.rule.windowMs;
+    return this.tokens.check(entry?.state, now, check.rule, cost);
+  }
+
+  /** Charges `cost` to `key` (creating its entry when it has none); returns the entry. */
+  private charge(key: string, entry: Entry | undefined, now: number, rule: Rule, algorithm: Algorithm<unknown>, cost: number): Entry {
+    const state = algorithm.consume(entry?.state, now, rule, cost);
     if (entry === undefined) {
       entry = { state, expiresAt: algorithm.expiresAt(state, rule), used: false };
       this.entries.set(key, entry, now);
@@ -82,14 +111,45 @@ export class MemoryStore implements RateStore {
     return entry;
   }
 
-  private result(retryAfterMs: number, entry: Entry | undefined, now: number, rule: Rule): RuleResult {
-    const standing = this.algorithm.standing(entry?.state, now, rule);
+  private result(retryAfterMs: number, entry: Entry | undefined, now: number, rule: Rule, algorithm: Algorithm<unknown>): RuleResult {
+    const standing = algorithm.standing(entry?.state, now, rule);
     return { retryAfterMs, remaining: standing.remaining, resetMs: standing.resetMs };
+  }
+
+  private tokensResult(retryAfterMs: number, entry: Entry | undefined, now: number, check: RuleCheck): RuleResult {
+    const result = this.result(retryAfterMs, entry, now, check.rule, this.tokens);
+    if (costOf(check) > check.rule.limit) result.tooLarge = true;
+    return result;
+  }
+
+  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number = this.clock.now()): void {
+    const at = decision.charge;
+    if (!decision.allowed || typeof at !== 'number') return;
+    for (let i = 0; i < checks.length; i++) {
+      const { key, rule } = checks[i]!;
+      const tokens = rule.unit === 'tokens';
+      const cost = tokens ? costOf(checks[i]!) : 1;
+      const delta = deltaOf(deltas[i], cost);
+      if (delta === 0) continue;
+      const algorithm = tokens ? this.tokens : this.algorithm;
+      const entry = this.entries.get(key, now);
+      const state = algorithm.adjust(entry?.state, now, rule, at, cost, delta);
+      if (state === undefined) {
+        if (entry !== undefined) this.entries.delete(key);
+      } else if (entry === undefined) {
+        this.entries.set(key, { state, expiresAt: algorithm.expiresAt(state, rule), used: false }, now);
+      } else {
+        entry.state = state;
+        entry.expiresAt = algorithm.expiresAt(state, rule);
+      }
+    }
   }
 
   /** How each key stands, charging nothing (the operator's view). */
   peek(checks: readonly RuleCheck[], now: number): RuleResult[] {
-    return checks.map(({ key, rule }) => this.result(0, this.entries.get(key, now), now, rule));
+    return checks.map(({ key, rule }) =>
+      this.result(0, this.entries.get(key, now), now, rule, rule.unit === 'tokens' ? this.tokens : this.algorithm),
+    );
   }
 
   /** Drops every key `owns` accepts; returns how many. */

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { ALGORITHMS, algorithmFor } from '../algorithms/index.ts';
 import type { AlgorithmName, Rule } from '../algorithms/types.ts';
 import type { RuleCheck, RuleResult } from './types.ts';
 
@@ -8,38 +9,47 @@ async function redisNow(client: Redis | Cluster): Promise<number> {
   return Number(seconds) * 1000 + Number(micros) / 1000;
 }
 
-function standing(remaining: number, resetMs: number): RuleResult {
-  return { retryAfterMs: 0, remaining: Math.max(0, remaining), resetMs: Math.max(0, Math.ceil(resetMs)) };
-}
-
-/** How one key stands, read from the state decide.lua writes (list of times, hash {s, c}, or a TAT). */
-async function peekKey(client: Redis | Cluster, algorithm: AlgorithmName, key: string, rule: Rule, now: number): Promise<RuleResult> {
-  const { limit, windowMs } = rule;
+/**
+ * One key's state as the algorithm that decide.lua mirrors keeps it: the list of times (the ring),
+ * the log "t1 c1 t2 c2 ..." (tokens rules of the sliding window), the hash {s, c}, or the TAT.
+ */
+async function readState(client: Redis | Cluster, algorithm: AlgorithmName, key: string, rule: Rule): Promise<unknown> {
   if (algorithm === 'sliding_window') {
+    if (rule.unit === 'tokens') {
+      const log = await client.get(key);
+      return log === null ? undefined : log.split(' ').map(Number);
+    }
     const times = (await client.lrange(key, 0, -1)).map(Number);
-    const used = times.filter((t) => t > now - windowMs).length;
-    return standing(limit - used, used === 0 ? 0 : times[times.length - 1]! + windowMs - now);
+    return times.length === 0 ? undefined : { times, start: 0 };
   }
   if (algorithm === 'fixed_window') {
     const [start, count] = await client.hmget(key, 's', 'c');
-    const current = Math.floor(now / windowMs) * windowMs;
-    const used = start !== null && Number(start) === current ? Number(count) : 0;
-    return standing(limit - used, used === 0 ? 0 : current + windowMs - now);
+    return start === null ? undefined : { window: Math.round(Number(start) / rule.windowMs), count: Number(count) };
   }
-  const interval = windowMs / limit;
-  const ahead = Math.max(Number((await client.get(key)) ?? 0), now) - now;
-  return standing(Math.floor((windowMs - ahead) / interval + 1e-6), ahead);
+  const tat = await client.get(key);
+  return tat === null ? undefined : Number(tat);
 }
 
-/** The operator's view of Redis state: reads only, on Redis time. */
+/** How one key stands, by the same standing() the memory store answers with, in whole milliseconds. */
+async function peekKey(client: Redis | Cluster, algorithm: AlgorithmName, key: string, rule: Rule, now: number): Promise<RuleResult> {
+  const state = await readState(client, algorithm, key, rule);
+  const { remaining, resetMs } = algorithmFor(ALGORITHMS[algorithm], rule.unit).standing(state, now, rule);
+  return { retryAfterMs: 0, remaining, resetMs: Math.ceil(resetMs) };
+}
+
+/**
+ * The operator's view of Redis state: reads only, on Redis time (or at `now`, for tests that decide
+ * on caller time).
+ */
 export async function peekRedis(
   client: Redis | Cluster,
   algorithm: AlgorithmName,
   prefix: string,
   checks: readonly RuleCheck[],
+  now?: number,
 ): Promise<RuleResult[]> {
-  const now = await redisNow(client);
-  return Promise.all(checks.map((c) => peekKey(client, algorithm, `${prefix}:${c.key}`, c.rule, now)));
+  const at = now ?? (await redisNow(client));
+  return Promise.all(checks.map((c) => peekKey(client, algorithm, `${prefix}:${c.key}`, c.rule, at)));
 }
 
 /** Glob characters in a key are matched literally. */

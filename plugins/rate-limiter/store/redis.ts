@@ -1,17 +1,22 @@
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import type { AlgorithmName } from '../algorithms/types.ts';
-import type { Decision, RateStore, RuleCheck, RuleResult } from './types.ts';
+import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
 
 /** The decision script: every rule of a request checked and charged in one atomic step. */
 const DECIDE_LUA = readFileSync(new URL('./decide.lua', import.meta.url), 'utf8');
 const COMMAND = 'floodgateDecide';
+/** The adjustment script: what one admitted request charged, changed in one atomic step. */
+const ADJUST_LUA = readFileSync(new URL('./adjust.lua', import.meta.url), 'utf8');
+const ADJUST_COMMAND = 'floodgateAdjust';
 /** Most requests one script call decides (a batch bigger than that goes as several calls). */
 const MAX_BATCH = 512;
 
 export type RedisClient = Redis | Cluster;
 
-type DecideCommand = (...args: (string | number)[]) => Promise<number[]>;
+/** Both scripts' replies: decide.lua's is an array of numbers and strings (see there). */
+type DecideCommand = (...args: (string | number)[]) => Promise<(number | string)[]>;
+type AdjustCommand = (...args: (string | number)[]) => Promise<number>;
 
 export interface RedisStoreOptions {
   client: RedisClient;
@@ -20,9 +25,17 @@ export interface RedisStoreOptions {
   prefix: string;
   /**
    * 'redis': decisions use the Redis server's clock (TIME), so gateway clocks cannot skew them.
-   * 'caller': the `now` given to decide(), for tests that replay the same arrivals on every store.
+   * 'caller': the `now` given to decide() and adjust(), for tests that replay the same arrivals on
+   * every store (an adjust() given no time then uses TIME).
    */
   timeSource?: 'redis' | 'caller';
+}
+
+/** An adjustment waiting for the decisions asked before it (it must not reach Redis ahead of them). */
+interface PendingAdjust {
+  adjust: (string | number)[];
+  resolve(): void;
+  reject(error: unknown): void;
 }
 
 interface Pending {
@@ -42,17 +55,30 @@ interface Pending {
  * on both sides (the client's command, promise and reply; the server's call, TIME and reply), that
  * per-command cost was most of a decision's. On a Cluster, keys of different users live in different
  * slots and one call cannot span them, so each request is its own call there.
+ *
+ * A decision's `charge` is the time the script decided at (the server's TIME, returned exactly, or
+ * the caller's time under timeSource 'caller'); adjust() hands it back to adjust.lua, which finds
+ * the charge by it. An adjustment is one script call of its own, sent in the order asked relative
+ * to decisions (ioredis's auto-pipeline sends the calls of one tick together).
  */
 export class RedisStore implements RateStore {
   /** One command per number of keys (see command()). */
   private readonly commands = new Map<number, DecideCommand>();
+  private readonly adjustCommands = new Map<number, AdjustCommand>();
   private readonly useCallerTime: boolean;
   private readonly batched: boolean;
-  private queue: Pending[] = [];
+  private queue: (Pending | PendingAdjust)[] = [];
 
   constructor(private readonly options: RedisStoreOptions) {
     this.useCallerTime = options.timeSource === 'caller';
     this.batched = !(options.client as { isCluster?: boolean }).isCluster;
+    if (this.batched) {
+      // Defined before any call: ioredis's auto-pipeline copies the scripts a client knows when it
+      // starts a pipeline, and a script defined later in the same tick would be missing from it
+      // (the call fails, and ioredis then throws from its own callback).
+      this.command(0);
+      this.adjustCommand(0);
+    }
   }
 
   /**
@@ -65,13 +91,17 @@ export class RedisStore implements RateStore {
   private command(keys: number): DecideCommand {
     let command = this.commands.get(keys);
     if (command === undefined) {
-      const { client } = this.options;
-      const name = keys === 0 ? `${COMMAND}Batch` : `${COMMAND}${keys}`;
-      if (typeof (client as unknown as Record<string, unknown>)[name] !== 'function') {
-        client.defineCommand(name, keys === 0 ? { lua: DECIDE_LUA } : { lua: DECIDE_LUA, numberOfKeys: keys });
-      }
-      command = (client as unknown as Record<string, DecideCommand>)[name]!.bind(client);
+      command = defined<DecideCommand>(this.options.client, COMMAND, DECIDE_LUA, keys);
       this.commands.set(keys, command);
+    }
+    return command;
+  }
+
+  private adjustCommand(keys: number): AdjustCommand {
+    let command = this.adjustCommands.get(keys);
+    if (command === undefined) {
+      command = defined<AdjustCommand>(this.options.client, ADJUST_COMMAND, ADJUST_LUA, keys);
+      this.adjustCommands.set(keys, command);
     }
     return command;
   }
@@ -82,6 +112,16 @@ export class RedisStore implements RateStore {
   }
 
   decide(checks: readonly RuleCheck[], now: number): Promise<Decision> {
+    // A bad cost fails this request now, not the batch it would have gone out with.
+    for (const check of checks) {
+      if (check.rule.unit === 'tokens' && check.cost !== undefined) {
+        try {
+          costOf(check);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+    }
     if (!this.batched) return this.decideAlone(checks, now);
     return new Promise((resolve, reject) => {
       // The batch goes when this tick's work is done (as ioredis's own auto-pipeline does).
@@ -101,11 +141,66 @@ export class RedisStore implements RateStore {
     return decision(reply, 0, checks.length);
   }
 
+  async adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now?: number): Promise<void> {
+    const at = decision.charge;
+    if (!decision.allowed || typeof at !== 'number') return;
+    const { prefix, algorithm } = this.options;
+    const keys: string[] = [];
+    const rest: (string | number)[] = [algorithm, this.useCallerTime && now !== undefined ? now : '', at];
+    for (let i = 0; i < checks.length; i++) {
+      const check = checks[i]!;
+      const tokens = check.rule.unit === 'tokens';
+      const cost = tokens ? costOf(check) : 1;
+      const delta = deltaOf(deltas[i], cost);
+      if (delta === 0) continue;
+      keys.push(`${prefix}:${check.key}`);
+      rest.push(check.rule.limit, check.rule.windowMs, tokens ? 't' : 'r', cost, delta);
+    }
+    if (keys.length === 0) return;
+    // On a Cluster the command must know its key count, for ioredis to route it by its first key.
+    if (!this.batched) {
+      await this.adjustCommand(keys.length)(...keys, ...rest);
+      return;
+    }
+    // On a single server, one command takes any number of keys (their count first). Decisions asked
+    // earlier in this tick are still queued: the adjustment goes after them, in the order asked (a
+    // refund must not reach Redis before a decision that was made before it).
+    const args = [keys.length, ...keys, ...rest];
+    if (this.queue.length === 0) {
+      await this.adjustCommand(0)(...args);
+      return;
+    }
+    await new Promise<void>((resolve, reject) => this.queue.push({ adjust: args, resolve, reject }));
+  }
+
   private readonly flush = (): void => {
     const queue = this.queue;
     this.queue = [];
-    for (let from = 0; from < queue.length; from += MAX_BATCH) this.send(queue.slice(from, from + MAX_BATCH));
+    let batch: Pending[] = [];
+    for (const item of queue) {
+      if ('adjust' in item) {
+        if (batch.length > 0) this.send(batch);
+        batch = [];
+        this.sendAdjust(item);
+        continue;
+      }
+      batch.push(item);
+      if (batch.length === MAX_BATCH) {
+        this.send(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) this.send(batch);
   };
+
+  private sendAdjust({ adjust, resolve, reject }: PendingAdjust): void {
+    try {
+      this.adjustCommand(0)(...adjust).then(() => resolve(), reject);
+    } catch (error) {
+      // Called from process.nextTick: a throw here would take the process down.
+      reject(error);
+    }
+  }
 
   private send(batch: Pending[]): void {
     const { prefix, algorithm } = this.options;
@@ -118,7 +213,7 @@ export class RedisStore implements RateStore {
     args[0] = keys;
     args.push(algorithm, batch.length);
     for (const { checks, now } of batch) this.pushRequest(args, checks, now);
-    let reply: Promise<number[]>;
+    let reply: Promise<(number | string)[]>;
     try {
       reply = this.command(0)(...args);
     } catch (error) {
@@ -133,7 +228,7 @@ export class RedisStore implements RateStore {
           // A request the script could not decide fails alone; the others in the call stand.
           if (Number(reply[at]) === -1) reject(new Error(String(reply[at + 1])));
           else resolve(decision(reply, at, checks.length));
-          at += 3 * checks.length;
+          at += 1 + 4 * checks.length;
         }
       },
       (error: unknown) => {
@@ -144,7 +239,11 @@ export class RedisStore implements RateStore {
 
   private pushRequest(args: (string | number)[], checks: readonly RuleCheck[], now: number): void {
     args.push(this.useCallerTime ? now : '', checks.length);
-    for (const check of checks) args.push(check.rule.limit, check.rule.windowMs);
+    for (const check of checks) {
+      const { rule } = check;
+      if (rule.unit === 'tokens') args.push(rule.limit, rule.windowMs, 't', check.cost ?? 1);
+      else args.push(rule.limit, rule.windowMs, 'r', 1);
+    }
   }
 
   async close(): Promise<void> {
@@ -152,15 +251,34 @@ export class RedisStore implements RateStore {
   }
 }
 
-/** A request's decision from its rules' triples (retry after, remaining, reset) in the script's reply. */
-function decision(reply: number[], at: number, rules: number): Decision {
+/**
+ * The script as a command that knows how many of its arguments are keys (0: the key count comes
+ * first). Defined once per client (a second store on the same client reuses it).
+ */
+function defined<C>(client: RedisClient, base: string, lua: string, keys: number): C {
+  const name = keys === 0 ? `${base}Batch` : `${base}${keys}`;
+  if (typeof (client as unknown as Record<string, unknown>)[name] !== 'function') {
+    client.defineCommand(name, keys === 0 ? { lua } : { lua, numberOfKeys: keys });
+  }
+  return ((client as unknown as Record<string, (...args: unknown[]) => unknown>)[name]!).bind(client) as C;
+}
+
+/**
+ * A request's decision from the script's reply: the time it was charged at, then its rules'
+ * quadruples (retry after, remaining, reset, too large).
+ */
+function decision(reply: (number | string)[], at: number, rules: number): Decision {
+  const charge = Number(reply[at]);
+  at++;
   const results: RuleResult[] = new Array(rules);
   let retryAfterMs = 0;
   for (let i = 0; i < rules; i++) {
     const wait = Number(reply[at]);
-    results[i] = { retryAfterMs: wait, remaining: Number(reply[at + 1]), resetMs: Number(reply[at + 2]) };
+    const result: RuleResult = { retryAfterMs: wait, remaining: Number(reply[at + 1]), resetMs: Number(reply[at + 2]) };
+    if (Number(reply[at + 3]) === 1) result.tooLarge = true;
+    results[i] = result;
     if (wait > retryAfterMs) retryAfterMs = wait;
-    at += 3;
+    at += 4;
   }
-  return { allowed: retryAfterMs === 0, retryAfterMs, results };
+  return { allowed: retryAfterMs === 0, retryAfterMs, results, charge };
 }

@@ -1,5 +1,6 @@
 import type { Clock } from '../../../src/clock.ts';
 import { CircuitBreaker, type BreakerState } from '../breaker.ts';
+import { isThenable } from '../../../src/util/thenable.ts';
 import type { Decision, RateStore, RuleCheck } from './types.ts';
 
 export type BackendErrorPolicy = 'fallback' | 'open' | 'closed';
@@ -30,10 +31,27 @@ export interface BackendStats {
 
 const ADMIT: Decision = Object.freeze({ allowed: true, retryAfterMs: 0, results: [] }) as unknown as Decision;
 
+/** A decision's charge as the resilient store keeps it: which of its stores charged, and its own charge. */
+class StoreCharge {
+  constructor(
+    readonly store: RateStore,
+    readonly charge: unknown,
+  ) {}
+}
+
+/** Marks the decision as `store`'s, so that adjust() goes back to it (the breaker may have moved on). */
+function chargedBy(store: RateStore, decision: Decision): Decision {
+  if (decision.charge !== undefined) decision.charge = new StoreCharge(store, decision.charge);
+  return decision;
+}
+
 /**
  * A network store behind a circuit breaker. When the primary fails or is slow, the request is decided
  * by the failure policy at once; while the breaker is open, requests do not wait on the primary at
  * all. Decisions go back to the primary by themselves once a probe succeeds.
+ *
+ * An adjustment goes to the store that made the decision, whatever the breaker says by then: the
+ * charge is in that store. Nothing is adjusted after a decision made without looking.
  */
 export class ResilientStore implements RateStore {
   private readonly breaker: CircuitBreaker;
@@ -77,7 +95,7 @@ export class ResilientStore implements RateStore {
       (decision) => {
         this.counters.primary++;
         this.breaker.success();
-        return decision;
+        return chargedBy(this.options.primary, decision);
       },
       (error: unknown) => this.failed(error, checks, now),
     );
@@ -94,12 +112,31 @@ export class ResilientStore implements RateStore {
   private degraded(checks: readonly RuleCheck[], now: number): Decision | Promise<Decision> {
     this.counters.degraded++;
     switch (this.options.policy) {
-      case 'fallback':
-        return this.options.fallback.decide(checks, now);
+      case 'fallback': {
+        const { fallback } = this.options;
+        const decision = fallback.decide(checks, now);
+        return isThenable(decision) ? decision.then((d) => chargedBy(fallback, d)) : chargedBy(fallback, decision);
+      }
       case 'open':
         return ADMIT;
       case 'closed':
         return this.unavailable;
+    }
+  }
+
+  /**
+   * Back to the store that decided. A failure of the primary rejects (never throws); it does not
+   * count against the breaker, which judges decisions.
+   */
+  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now?: number): void | Promise<void> {
+    const charge = decision.charge;
+    if (!decision.allowed || !(charge instanceof StoreCharge)) return;
+    const own: Decision = { allowed: true, retryAfterMs: 0, results: decision.results, charge: charge.charge };
+    if (charge.store === this.options.fallback) return charge.store.adjust(own, checks, deltas, now ?? this.options.clock.now());
+    try {
+      return Promise.resolve(charge.store.adjust(own, checks, deltas, now));
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 

@@ -4,6 +4,12 @@ import type { Rule } from '../algorithms/types.ts';
 export interface RuleCheck {
   key: string;
   rule: Rule;
+  /**
+   * What this check charges, in the rule's unit: a positive integer, 1 when absent. A requests rule
+   * always charges 1 (its cost is ignored). A cost above `rule.limit` can never be admitted: it is
+   * refused with `tooLarge` and charges nothing.
+   */
+  cost?: number;
 }
 
 /** A rule's part in a decision; `remaining`/`resetMs` describe the key after the decision. */
@@ -12,6 +18,11 @@ export interface RuleResult {
   retryAfterMs: number;
   remaining: number;
   resetMs: number;
+  /**
+   * The check's cost is above the rule's limit, so no wait would ever admit it; `retryAfterMs` is
+   * then the rule's window (a finite figure for headers), not a promise. Absent otherwise.
+   */
+  tooLarge?: boolean;
 }
 
 /** All rules of one request decided together: admitted only if every rule admits. */
@@ -26,6 +37,13 @@ export interface Decision {
   retryAfterMs: number;
   /** In the order of the checks; empty when the store decided without looking (see ResilientStore). */
   results: RuleResult[];
+  /**
+   * Opaque: what the store that decided needs in order to adjust this decision later (see
+   * RateStore.adjust). The memory and Redis stores put the time they charged at (for Redis, the
+   * server's TIME); the resilient store wraps that with which of its stores decided. Absent when
+   * nothing can be adjusted (a blind decision).
+   */
+  charge?: unknown;
 }
 
 /**
@@ -34,7 +52,34 @@ export interface Decision {
  */
 export interface RateStore {
   decide(checks: readonly RuleCheck[], now: number): Decision | Promise<Decision>;
+  /**
+   * Changes what an admitted decision charged. `decision` is what decide() returned for these same
+   * `checks`; `deltas[i]` makes check i's charge of `cost` count as `cost + delta`: -cost refunds it
+   * entirely (as if it had never been charged), a positive delta charges more (allowed beyond the
+   * limit: the key goes into debt and later requests wait), 0 leaves it alone. A charge that has
+   * already left the key's state (window passed, key evicted) is not refunded; a positive delta is
+   * then charged now. Adjust a decision once. A refused or blind decision is left alone.
+   *
+   * `now` is the caller's time, as for decide(): the memory store falls back to its clock, the Redis
+   * store uses the server's TIME unless it was built with timeSource 'caller'. A network store's
+   * failure rejects the promise it returns (it never throws).
+   */
+  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now?: number): void | Promise<void>;
   /** Keys currently held (for bounds and metrics). */
   readonly size: number;
   close(): Promise<void>;
+}
+
+/** A tokens check's cost, checked: a positive integer (1 when absent). */
+export function costOf(check: RuleCheck): number {
+  const cost = check.cost ?? 1;
+  if (!Number.isInteger(cost) || cost < 1) throw new RangeError(`a check's cost must be a positive integer, got ${cost}`);
+  return cost;
+}
+
+/** An adjustment, checked: an integer, never refunding more than was charged. */
+export function deltaOf(delta: number | undefined, cost: number): number {
+  if (delta === undefined || delta === 0) return 0;
+  if (!Number.isInteger(delta)) throw new RangeError(`an adjustment must be an integer, got ${delta}`);
+  return delta < -cost ? -cost : delta;
 }

@@ -1,11 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { ALGORITHMS, fixedWindow, slidingWindow, tokenBucket } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { ALGORITHMS, algorithmFor, fixedWindow, slidingLog, slidingWindow, tokenBucket } from '../../../plugins/rate-limiter/algorithms/index.ts';
 import type { Algorithm, Rule } from '../../../plugins/rate-limiter/algorithms/types.ts';
 import { parseRate } from '../../../plugins/rate-limiter/rate.ts';
 import { admitBurst, replay } from './helpers.ts';
 
 /** 3 per 10 s. */
 const RULE: Rule = { limit: 3, windowMs: 10_000 };
+
+/** 10 tokens per 10 s. */
+const TOKENS: Rule = { limit: 10, windowMs: 10_000, unit: 'tokens' };
+
+/** Replays [time, cost] charges (each checked, charged when admitted); returns the waits and the state. */
+function charges<S>(algorithm: Algorithm<S>, rule: Rule, arrivals: [number, number][], state?: S): { waits: number[]; state: S | undefined } {
+  const waits: number[] = [];
+  for (const [t, cost] of arrivals) {
+    const wait = algorithm.check(state, t, rule, cost);
+    if (wait === 0) state = algorithm.consume(state, t, rule, cost);
+    waits.push(wait);
+  }
+  return { waits, state };
+}
 
 /** The waits (0 = admitted) for requests at `times`, in order. */
 function waits<S>(algorithm: Algorithm<S>, rule: Rule, times: number[]): number[] {
@@ -102,6 +116,149 @@ describe('token_bucket', () => {
       expect(tokenBucket.standing(after1, now, rule).remaining).toBe(rule.limit - 1);
     },
   );
+});
+
+describe('sliding_window, tokens rules (the sliding log)', () => {
+  it('is what the sliding window counts tokens rules with', () => {
+    expect(slidingWindow.tokens).toBe(slidingLog);
+    expect(algorithmFor(slidingWindow as Algorithm<unknown>, 'tokens')).toBe(slidingLog);
+    expect(algorithmFor(slidingWindow as Algorithm<unknown>, 'requests')).toBe(slidingWindow);
+    expect(algorithmFor(slidingWindow as Algorithm<unknown>, undefined)).toBe(slidingWindow);
+    // The other two weigh costs themselves.
+    expect(algorithmFor(fixedWindow as Algorithm<unknown>, 'tokens')).toBe(fixedWindow);
+    expect(algorithmFor(tokenBucket as Algorithm<unknown>, 'tokens')).toBe(tokenBucket);
+  });
+
+  it('admits while the costs inside the window plus the new one fit; waits until enough old ones have left', () => {
+    const { waits, state } = charges(slidingLog, TOKENS, [
+      [0, 4],
+      [1000, 5],
+      // 9 held: 2 more need the 4 from t=0 gone (at 10 000).
+      [2000, 2],
+      [2000, 1],
+      // 10 held: 6 more need 4 (t=0) and 5 (t=1000) gone.
+      [3000, 6],
+      [10_000, 4],
+      [11_000, 5],
+    ]);
+    expect(waits).toEqual([0, 0, 8000, 0, 8000, 0, 0]);
+    expect(slidingLog.standing(state, 11_000, TOKENS)).toEqual({ remaining: 0, resetMs: 10_000 });
+    expect(slidingLog.standing(state, 12_000, TOKENS)).toEqual({ remaining: 1, resetMs: 9000 });
+    expect(slidingLog.standing(state, 21_000, TOKENS)).toEqual({ remaining: 10, resetMs: 0 });
+    expect(slidingLog.expiresAt(state!, TOKENS)).toBe(21_000);
+  });
+
+  it('drops what has left the window on every write, so the log holds one window of charges at most', () => {
+    let state: number[] | undefined;
+    for (let t = 0; t < 100_000; t += 500) state = slidingLog.consume(state, t, TOKENS, 1);
+    // A charge every 500 ms: the 20 of the last window (plus none older).
+    expect(state!.length / 2).toBe(20);
+    expect(state![0]).toBe(100_000 - 500 - 9500);
+  });
+
+  it('adjust: a commit changes the entry, a refund removes it, a charge gone from the window is not refunded', () => {
+    let { state } = charges(slidingLog, TOKENS, [
+      [0, 4],
+      [1000, 3],
+    ]);
+    // Commit higher: the entry from t=0 now weighs 6 (and still leaves at 10 000).
+    state = slidingLog.adjust(state, 2000, TOKENS, 0, 4, 2);
+    expect(state).toEqual([0, 6, 1000, 3]);
+    // Commit lower, then a full refund.
+    state = slidingLog.adjust(state, 2000, TOKENS, 1000, 3, -2);
+    expect(state).toEqual([0, 6, 1000, 1]);
+    state = slidingLog.adjust(state, 2000, TOKENS, 1000, 1, -1);
+    expect(state).toEqual([0, 6]);
+    // Past the window: a refund finds nothing (and the log is empty: nothing left to keep).
+    expect(slidingLog.adjust(state, 10_000, TOKENS, 0, 6, -6)).toBeUndefined();
+    // More spent on a charge that has left the window (or a key that is gone): counted now.
+    expect(slidingLog.adjust([0, 6], 10_000, TOKENS, 0, 6, 3)).toEqual([10_000, 3]);
+    expect(slidingLog.adjust(undefined, 10_000, TOKENS, 0, 6, 3)).toEqual([10_000, 3]);
+  });
+
+  it('adjust finds the charge by time and cost among equal times', () => {
+    const { state } = charges(slidingLog, TOKENS, [
+      [0, 2],
+      [0, 3],
+      [0, 2],
+    ]);
+    expect(slidingLog.adjust(state, 0, TOKENS, 0, 3, -3)).toEqual([0, 2, 0, 2]);
+  });
+
+  it('a debt is waited out', () => {
+    let { state } = charges(slidingLog, TOKENS, [[0, 2]]);
+    state = slidingLog.adjust(state, 1000, TOKENS, 0, 2, 13);
+    expect(slidingLog.standing(state, 1000, TOKENS)).toEqual({ remaining: 0, resetMs: 9000 });
+    expect(slidingLog.check(state, 1000, TOKENS, 1)).toBe(9000);
+    expect(slidingLog.check(state, 10_000, TOKENS, 10)).toBe(0);
+  });
+});
+
+describe('costs and adjustments', () => {
+  it('fixed_window: a cost adds to the window count; adjustments count in the charge\'s window only', () => {
+    const { waits, state } = charges(fixedWindow, TOKENS, [
+      [10_000, 4],
+      [12_000, 7],
+      [12_000, 6],
+    ]);
+    expect(waits).toEqual([0, 8000, 0]);
+    expect(fixedWindow.standing(state, 12_000, TOKENS)).toEqual({ remaining: 0, resetMs: 8000 });
+    // Refund the 6: back to 4; a refund to nothing leaves nothing.
+    expect(fixedWindow.adjust({ ...state! }, 13_000, TOKENS, 12_000, 6, -6)).toEqual({ window: 1, count: 4 });
+    expect(fixedWindow.adjust({ window: 1, count: 4 }, 13_000, TOKENS, 10_000, 4, -4)).toBeUndefined();
+    // The window has rolled: a refund does nothing; more spent goes to the current window.
+    expect(fixedWindow.adjust({ window: 1, count: 10 }, 20_000, TOKENS, 12_000, 6, -6)).toEqual({ window: 1, count: 10 });
+    expect(fixedWindow.adjust({ window: 1, count: 10 }, 20_000, TOKENS, 12_000, 6, 5)).toEqual({ window: 2, count: 5 });
+    // A debt: remaining never shows below 0, and the window is waited out.
+    const debt = fixedWindow.adjust({ window: 1, count: 10 }, 13_000, TOKENS, 12_000, 6, 5);
+    expect(fixedWindow.standing(debt, 13_000, TOKENS)).toEqual({ remaining: 0, resetMs: 7000 });
+    expect(fixedWindow.check(debt, 13_000, TOKENS, 1)).toBe(7000);
+  });
+
+  it('token_bucket: a cost moves the TAT cost intervals; a refund moves it back, never before now', () => {
+    // 10 tokens per 10 s: one every second.
+    const { waits, state } = charges(tokenBucket, TOKENS, [
+      [0, 4],
+      [0, 7],
+      [1000, 7],
+    ]);
+    expect(waits).toEqual([0, 1000, 0]);
+    expect(state).toBe(11_000);
+    expect(tokenBucket.standing(state, 1000, TOKENS)).toEqual({ remaining: 0, resetMs: 10_000 });
+    expect(tokenBucket.adjust(state, 2000, TOKENS, 1000, 7, -7)).toBe(4000);
+    // What has refilled meanwhile is not given twice: the TAT stops at now.
+    expect(tokenBucket.adjust(4000, 3500, TOKENS, 0, 4, -4)).toBeUndefined();
+    expect(tokenBucket.adjust(undefined, 3500, TOKENS, 0, 4, -4)).toBeUndefined();
+    // More spent: pushed on from now (or from the TAT when ahead), beyond the window if need be.
+    expect(tokenBucket.adjust(undefined, 3500, TOKENS, 0, 4, 3)).toBe(6500);
+    expect(tokenBucket.adjust(11_000, 2000, TOKENS, 1000, 7, 5)).toBe(16_000);
+    expect(tokenBucket.check(16_000, 2000, TOKENS, 1)).toBe(5000);
+  });
+
+  it('sliding_window (requests): a refund takes its time out of the ring, if still there', () => {
+    // 3 per 10 s: ring [1000, 2000, 3000], full.
+    const { state } = replay(slidingWindow, RULE, [1000, 2000, 3000]);
+    const refunded = slidingWindow.adjust(state, 3500, RULE, 2000, 1, -1);
+    expect(refunded).toEqual({ times: [1000, 3000], start: 0 });
+    expect(slidingWindow.check(refunded, 3500, RULE)).toBe(0);
+    // Grows back to a full ring, in order.
+    const refilled = slidingWindow.consume(refunded, 4000, RULE);
+    expect(refilled).toEqual({ times: [1000, 3000, 4000], start: 0 });
+    expect(slidingWindow.check(refilled, 4000, RULE)).toBe(7000);
+    // A time pushed out of the ring by later admissions: nothing to take back.
+    const wrapped = replay(slidingWindow, RULE, [0, 1000, 2000, 10_000, 11_000]).state!;
+    expect(wrapped.start).not.toBe(0);
+    expect(slidingWindow.adjust(wrapped, 11_000, RULE, 0, 1, -1)).toEqual(wrapped);
+    // The ring's last time refunded while it had wrapped: the rest is kept, oldest first.
+    expect(slidingWindow.adjust(replay(slidingWindow, RULE, [0, 1000, 2000, 10_000, 11_000]).state, 11_000, RULE, 10_000, 1, -1)).toEqual({
+      times: [2000, 11_000],
+      start: 0,
+    });
+    // The only time refunded: nothing left.
+    expect(slidingWindow.adjust(replay(slidingWindow, RULE, [5]).state, 6, RULE, 5, 1, -1)).toBeUndefined();
+    // Admitted after all: recorded now.
+    expect(slidingWindow.adjust(undefined, 7, RULE, 5, 1, 1)).toEqual({ times: [7], start: 0 });
+  });
 });
 
 describe('ALGORITHMS', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { slidingWindow, type Algorithm } from '../../../plugins/rate-limiter/algorithms/index.ts';
-import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
+import { keyScope, normalizeId, normalizeToolName, ownsKey, tenantKey, toolKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
 import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import { Policy, type PolicyCheck } from '../../../plugins/rate-limiter/policy.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
@@ -191,5 +191,57 @@ describe('which rules apply', () => {
     const checks = policy.forPrompt(policy.subject('http', 'alice', 'acme'));
     expect(checks.map((c) => c.rule.policyItem)).toEqual(['"user";q=30;w=60', '"tenant";q=100;w=900']);
     expect(checks.map((c) => c.rule.description)).toEqual(['30 per minute', '100 per 15 minutes']);
+  });
+});
+
+describe('Policy: tokens, concurrency and shadow settings', () => {
+  const policy = new Policy(
+    RateLimiterOptions.parse({
+      by_user: { rate: '30/m', tokens: ['20000/m', '1000000/d'], max_concurrent: 2, queue_timeout_ms: 250 },
+      by_tenant: { rate: '1000/h', max_concurrent: 10, queue_timeout_ms: 900 },
+      by_tool: { search: { rate: '5/m', shadow: true } },
+    }),
+  );
+  const subject = policy.subject('http', 'Alice', 'Acme');
+
+  it('a prompt fetch is held to the requests rules, the token windows and both concurrency caps', () => {
+    const plan = policy.promptPlan(subject);
+    expect(plan.checks.map((c) => [c.key, c.rule.label])).toEqual([
+      ['{t:acme}u:http:alice', 'user'],
+      ['{t:acme}', 'tenant'],
+    ]);
+    expect(plan.tokens.map((c) => [c.key, c.rule.label, c.rule.unit, c.rule.policyItem])).toEqual([
+      ['{t:acme}u:http:alice|tok|60000', 'user-tokens-1m', 'tokens', '"user-tokens-1m";q=20000;w=60;qu="tokens"'],
+      ['{t:acme}u:http:alice|tok|86400000', 'user-tokens-1d', 'tokens', '"user-tokens-1d";q=1000000;w=86400;qu="tokens"'],
+    ]);
+    expect(plan.slots).toEqual([
+      { key: '{t:acme}u:http:alice|conc', limit: 2, label: 'user' },
+      { key: '{t:acme}|conc', limit: 10, label: 'tenant' },
+    ]);
+    expect(plan.queueTimeoutMs).toBe(900);
+    expect(policy.maxQueueMs).toBe(900);
+    expect(policy.holdsPrompts).toBe(true);
+  });
+
+  it('a reset owns the user\'s token and slot keys, never the tenant\'s', () => {
+    const plan = policy.promptPlan(subject);
+    const owned = [...plan.checks, ...plan.tokens].map((c) => c.key).concat(plan.slots.map((s) => s.key)).filter((key) => ownsKey(subject.scope, key));
+    expect(owned).toEqual([
+      '{t:acme}u:http:alice',
+      '{t:acme}u:http:alice|tok|60000',
+      '{t:acme}u:http:alice|tok|86400000',
+      '{t:acme}u:http:alice|conc',
+    ]);
+  });
+
+  it('a shadow tool rate is its own group, outside the enforced checks; tools never carry tokens', () => {
+    const plan = policy.toolPlan(subject, ' SEARCH ');
+    expect(plan.checks.map((c) => c.rule.label)).toEqual(['tenant']);
+    expect(plan.shadow.map((g) => g.checks.map((c) => [c.rule.label, c.rule.shadow]))).toEqual([[['tool', true]]]);
+    const other = policy.toolPlan(subject, 'translate');
+    expect(other.checks.map((c) => [c.rule.label, c.rule.unit])).toEqual([
+      ['tenant', 'requests'],
+      ['tool', 'requests'],
+    ]);
   });
 });

@@ -56,6 +56,7 @@ class FakeStore implements RateStore {
     this.calls++;
     return this.impl(checks, now);
   }
+  adjust(): void {}
   async close(): Promise<void> {}
 }
 

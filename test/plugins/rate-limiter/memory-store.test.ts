@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { slidingWindow, tokenBucket, type Algorithm } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { ManualClock } from '../../../src/clock.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import type { RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
 
@@ -66,7 +67,8 @@ describe('MemoryStore.decide', () => {
   it('reports retryAfterMs 0 when admitted', () => {
     const store = new MemoryStore(sliding, 1000);
     const decision = store.decide([generous], 0);
-    expect(decision).toEqual({ allowed: true, retryAfterMs: 0, results: [{ retryAfterMs: 0, remaining: 4, resetMs: 10_000 }] });
+    // `charge` is the time charged at, which adjust() needs.
+    expect(decision).toEqual({ allowed: true, retryAfterMs: 0, results: [{ retryAfterMs: 0, remaining: 4, resetMs: 10_000 }], charge: 0 });
   });
 
   it('uses the algorithm it was built with', () => {
@@ -137,5 +139,61 @@ describe('MemoryStore bounds', () => {
     await store.close();
     expect(store.size).toBe(0);
     expect(store.decide([strict], 1).allowed).toBe(true);
+  });
+});
+
+describe('MemoryStore: costs and adjustments', () => {
+  const tokens: RuleCheck = { key: 'u:http:alice|tok', rule: { limit: 10, windowMs: 10_000, unit: 'tokens' } };
+
+  it('charges each tokens check its cost, requests checks 1, all or nothing', () => {
+    const store = new MemoryStore(sliding, 1000);
+    const first = store.decide([generous, { ...tokens, cost: 7 }], 0);
+    expect(first.results.map((r) => r.remaining)).toEqual([4, 3]);
+    // 4 more tokens do not fit: the requests rule is not charged either.
+    const refused = store.decide([generous, { ...tokens, cost: 4 }], 1);
+    expect(refused.allowed).toBe(false);
+    expect(refused.results.map((r) => r.remaining)).toEqual([4, 3]);
+    expect(refused.results[1]!.tooLarge).toBeUndefined();
+    expect(store.decide([generous, { ...tokens, cost: 3 }], 2).results.map((r) => r.remaining)).toEqual([3, 0]);
+  });
+
+  it('adjusts on its clock when no time is given; leaves refused decisions, zero deltas and missing deltas alone', () => {
+    const clock = new ManualClock(50_000);
+    const store = new MemoryStore(sliding, 1000, clock);
+    const checks = [generous, { ...tokens, cost: 4 }];
+    const admitted = store.decide(checks, 50_000);
+    // Nothing changes for a refused decision, a delta of 0, or a missing one.
+    store.adjust({ ...admitted, allowed: false }, checks, [-1, -4]);
+    store.adjust(admitted, checks, [0]);
+    expect(store.peek(checks, 50_000).map((r) => r.remaining)).toEqual([4, 6]);
+    // Without a time, at the store's clock: 3 s later, the evicted key is charged 2 more then.
+    store.forget((key) => key === tokens.key);
+    clock.set(53_000);
+    store.adjust(admitted, checks, [0, 2]);
+    expect(store.peek([tokens], 53_000)).toEqual([{ retryAfterMs: 0, remaining: 8, resetMs: 10_000 }]);
+    // A refund never takes back more than was charged.
+    store.adjust(admitted, checks, [-5, 0]);
+    expect(store.peek(checks, 53_000).map((r) => r.remaining)).toEqual([5, 8]);
+    expect(store.size).toBe(1);
+  });
+
+  it('refuses a cost above the limit up front: too large, one window to wait, nothing charged', () => {
+    const store = new MemoryStore(sliding, 1000);
+    const decision = store.decide([generous, { ...tokens, cost: 11 }], 0);
+    expect(decision).toMatchObject({ allowed: false, retryAfterMs: 10_000 });
+    expect(decision.results).toEqual([
+      { retryAfterMs: 0, remaining: 5, resetMs: 0 },
+      { retryAfterMs: 10_000, remaining: 10, resetMs: 0, tooLarge: true },
+    ]);
+    expect(store.size).toBe(0);
+  });
+
+  it('rejects a cost or an adjustment that is not an integer', () => {
+    const store = new MemoryStore(sliding, 1000);
+    expect(() => store.decide([{ ...tokens, cost: 2.5 }], 0)).toThrow(RangeError);
+    expect(() => store.decide([generous, { ...tokens, cost: 0 }], 0)).toThrow(RangeError);
+    const checks = [{ ...tokens, cost: 2 }];
+    const decision = store.decide(checks, 0);
+    expect(() => store.adjust(decision, checks, [0.5], 0)).toThrow(RangeError);
   });
 });

@@ -18,8 +18,15 @@ describe('RateLimiterOptions: valid configs', () => {
     const result = RateLimiterOptions.safeParse({ by_user: '30/m' }, { reportInput: true });
     expect(result.success).toBe(true);
     expect(result.data).toEqual({
-      by_user: { limit: 30, windowMs: 60_000, source: '30/m' },
+      by_user: {
+        rates: [{ limit: 30, windowMs: 60_000, source: '30/m' }],
+        tokens: [],
+        maxConcurrent: undefined,
+        queueTimeoutMs: 0,
+        shadow: false,
+      },
       by_tool: {},
+      concurrency_lease_ms: 60_000,
       algorithm: 'sliding_window',
       backend: 'memory',
       message: DEFAULT_MESSAGE,
@@ -49,9 +56,9 @@ describe('RateLimiterOptions: valid configs', () => {
       { reportInput: true },
     );
     expect(result.success).toBe(true);
-    expect(result.data!.by_tool).toEqual({
-      search: { limit: 10, windowMs: 60_000, source: '10/m' },
-      ' Translate ': { limit: 5, windowMs: 900_000, source: '5/15m' },
+    expect(result.data!.by_tool).toMatchObject({
+      search: { rates: [{ limit: 10, windowMs: 60_000, source: '10/m' }], tokens: [], shadow: false },
+      ' Translate ': { rates: [{ limit: 5, windowMs: 900_000, source: '5/15m' }] },
     });
     expect(result.data!.reply_cooldown).toBe(0);
   });
@@ -63,6 +70,67 @@ describe('RateLimiterOptions: valid configs', () => {
     const result = RateLimiterOptions.safeParse({ ...manifest.default_config, by_user: '30/m' }, { reportInput: true });
     expect(result.success).toBe(true);
     expect(result.data).toMatchObject({ algorithm: 'sliding_window', backend: 'memory', max_keys: 100_000 });
+  });
+});
+
+describe('RateLimiterOptions: the object form of a setting', () => {
+  it('takes rate, tokens, max_concurrent, queue_timeout_ms and shadow', () => {
+    const options = RateLimiterOptions.parse({
+      by_user: { rate: ['30/m', '500/h'], tokens: ['20000/m', '1000000/d'], max_concurrent: 2, queue_timeout_ms: 500 },
+      by_tenant: { rate: '1000/h', shadow: true },
+      by_tool: { search: { rate: '10/m', shadow: true } },
+    });
+    expect(options.by_user).toEqual({
+      rates: [
+        { limit: 30, windowMs: 60_000, source: '30/m' },
+        { limit: 500, windowMs: 3_600_000, source: '500/h' },
+      ],
+      tokens: [
+        { limit: 20_000, windowMs: 60_000, source: '20000/m' },
+        { limit: 1_000_000, windowMs: 86_400_000, source: '1000000/d' },
+      ],
+      maxConcurrent: 2,
+      queueTimeoutMs: 500,
+      shadow: false,
+    });
+    expect(options.by_tenant).toMatchObject({ rates: [{ source: '1000/h' }], shadow: true });
+    expect(options.by_tool.search).toMatchObject({ rates: [{ source: '10/m' }], shadow: true });
+  });
+
+  it('a setting of tokens or concurrency alone is a limit', () => {
+    expect(RateLimiterOptions.safeParse({ by_user: { tokens: '20000/m' } }).success).toBe(true);
+    expect(RateLimiterOptions.safeParse({ by_tenant: { max_concurrent: 10 } }).success).toBe(true);
+  });
+
+  it('names each bad field inside the object', () => {
+    expect(problems({ by_user: { rate: '30/x', tokens: ['1/m', 'lots'], max_concurrent: 0, queue_timeout_ms: -1 } })).toEqual([
+      'by_user.rate: "30/x" has unknown unit "x"; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m"',
+      'by_user.tokens[1]: "lots" is not a rate; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m"',
+      'by_user.max_concurrent: Too small: expected number to be >=1',
+      'by_user.queue_timeout_ms: Too small: expected number to be >=0',
+    ]);
+  });
+
+  it('suggests the field a typo meant', () => {
+    expect(problems({ by_user: { rat: '30/m' } })).toEqual([
+      'by_user.rat: unknown field (did you mean "rate"?)',
+      'by_user: set at least one of rate, tokens or max_concurrent',
+    ]);
+  });
+
+  it('refuses settings that cannot work, saying why', () => {
+    expect(problems({ by_user: { rate: '30/m', queue_timeout_ms: 100 } })).toEqual(['by_user.queue_timeout_ms: queue_timeout_ms needs max_concurrent']);
+    expect(problems({ by_user: { max_concurrent: 2, shadow: true } })).toEqual([
+      'by_user.max_concurrent: a shadow setting cannot cap concurrency (it would have to hold real slots); drop max_concurrent or shadow',
+    ]);
+    expect(problems({ by_user: {} })).toEqual(['by_user: set at least one of rate, tokens or max_concurrent']);
+  });
+
+  it('keeps tokens and concurrency to prompt fetches: a by_tool entry with them is refused', () => {
+    expect(problems({ by_tool: { search: { rate: '10/m', tokens: '100/m', max_concurrent: 1 } } })).toEqual([
+      'by_tool.search.tokens: tokens apply to prompt fetches: set them on by_user or by_tenant',
+      'by_tool.search.max_concurrent: max_concurrent applies to prompt fetches: set it on by_user or by_tenant',
+    ]);
   });
 });
 

@@ -92,7 +92,7 @@ export async function startPlugin(config: Record<string, unknown>, clock: Clock 
     hooks: {
       register(hook, handler) {
         if (hook === 'prePromptFetch') handlers.prompt = handler as HookHandler<'prePromptFetch'>;
-        else handlers.tool = handler as HookHandler<'preToolInvoke'>;
+        else if (hook === 'preToolInvoke') handlers.tool = handler as HookHandler<'preToolInvoke'>;
       },
     },
   };

@@ -34,6 +34,16 @@ class FakePrimary implements RateStore {
     }
   }
 
+  /** Adjustments asked of it, in order. */
+  readonly adjusted: { charge: unknown; deltas: readonly number[]; now: number | undefined }[] = [];
+  adjustBehaviour: 'resolve' | 'reject' | 'throw' = 'resolve';
+
+  adjust(decision: Decision, _checks: readonly RuleCheck[], deltas: readonly number[], now?: number): Promise<void> {
+    if (this.adjustBehaviour === 'throw') throw new Error('adjust threw');
+    this.adjusted.push({ charge: decision.charge, deltas, now });
+    return this.adjustBehaviour === 'reject' ? Promise.reject(new Error('adjust failed')) : Promise.resolve();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }
@@ -44,6 +54,7 @@ const PRIMARY_DECISION = (checks: readonly RuleCheck[]): Decision => ({
   allowed: true,
   retryAfterMs: 0,
   results: checks.map(() => ({ retryAfterMs: 0, remaining: 777, resetMs: 1 })),
+  charge: 'primary-charge',
 });
 
 const CHECKS: RuleCheck[] = [{ key: '{http:alice}u:', rule: { limit: 3, windowMs: 60_000 } }];
@@ -200,7 +211,7 @@ describe('ResilientStore: the policy when the primary fails', () => {
     const s = setup('fallback');
     s.primary.behaviour = 'reject';
     const first = await s.decide();
-    expect(first).toEqual({ allowed: true, retryAfterMs: 0, results: [{ retryAfterMs: 0, remaining: 2, resetMs: 60_000 }] });
+    expect(first).toMatchObject({ allowed: true, retryAfterMs: 0, results: [{ retryAfterMs: 0, remaining: 2, resetMs: 60_000 }] });
     expect(s.store.stats()).toEqual({ breaker: 'closed', primary: 0, degraded: 1, failures: 1 });
   });
 
@@ -272,5 +283,58 @@ describe('ResilientStore: notifications and stats', () => {
     await s.store.close();
     expect(s.primary.closed).toBe(true);
     expect(s.fallback.size).toBe(0);
+  });
+});
+
+describe('ResilientStore: an adjustment goes to the store that decided', () => {
+  it('a primary decision is adjusted by the primary, with its own charge, even after the breaker opened', async () => {
+    const s = setup('fallback');
+    const decision = await s.decide();
+    expect(isPrimary(decision)).toBe(true);
+    await s.store.adjust(decision, CHECKS, [-1], T0 + 5);
+    expect(s.primary.adjusted).toEqual([{ charge: 'primary-charge', deltas: [-1], now: T0 + 5 }]);
+    await breakIt(s);
+    await s.store.adjust(decision, CHECKS, [2]);
+    expect(s.primary.adjusted).toHaveLength(2);
+    expect(s.primary.adjusted[1]).toMatchObject({ charge: 'primary-charge', deltas: [2] });
+  });
+
+  it('a fallback decision is adjusted in the fallback (on the store clock), and the primary hears nothing of it', async () => {
+    const s = setup('fallback');
+    await breakIt(s);
+    // The three failing requests took the fallback's whole quota of 3; a refund gives one back.
+    const taken = await s.decide();
+    expect(taken.allowed).toBe(false);
+    const tokens: RuleCheck[] = [{ key: '{http:alice}u:|tok', rule: { limit: 10, windowMs: 60_000, unit: 'tokens' }, cost: 6 }];
+    const first = await s.decide(tokens);
+    expect(first.results[0]!.remaining).toBe(4);
+    s.clock.advance(100);
+    s.store.adjust(first, tokens, [-6]);
+    expect((await s.decide([{ ...tokens[0]!, cost: 1 }])).results[0]!.remaining).toBe(9);
+    expect(s.primary.adjusted).toEqual([]);
+  });
+
+  it('nothing is adjusted after a blind admission or an unavailable refusal', async () => {
+    for (const policy of ['open', 'closed'] as const) {
+      const s = setup(policy);
+      await breakIt(s);
+      const blind = await s.decide();
+      expect(s.store.adjust(blind, CHECKS, [-1])).toBeUndefined();
+      expect(s.primary.adjusted).toEqual([]);
+      expect(s.fallback.size).toBe(0);
+    }
+  });
+
+  it('a failing primary adjustment rejects; one that throws rejects too, never throwing', async () => {
+    const s = setup('fallback');
+    const decision = await s.decide();
+    s.primary.adjustBehaviour = 'reject';
+    await expect(s.store.adjust(decision, CHECKS, [-1])).rejects.toThrow('adjust failed');
+    s.primary.adjustBehaviour = 'throw';
+    let pending: void | Promise<void> = undefined;
+    expect(() => (pending = s.store.adjust(decision, CHECKS, [-1]))).not.toThrow();
+    await expect(pending).rejects.toThrow('adjust threw');
+    // Adjustments are not decisions: the breaker is not moved by them.
+    expect(s.store.stats()).toMatchObject({ breaker: 'closed', failures: 0 });
   });
 });

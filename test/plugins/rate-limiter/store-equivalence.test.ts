@@ -8,8 +8,9 @@ import { ALGORITHM_NAMES, type AlgorithmName, type Rule } from '../../../plugins
 import { keyScope, tenantKey, toolKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import { createRedisClient } from '../../../plugins/rate-limiter/store/redis-client.ts';
+import { peekRedis } from '../../../plugins/rate-limiter/store/redis-admin.ts';
 import { RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
-import type { RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
+import type { Decision, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
 import { allKeys, hashTag, inspector, sleep, view, type DecisionView } from './redis-helpers.ts';
 
@@ -252,6 +253,89 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
     expect(decisions).toBeGreaterThan(100);
     expect(refusals).toBeGreaterThan(0);
   });
+  /**
+   * Limits whose emission interval (window / limit) is a whole number of seconds: with arrivals whole
+   * seconds apart too, every TTL Redis is given is a whole number of seconds, so no key is ever within
+   * a second (of real time) of expiring while caller time still needs it.
+   */
+  const wholeSeconds = fc.oneof(
+    fc.record({ limit: fc.constantFrom(1, 2, 5, 10), windowMs: fc.constant(10_000) }),
+    fc.record({ limit: fc.constantFrom(1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60), windowMs: fc.constant(60_000) }),
+  );
+  const costly = fc.record({
+    requests: wholeSeconds,
+    userTokens: wholeSeconds.map((r): Rule => ({ ...r, unit: 'tokens' })),
+    tenantTokens: wholeSeconds.map((r): Rule => ({ ...r, unit: 'tokens' })),
+    start: fc.constantFrom(1_000_000, 1_800_000_000_000),
+    steps: fc.array(
+      fc.record({
+        gap: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 90 })).map((s) => s * 1000),
+        user: fc.integer({ min: 0, max: 2 }),
+        cost: fc.oneof({ arbitrary: fc.integer({ min: 1, max: 3 }), weight: 4 }, { arbitrary: fc.integer({ min: 1, max: 70 }), weight: 1 }),
+        /** An adjustment of an earlier admitted request instead of a new request. */
+        adjust: fc.oneof({ arbitrary: fc.constant(undefined), weight: 3 }, { arbitrary: fc.nat(), weight: 1 }),
+        /** How: a full refund, or each tokens charge becoming a random actual count (requests kept). */
+        refund: fc.boolean(),
+        actual: fc.oneof({ arbitrary: fc.integer({ min: 0, max: 4 }), weight: 3 }, { arbitrary: fc.integer({ min: 0, max: 80 }), weight: 1 }),
+      }),
+      { minLength: 1, maxLength: 40, size: 'medium' },
+    ),
+  });
+
+  it.each(ALGORITHM_NAMES)(
+    '%s: random costs, refunds and commits on requests and tokens rules leave both stores the same',
+    async (algorithm) => {
+      let admitted = 0;
+      let refused = 0;
+      let adjusted = 0;
+      await fc.assert(
+        fc.asyncProperty(costly, async ({ requests, userTokens, tenantTokens, start, steps }) => {
+          const { memory, redis, prefix } = stores(algorithm);
+          const checksOf = (user: number, cost: number): RuleCheck[] => {
+            const scope = keyScope('http', USERS[user]!, 'acme');
+            return [
+              { key: userKey(scope), rule: requests },
+              { key: `${userKey(scope)}|tok`, rule: userTokens, cost },
+              { key: `${tenantKey(scope)}|tok`, rule: tenantTokens, cost },
+            ];
+          };
+          const kept: { checks: RuleCheck[]; fromMemory: Decision; fromRedis: Decision }[] = [];
+          let now = start;
+          for (const step of steps) {
+            now += step.gap;
+            if (step.adjust !== undefined && kept.length > 0) {
+              const { checks, fromMemory, fromRedis } = kept.splice(step.adjust % kept.length, 1)[0]!;
+              const deltas = checks.map((c: RuleCheck) => (step.refund ? -(c.cost ?? 1) : c.rule.unit === 'tokens' ? step.actual - c.cost! : 0));
+              memory.adjust(fromMemory, checks, deltas, now);
+              await redis.adjust(fromRedis, checks, deltas, now);
+              adjusted++;
+            } else {
+              const checks = checksOf(step.user, step.cost);
+              const fromMemory = memory.decide(checks, now);
+              const fromRedis = await redis.decide(checks, now);
+              expect(view(fromRedis)).toEqual(view(fromMemory));
+              expect(fromRedis.results.map((r) => r.tooLarge === true)).toEqual(fromMemory.results.map((r) => r.tooLarge === true));
+              if (fromMemory.allowed) {
+                kept.push({ checks, fromMemory, fromRedis });
+                admitted++;
+              } else {
+                refused++;
+              }
+            }
+            // Every key stands the same in both, after decisions and adjustments alike.
+            const all = [0, 1, 2].flatMap((user) => checksOf(user, 1));
+            const [m, r] = [memory.peek(all, now), await peekRedis(client, algorithm, prefix, all, now)];
+            expect(r).toEqual(m.map((x) => ({ ...x, resetMs: Math.ceil(x.resetMs) })));
+          }
+        }),
+        { numRuns: 25 },
+      );
+      // Not vacuous: plenty of each.
+      expect(admitted).toBeGreaterThan(80);
+      expect(refused).toBeGreaterThan(30);
+      expect(adjusted).toBeGreaterThan(25);
+    },
+  );
 });
 
 describe.skipIf(!enabled)('RedisStore on a real server', () => {

@@ -1,0 +1,162 @@
+-- Changes what one admitted request charged (see RateStore.adjust): each key's charge of `cost`, made
+-- at the time decide.lua returned, counts as cost + delta from now on. A refund (delta = -cost) takes
+-- the charge back as if it had never been made; a positive delta charges more, even beyond the limit
+-- (the key goes into debt). A charge that has already left the key (window passed, key expired) is
+-- not refunded; a positive delta is then charged now. Mirrors the algorithms' adjust() exactly; the
+-- memory store is the reference.
+--
+-- KEYS: the request's keys to adjust (they share a hash slot, so one call works on a Cluster too).
+-- ARGV[1]: algorithm: sliding_window | fixed_window | token_bucket
+-- ARGV[2]: now: '' to use TIME, or a time in ms (the tests' caller time)
+-- ARGV[3]: the time the request was charged at, as decide.lua returned it
+-- then per key: limit, window (ms), unit ('r' | 't'), cost, delta (an integer, not 0, >= -cost).
+-- Returns the number of keys it changed.
+
+local call, ceil, floor, min, format, gmatch, concat = redis.call, math.ceil, math.floor, math.min, string.format, string.gmatch, table.concat
+
+local algorithm = ARGV[1]
+local now
+if ARGV[2] == '' then
+  local t = call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+else
+  now = tonumber(ARGV[2])
+end
+local at = tonumber(ARGV[3])
+
+-- Lossless for doubles, and the very text decide.lua stored a time as.
+local function num(x)
+  return format('%.17g', x)
+end
+
+-- A time-keyed state lives until `ends` (ms); nothing is left to keep when that is now or past.
+local function expire_at(key, ends)
+  local ttl = ceil(ends - now)
+  if ttl < 1 then
+    call('DEL', key)
+  else
+    call('PEXPIRE', key, ttl)
+  end
+end
+
+local changed = 0
+
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local a = 4 + 5 * (i - 1)
+  local limit, window, tokens = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2] == 't'
+  local cost, delta = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  if not tokens then cost = 1 end
+  if delta < -cost then delta = -cost end
+
+  if delta == 0 then
+    -- Nothing to change.
+  elseif algorithm == 'sliding_window' and tokens then
+    -- The log "t1 c1 t2 c2 ...": entries that have left the window are dropped; the charge's own
+    -- entry (same time, same cost; equal entries are interchangeable, the newest is taken) changes
+    -- its cost, and goes when nothing is left of it.
+    local log, size = {}, 0
+    local value = call('GET', key)
+    if value then
+      for word in gmatch(value, '%S+') do
+        size = size + 1
+        log[size] = tonumber(word)
+      end
+    end
+    local from = 1
+    while from <= size and log[from] <= now - window do from = from + 2 end
+    local found = false
+    local j = size - 1
+    while j >= from and log[j] >= at do
+      if log[j] == at and log[j + 1] == cost then
+        found = j
+        break
+      end
+      j = j - 2
+    end
+    if found then
+      local left = cost + delta
+      if left > 0 then log[found + 1] = left else log[found], log[found + 1] = false, false end
+    elseif delta > 0 then
+      -- The entry has left the window (or the key expired): what was spent beyond it counts now.
+      local time = now
+      if size > 0 and log[size - 1] > now then time = log[size - 1] end
+      log[size + 1], log[size + 2] = time, delta
+      size = size + 2
+    end
+    local parts, m, newest = {}, 0, false
+    for k = from, size, 2 do
+      if log[k] then
+        parts[m + 1], parts[m + 2] = num(log[k]), num(log[k + 1])
+        m = m + 2
+        newest = log[k]
+      end
+    end
+    if m == 0 then
+      call('DEL', key)
+    else
+      local ttl = ceil(newest + window - now)
+      if ttl < 1 then ttl = 1 end
+      call('SET', key, concat(parts, ' '), 'PX', ttl)
+    end
+    changed = changed + 1
+  elseif algorithm == 'sliding_window' then
+    -- The list of the last `limit` admission times.
+    if delta > 0 then
+      -- Admitted after all: recorded now (the list keeps only the last `limit`).
+      local size = call('LLEN', key)
+      local time = now
+      if size > 0 then
+        local newest = tonumber(call('LINDEX', key, -1))
+        if newest > now then time = newest end
+      end
+      for _ = 1, min(delta, limit) do size = call('RPUSH', key, num(time)) end
+      if size > limit then call('LTRIM', key, size - limit, -1) end
+      expire_at(key, time + window)
+      changed = changed + 1
+    elseif call('LREM', key, -1, num(at)) > 0 then
+      -- The refunded time was still in the list (else later admissions pushed it out, and it no
+      -- longer counts anyway); the key now lives until its newest remaining time leaves the window.
+      local newest = call('LINDEX', key, -1)
+      if newest then expire_at(key, tonumber(newest) + window) end
+      changed = changed + 1
+    end
+  elseif algorithm == 'fixed_window' then
+    local start = floor(now / window) * window
+    local state = call('HMGET', key, 's', 'c')
+    local used = 0
+    if state[1] and tonumber(state[1]) == start then used = tonumber(state[2]) end
+    if delta > 0 then
+      -- Charged to the current window, whichever window the charge itself fell in.
+      call('HSET', key, 's', num(start), 'c', used + delta)
+      if used == 0 then expire_at(key, start + window) end
+      changed = changed + 1
+    elseif used > 0 and floor(at / window) * window == start then
+      -- A refund only counts while the charge's window is the current one.
+      used = used + delta
+      if used <= 0 then call('DEL', key) else call('HSET', key, 'c', used) end
+      changed = changed + 1
+    end
+  elseif algorithm == 'token_bucket' then
+    local interval = window / limit
+    local tat = tonumber(call('GET', key) or '')
+    if delta > 0 then
+      if tat == nil or tat < now then tat = now end
+      tat = tat + delta * interval
+      call('SET', key, num(tat), 'PX', math.max(1, ceil(tat - now)))
+      changed = changed + 1
+    elseif tat ~= nil and tat > now then
+      -- A refund gives back what has not refilled already: the TAT moves back, never before now.
+      tat = tat + delta * interval
+      if tat > now then
+        call('SET', key, num(tat), 'PX', math.max(1, ceil(tat - now)))
+      else
+        call('DEL', key)
+      end
+      changed = changed + 1
+    end
+  else
+    error('unknown algorithm ' .. tostring(algorithm))
+  end
+end
+return changed

@@ -1,0 +1,111 @@
+import rateLimiterPlugin from '../../../plugins/rate-limiter/index.ts';
+import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
+import { MessageBus } from '../../../src/bus/bus.ts';
+import { systemClock, type Clock } from '../../../src/clock.ts';
+import type { HookHandler } from '../../../src/hooks/runner.ts';
+import type { HookContext, HookName, HookResult } from '../../../src/hooks/schemas.ts';
+import type { HookOptions, PluginContext } from '../../../src/host/plugin.ts';
+import type { LimitsAdmin, LimitsQuery } from '../../../src/host/services.ts';
+import { createLogger, IdentityHasher } from '../../../src/logger.ts';
+import { MetricsRegistry } from '../../../src/metrics/registry.ts';
+import { CapturedLog } from './helpers.ts';
+
+/** One call of a user, as the orchestrator makes it: prePromptFetch, then (maybe) postPromptFetch. */
+export interface Call {
+  context: HookContext;
+  signal: AbortSignal;
+  abort(): void;
+}
+
+export interface CallOptions {
+  user?: string;
+  tenant?: string;
+  estimatedTokens?: number;
+}
+
+/** The rate-limiter plugin set up as the host would, with every hook it registers callable. */
+export interface Harness {
+  begin(options?: CallOptions): { call: Call; result: Promise<HookResult> };
+  /** prePromptFetch alone (no signal, nothing held beyond the decision). */
+  prompt(options?: CallOptions): Promise<HookResult>;
+  end(call: Call, outcome: 'completed' | 'failed' | 'cancelled', actualTokens?: number): Promise<HookResult>;
+  tool(tool: string, options?: CallOptions): Promise<HookResult>;
+  limits(query: Partial<LimitsQuery>): Promise<unknown>;
+  queueMs(): number;
+  log: CapturedLog;
+  bus: MessageBus;
+  metrics: MetricsRegistry;
+  teardown(): Promise<void>;
+}
+
+let messages = 0;
+
+export async function startHarness(config: Record<string, unknown>, clock: Clock = systemClock): Promise<Harness> {
+  const log = new CapturedLog();
+  const bus = new MessageBus();
+  const metrics = new MetricsRegistry();
+  const handlers = new Map<HookName, { handler: HookHandler<HookName>; options?: HookOptions }>();
+  let admin: LimitsAdmin | undefined;
+  const context: PluginContext<RateLimiterOptions> = {
+    name: 'rate_limiter',
+    config: RateLimiterOptions.parse(config),
+    mode: 'enforce',
+    logger: createLogger({ destination: log }),
+    clock,
+    identity: new IdentityHasher('test-salt'),
+    bus,
+    metrics,
+    services: {
+      provide: (_name, service) => {
+        admin = service;
+      },
+    },
+    hooks: {
+      register(hook, handler, options) {
+        handlers.set(hook, { handler: handler as HookHandler<HookName>, options });
+      },
+    },
+  };
+  const instance = await rateLimiterPlugin.setup(context);
+  const hookContext = (options: CallOptions): HookContext => ({
+    message_id: `m-${++messages}`,
+    channel: 'http',
+    user_id: options.user ?? 'alice',
+    ...(options.tenant === undefined ? {} : { tenant_id: options.tenant }),
+    conversation_id: 'c-1',
+  });
+  const run = async (hook: HookName, payload: unknown, signal?: AbortSignal): Promise<HookResult> =>
+    (handlers.get(hook)!.handler as (p: unknown, c: { signal: AbortSignal | undefined }) => HookResult | Promise<HookResult>)(payload, {
+      signal,
+    });
+  const promptPayload = (ctx: HookContext, options: CallOptions) => ({
+    prompt_id: 'chat',
+    text: 'hi',
+    ...(options.estimatedTokens === undefined ? {} : { estimated_tokens: options.estimatedTokens }),
+    context: ctx,
+  });
+  return {
+    begin(options = {}) {
+      const controller = new AbortController();
+      const call: Call = { context: hookContext(options), signal: controller.signal, abort: () => controller.abort() };
+      return { call, result: run('prePromptFetch', promptPayload(call.context, options), controller.signal) };
+    },
+    prompt: (options = {}) => run('prePromptFetch', promptPayload(hookContext(options), options)),
+    end: (call, outcome, actualTokens) =>
+      run('postPromptFetch', {
+        prompt_id: 'chat',
+        outcome,
+        ...(actualTokens === undefined ? {} : { actual_tokens: actualTokens }),
+        context: call.context,
+      }),
+    tool: (tool, options = {}) => run('preToolInvoke', { tool, args: {}, context: hookContext(options) }),
+    limits: (query) => admin!.inspect({ channel: 'http', user_id: 'alice', ...query } as LimitsQuery),
+    queueMs: () => handlers.get('prePromptFetch')!.options?.queueMs?.() ?? 0,
+    log,
+    bus,
+    metrics,
+    teardown: async () => {
+      await instance?.teardown?.();
+    },
+  };
+}

@@ -54,6 +54,29 @@ describe.each(BACKENDS)('quotas on %s', (backend) => {
     harness = undefined;
   });
 
+  describe('several windows and exemptions', () => {
+    it('admits only while every window admits, and the refusal names the window, never the user', async () => {
+      const h = await start({ by_user: ['2/m', '3/h'] });
+      expect((await h.prompt()).continue).toBe(true);
+      expect((await h.prompt()).continue).toBe(true);
+      const refused = violationOf(await h.prompt());
+      expect(refused.details).toMatchObject({ rule: 'user', window: '1m', limit: '2/m' });
+      expect(JSON.stringify(refused)).not.toContain('alice');
+      const view = await rows(h);
+      // The refused request was charged to neither window.
+      expect(view['user-1m']).toMatchObject({ used: 2 });
+      expect(view['user-1h']).toMatchObject({ used: 2 });
+    });
+
+    it('an exempt user or tenant is never limited, matched on the normalised id', async () => {
+      const h = await start({ by_user: '1/h', exempt_users: [' ALICE '], exempt_tenants: ['Acme'] });
+      for (let i = 0; i < 3; i++) expect((await h.prompt({ user: 'alice' })).continue).toBe(true);
+      for (let i = 0; i < 3; i++) expect((await h.prompt({ user: 'bob', tenant: ' acme' })).continue).toBe(true);
+      expect((await h.prompt({ user: 'bob' })).continue).toBe(true);
+      expect((await h.prompt({ user: 'bob' })).continue).toBe(false);
+    });
+  });
+
   describe('token budgets', () => {
     const config = { by_user: { rate: '100/h', tokens: '1000/h' } };
 

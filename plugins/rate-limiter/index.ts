@@ -154,7 +154,7 @@ export default definePlugin({
       (payload, call) =>
         limiter.onPrompt(payload.context, { promptId: payload.prompt_id, estimatedTokens: payload.estimated_tokens, signal: call?.signal }),
       // A call waiting for a concurrency slot is not a stuck plugin.
-      { queueMs: () => limiter.policy.maxQueueMs },
+      { queueMs: () => limiter.queueMs() },
     );
     hooks.register('postPromptFetch', (payload) =>
       limiter.onPromptDone(payload.context, { promptId: payload.prompt_id, outcome: payload.outcome, actualTokens: payload.actual_tokens }),

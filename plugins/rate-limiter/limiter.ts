@@ -104,6 +104,14 @@ export class RateLimiter {
     return { admitted: this.counters.admitted, refused: this.counters.refused, faults: this.counters.faults, keys: this.deps.store.size };
   }
 
+  /**
+   * How long a call may wait for a concurrency slot. A permissive limiter never holds traffic up: a
+   * call beyond the cap is "refused" at once (reported, then let through by the host).
+   */
+  queueMs(planned = this.policy.maxQueueMs): number {
+    return this.deps.mode === 'permissive' ? 0 : planned;
+  }
+
   /** Prompt fetches admitted and not yet ended (each may hold a slot and reserved tokens). */
   get inFlight(): number {
     return this.holds.size;
@@ -123,7 +131,7 @@ export class RateLimiter {
         return this.settle('prePromptFetch', this.admitPrompt(context, call, sender.subject, plan, undefined));
       }
       const started = performance.now();
-      const slot = this.deps.gate.acquire({ limits: plan.slots, queueTimeoutMs: plan.queueTimeoutMs, signal: call.signal });
+      const slot = this.deps.gate.acquire({ limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: call.signal });
       return this.settle(
         'prePromptFetch',
         isThenable(slot)

@@ -40,7 +40,11 @@ export interface Harness {
 
 let messages = 0;
 
-export async function startHarness(config: Record<string, unknown>, clock: Clock = systemClock): Promise<Harness> {
+export async function startHarness(
+  config: Record<string, unknown>,
+  clock: Clock = systemClock,
+  mode: 'enforce' | 'permissive' = 'enforce',
+): Promise<Harness> {
   const log = new CapturedLog();
   const bus = new MessageBus();
   const metrics = new MetricsRegistry();
@@ -49,7 +53,7 @@ export async function startHarness(config: Record<string, unknown>, clock: Clock
   const context: PluginContext<RateLimiterOptions> = {
     name: 'rate_limiter',
     config: RateLimiterOptions.parse(config),
-    mode: 'enforce',
+    mode,
     logger: createLogger({ destination: log }),
     clock,
     identity: new IdentityHasher('test-salt'),

@@ -42,10 +42,10 @@ async function inFlight(harness: Harness, tenant?: string): Promise<Record<strin
 describe.each(BACKENDS)('quotas on %s', (backend) => {
   let harness: Harness | undefined;
 
-  async function start(config: Record<string, unknown>): Promise<Harness> {
+  async function start(config: Record<string, unknown>, mode: 'enforce' | 'permissive' = 'enforce'): Promise<Harness> {
     const backendConfig =
       backend === 'redis' ? { backend: 'redis', redis_url: redis!.url, redis_key_prefix: `q${++prefixes}`, redis_timeout_ms: 1000 } : {};
-    harness = await startHarness({ ...config, ...backendConfig });
+    harness = await startHarness({ ...config, ...backendConfig }, undefined, mode);
     return harness;
   }
 
@@ -236,6 +236,16 @@ describe.each(BACKENDS)('quotas on %s', (backend) => {
       const refused = violationOf(await h.begin({ user: 'bob', tenant: 'acme' }).result);
       expect(refused.description).toBe('Sorry, your team has 1 request in progress already. Please wait for one to finish and try again.');
       expect((await h.begin({ user: 'bob', tenant: 'globex' }).result).continue).toBe(true);
+    });
+
+    it('a permissive limiter never makes a call wait for a slot', async () => {
+      // A minute's queue: waiting it would fail the test by its timeout.
+      const h = await start({ by_user: { max_concurrent: 1, queue_timeout_ms: 60_000 } }, 'permissive');
+      await h.begin().result;
+      const over = violationOf(await h.begin().result);
+      // Reported as it would be refused (the host logs it and lets it through), without the wait.
+      expect(over.code).toBe('concurrency_limited');
+      expect(h.queueMs()).toBe(0);
     });
 
     it('a call refused by its rate gives its slot back at once', async () => {

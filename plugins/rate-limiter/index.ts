@@ -46,7 +46,7 @@ interface BackendDeps {
 
 /** The memory store, or Redis behind a circuit breaker with the memory store as its fallback. */
 async function openBackend(options: RateLimiterOptions, { clock, logger, metrics, bus }: BackendDeps): Promise<Backend> {
-  const memory = new MemoryStore(ALGORITHMS[options.algorithm], options.max_keys);
+  const memory = new MemoryStore(ALGORITHMS[options.algorithm], options.max_keys, clock);
   const localGate = new MemoryConcurrencyGate({ leaseMs: options.concurrency_lease_ms, clock });
   if (options.backend === 'memory') {
     const telemetry = new LimiterTelemetry(metrics, bus, { keys: () => memory.size });

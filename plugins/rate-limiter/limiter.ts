@@ -351,7 +351,7 @@ export class RateLimiter {
     });
     if (deltas.every((d) => d === 0)) return;
     try {
-      const done = hold.store.adjust(decision, checks, deltas);
+      const done = hold.store.adjust(decision, checks, deltas, this.deps.clock.now());
       if (isThenable(done)) done.then(undefined, (error: unknown) => this.fault('postPromptFetch', error));
     } catch (error) {
       this.fault('postPromptFetch', error);

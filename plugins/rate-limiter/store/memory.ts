@@ -17,8 +17,8 @@ interface Entry {
  *
  * Requests rules (cost 1) are counted by the configured algorithm; tokens rules by its tokens
  * variant (see Algorithm.tokens), chosen per rule by one look at `rule.unit`, so the requests path
- * pays nothing for costs. A decision's `charge` is the time it charged at, which is what adjust()
- * needs to find the charge again.
+ * pays nothing for costs. A decision's `charge` is the time it was made (and, if admitted, charged)
+ * at, which is what adjust() needs to find the charge again.
  */
 export class MemoryStore implements RateStore {
   private readonly entries: ExpiringMap<Entry>;
@@ -66,40 +66,35 @@ export class MemoryStore implements RateStore {
       let entry = found[i];
       found[i] = undefined;
       if (check.rule.unit === 'tokens') {
-        if (allowed) entry = this.charge(check.key, entry, now, check.rule, this.tokens, costOf(check));
-        results[i] = this.tokensResult(waits[i]!, entry, now, check);
-      } else {
-        if (allowed) entry = this.charge(check.key, entry, now, check.rule, algorithm, 1);
-        results[i] = this.result(waits[i]!, entry, now, check.rule, algorithm);
+        results[i] = this.settleTokens(allowed, waits[i]!, entry, now, check);
+        continue;
       }
+      if (allowed) entry = this.charge(check.key, entry, now, check.rule);
+      results[i] = this.result(waits[i]!, entry, now, check.rule);
     }
     return { allowed, retryAfterMs, results, charge: now };
   }
 
   private decideOne(check: RuleCheck, now: number): Decision {
     const { key, rule } = check;
-    let entry = this.entries.get(key, now);
     if (rule.unit === 'tokens') {
+      const entry = this.entries.get(key, now);
       const wait = this.checkTokens(entry, now, check);
-      if (wait === 0) entry = this.charge(key, entry, now, rule, this.tokens, costOf(check));
-      return { allowed: wait === 0, retryAfterMs: wait, results: [this.tokensResult(wait, entry, now, check)], charge: now };
+      const result = this.settleTokens(wait === 0, wait, entry, now, check);
+      return { allowed: wait === 0, retryAfterMs: wait, results: [result], charge: now };
     }
+    let entry = this.entries.get(key, now);
+    const wait = this.algorithm.check(entry?.state, now, rule);
+    if (wait === 0) entry = this.charge(key, entry, now, rule);
+    // `charge` on every decision, refused too (adjust() ignores those): a conditional value here
+    // measurably slows the hot path.
+    return { allowed: wait === 0, retryAfterMs: wait, results: [this.result(wait, entry, now, rule)], charge: now };
+  }
+
+  /** Charges one request to `key` (creating its entry when it has none); returns the entry. */
+  private charge(key: string, entry: Entry | undefined, now: number, rule: Rule): Entry {
     const { algorithm } = this;
-    const wait = algorithm.check(entry?.state, now, rule);
-    if (wait === 0) entry = this.charge(key, entry, now, rule, algorithm, 1);
-    return { allowed: wait === 0, retryAfterMs: wait, results: [this.result(wait, entry, now, rule, algorithm)], charge: now };
-  }
-
-  /** A tokens check's wait; a cost no window could ever hold waits one window (see RuleResult.tooLarge). */
-  private checkTokens(entry: Entry | undefined, now: number, check: RuleCheck): number {
-    const cost = costOf(check);
-    if (cost > check.rule.limit) return check.rule.windowMs;
-    return this.tokens.check(entry?.state, now, check.rule, cost);
-  }
-
-  /** Charges `cost` to `key` (creating its entry when it has none); returns the entry. */
-  private charge(key: string, entry: Entry | undefined, now: number, rule: Rule, algorithm: Algorithm<unknown>, cost: number): Entry {
-    const state = algorithm.consume(entry?.state, now, rule, cost);
+    const state = algorithm.consume(entry?.state, now, rule);
     if (entry === undefined) {
       entry = { state, expiresAt: algorithm.expiresAt(state, rule), used: false };
       this.entries.set(key, entry, now);
@@ -111,14 +106,42 @@ export class MemoryStore implements RateStore {
     return entry;
   }
 
-  private result(retryAfterMs: number, entry: Entry | undefined, now: number, rule: Rule, algorithm: Algorithm<unknown>): RuleResult {
-    const standing = algorithm.standing(entry?.state, now, rule);
+  private result(retryAfterMs: number, entry: Entry | undefined, now: number, rule: Rule): RuleResult {
+    const standing = this.algorithm.standing(entry?.state, now, rule);
     return { retryAfterMs, remaining: standing.remaining, resetMs: standing.resetMs };
   }
 
-  private tokensResult(retryAfterMs: number, entry: Entry | undefined, now: number, check: RuleCheck): RuleResult {
-    const result = this.result(retryAfterMs, entry, now, check.rule, this.tokens);
-    if (costOf(check) > check.rule.limit) result.tooLarge = true;
+  /*
+   * Tokens rules: the same steps as charge() and result() above, by the tokens algorithm and with
+   * the check's cost. Kept apart so that the requests path stays exactly as lean as it was.
+   */
+
+  /** A tokens check's wait; a cost no window could ever hold waits one window (see RuleResult.tooLarge). */
+  private checkTokens(entry: Entry | undefined, now: number, check: RuleCheck): number {
+    const cost = costOf(check);
+    if (cost > check.rule.limit) return check.rule.windowMs;
+    return this.tokens.check(entry?.state, now, check.rule, cost);
+  }
+
+  /** Charges a tokens check when `allowed`; its result either way. */
+  private settleTokens(allowed: boolean, retryAfterMs: number, entry: Entry | undefined, now: number, check: RuleCheck): RuleResult {
+    const { tokens } = this;
+    const { key, rule } = check;
+    const cost = costOf(check);
+    if (allowed) {
+      const state = tokens.consume(entry?.state, now, rule, cost);
+      if (entry === undefined) {
+        entry = { state, expiresAt: tokens.expiresAt(state, rule), used: false };
+        this.entries.set(key, entry, now);
+      } else {
+        entry.state = state;
+        entry.expiresAt = tokens.expiresAt(state, rule);
+        this.entries.touch(key, entry);
+      }
+    }
+    const standing = tokens.standing(entry?.state, now, rule);
+    const result: RuleResult = { retryAfterMs, remaining: standing.remaining, resetMs: standing.resetMs };
+    if (cost > rule.limit) result.tooLarge = true;
     return result;
   }
 
@@ -147,9 +170,10 @@ export class MemoryStore implements RateStore {
 
   /** How each key stands, charging nothing (the operator's view). */
   peek(checks: readonly RuleCheck[], now: number): RuleResult[] {
-    return checks.map(({ key, rule }) =>
-      this.result(0, this.entries.get(key, now), now, rule, rule.unit === 'tokens' ? this.tokens : this.algorithm),
-    );
+    return checks.map(({ key, rule }) => {
+      const standing = (rule.unit === 'tokens' ? this.tokens : this.algorithm).standing(this.entries.get(key, now)?.state, now, rule);
+      return { retryAfterMs: 0, remaining: standing.remaining, resetMs: standing.resetMs };
+    });
   }
 
   /** Drops every key `owns` accepts; returns how many. */

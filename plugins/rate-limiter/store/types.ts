@@ -39,9 +39,9 @@ export interface Decision {
   results: RuleResult[];
   /**
    * Opaque: what the store that decided needs in order to adjust this decision later (see
-   * RateStore.adjust). The memory and Redis stores put the time they charged at (for Redis, the
-   * server's TIME); the resilient store wraps that with which of its stores decided. Absent when
-   * nothing can be adjusted (a blind decision).
+   * RateStore.adjust). The memory and Redis stores put the time they decided, and if admitted
+   * charged, at (for Redis, the server's TIME); the resilient store wraps that with which of its
+   * stores decided. Absent after a blind decision. Only an admitted decision is ever adjusted.
    */
   charge?: unknown;
 }

@@ -385,3 +385,19 @@ describe('RateLimiter: several windows per rule', () => {
     ]);
   });
 });
+
+describe('RateLimiter: token commits run on the limiter clock', () => {
+  it('a commit lands in the window the estimate was charged to, by the injected clock', async () => {
+    const { limiter, clock, memory } = setup({ config: { by_user: { tokens: '100/m' } } });
+    const call = { promptId: 'chat', estimatedTokens: 50 };
+    expect((await limiter.onPrompt(context({ message_id: 'm-1' }), call)).continue).toBe(true);
+    clock.advance(30_000);
+    limiter.onPromptDone(context({ message_id: 'm-1' }), { promptId: 'chat', outcome: 'completed', actualTokens: 10 });
+    const key = limiter.policy.promptPlan(limiter.policy.subject('http', USER, TENANT)).tokens[0]!;
+    expect(memory.peek([key], clock.now())[0]).toMatchObject({ remaining: 90 });
+    // 90 tokens fit now; 91 do not until the committed 10 leave the window, a minute after they were charged.
+    expect((await limiter.onPrompt(context({ message_id: 'm-2' }), { estimatedTokens: 91 })).continue).toBe(false);
+    clock.advance(30_001);
+    expect((await limiter.onPrompt(context({ message_id: 'm-3' }), { estimatedTokens: 91 })).continue).toBe(true);
+  });
+});

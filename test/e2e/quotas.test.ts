@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../support/redis.ts';
-import { gatewayConfig, rateLimiterEntry, sendMessage, startGateway, type RunningGateway } from './support/gateway-process.ts';
+import { gatewayConfig, rateLimiterEntry, sendMessage, startGateway, startGateways, type RunningGateway } from './support/gateway-process.ts';
 
 const TOKEN = 'operator-token-0123456789';
 const USER = 'Quota.Person@Example.com';
@@ -121,5 +121,43 @@ describe.each(BACKENDS)('quotas through the real gateway (%s)', (backend) => {
     const out = gateway!.stdout.join('\n').toLowerCase();
     expect(out).not.toContain('shadow-co');
     expect(out).not.toContain('quota.person');
+  });
+});
+
+describe.skipIf(!redisTestsEnabled())('concurrency slots shared through Redis', () => {
+  let gateways: RunningGateway[] = [];
+  afterEach(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    gateways = [];
+  });
+
+  it('a gateway that crashes mid-call frees its slot after the lease; a live call keeps its slot past it', async () => {
+    redis = await startRedis();
+    const config = gatewayConfig([
+      rateLimiterEntry({ by_user: { max_concurrent: 1 }, backend: 'redis', redis_url: redis.url, redis_timeout_ms: 1000, concurrency_lease_ms: 1000 }),
+    ]);
+    (config.channels as { http: Record<string, unknown> }).http.admin_token = TOKEN;
+    const [doomed, survivor] = await startGateways(2, config);
+    gateways = [doomed!, survivor!];
+    const inFlight = async () => (await limits(survivor!.url)).concurrency[0]!.in_flight;
+
+    void sendMessage(doomed!.url, { user_id: USER, text: '/wait 10000' }).catch(() => undefined);
+    await expect.poll(inFlight).toBe(1);
+    // The slot is shared: the other gateway's call finds it taken.
+    expect((await sendMessage(survivor!.url, { user_id: USER, text: 'hi' })).body).toMatchObject({ error: 'concurrency_limited' });
+
+    doomed!.process.kill('SIGKILL');
+    await doomed!.exited;
+    // Nobody renews the dead gateway's lease: the slot frees itself.
+    await expect.poll(inFlight, { timeout: 5000, interval: 100 }).toBe(0);
+
+    // A live call renews its lease: held well past one lease period, it keeps its slot.
+    const long = sendMessage(survivor!.url, { user_id: USER, text: '/wait 2500' });
+    await expect.poll(inFlight).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(await inFlight()).toBe(1);
+    expect((await sendMessage(survivor!.url, { user_id: USER, text: 'hi' })).body).toMatchObject({ error: 'concurrency_limited' });
+    expect((await long).status).toBe(200);
+    expect((await sendMessage(survivor!.url, { user_id: USER, text: 'hi' })).status).toBe(200);
   });
 });

@@ -50,6 +50,21 @@ export interface PromptEnd {
 }
 
 const DEFAULT_PROMPT_ID = 'chat';
+
+/** A prompt fetch between its decision being asked and answered. */
+interface PendingPrompt {
+  context: HookContext;
+  call: PromptCall;
+  subject: Subject;
+  plan: PromptPlan;
+  release: (() => void) | undefined;
+  /** Held until its end is reported (see admitPrompt). */
+  keep: boolean;
+  /** Tokens reserved per token window. */
+  cost: number;
+  /** Every enforced check, token windows charging `cost`. */
+  checks: PolicyCheck[];
+}
 /** Seconds a client is told to wait after a concurrency refusal: a slot frees when any call ends. */
 const CONCURRENCY_RETRY_S = 1;
 
@@ -222,8 +237,12 @@ export class RateLimiter {
     release: (() => void) | undefined,
   ): HookResult | Promise<HookResult> {
     const hook = 'prePromptFetch';
+    // Kept only when something may come back for it: a cancellation, a token count, a slot to free.
+    const keep = call.signal !== undefined || plan.tokens.length > 0 || release !== undefined;
+    // Plain request limits, nobody to tell of an end: the decision is all there is.
+    if (!keep && plan.shadow.length === 0) return this.decide(hook, subject, plan.checks);
     const cost = Math.max(1, Math.ceil(call.estimatedTokens ?? 1));
-    let checks = plan.checks;
+    const prompt: PendingPrompt = { context, call, subject, plan, release, keep, cost, checks: plan.checks };
     if (plan.tokens.length > 0) {
       for (const check of plan.tokens) {
         if (cost > check.rule.limit) {
@@ -231,43 +250,44 @@ export class RateLimiter {
           return this.tooLarge(subject, check.rule, cost);
         }
       }
-      checks = plan.checks.concat(withCost(plan.tokens, cost));
+      prompt.checks = plan.checks.concat(withCost(plan.tokens, cost));
     }
-    // Kept only when something may come back for it: a cancellation, a token count, a slot to free.
-    const keep = call.signal !== undefined || plan.tokens.length > 0 || release !== undefined;
-    const admitted = (result: HookResult, decision: Decision | undefined): HookResult => {
-      if (!result.continue) {
-        release?.();
-        return result;
-      }
-      const shadow = plan.shadow.length > 0 ? this.decideShadow(hook, subject, plan.shadow, cost, keep ? [] : undefined) : undefined;
-      if (keep) {
-        this.holds.add(holdId(context, call.promptId), {
-          store: this.deps.store,
-          checks,
-          decision,
-          shadow,
-          release,
-          signal: call.signal,
-        });
-      }
-      return result;
-    };
-    if (checks.length === 0) return admitted(CONTINUE, undefined);
-    const store = this.deps.store;
+    if (prompt.checks.length === 0) return this.promptDecided(prompt, CONTINUE, undefined);
     const now = this.deps.clock.now();
     const started = this.deps.telemetry ? performance.now() : 0;
-    const decision = store.decide(checks, now);
+    const decision = this.deps.store.decide(prompt.checks, now);
     if (isThenable(decision)) {
       return decision.then(
-        (d) => admitted(this.conclude(hook, subject, checks, d, now, started), d),
+        (d) => this.promptDecided(prompt, this.conclude(hook, subject, prompt.checks, d, now, started), d),
         (error: unknown) => {
           release?.();
           throw error;
         },
       );
     }
-    return admitted(this.conclude(hook, subject, checks, decision, now, started), decision);
+    return this.promptDecided(prompt, this.conclude(hook, subject, prompt.checks, decision, now, started), decision);
+  }
+
+  /** A refused call lets go of its slot; an admitted one runs its shadow settings and is held until it ends. */
+  private promptDecided(prompt: PendingPrompt, result: HookResult, decision: Decision | undefined): HookResult {
+    if (!result.continue) {
+      prompt.release?.();
+      return result;
+    }
+    const { plan, keep } = prompt;
+    const shadow =
+      plan.shadow.length > 0 ? this.decideShadow('prePromptFetch', prompt.subject, plan.shadow, prompt.cost, keep ? [] : undefined) : undefined;
+    if (keep) {
+      this.holds.add(holdId(prompt.context, prompt.call.promptId), {
+        store: this.deps.store,
+        checks: prompt.checks,
+        decision,
+        shadow,
+        release: prompt.release,
+        signal: prompt.call.signal,
+      });
+    }
+    return result;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HookResult, Violation } from '../../../src/hooks/schemas.ts';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
-import { startHarness, type Call, type Harness } from './plugin-harness.ts';
+import { startHarness, type Harness } from './plugin-harness.ts';
 
 const BACKENDS = ['memory', ...(redisTestsEnabled() ? ['redis'] : [])] as const;
 

@@ -1,15 +1,9 @@
 import { Redis } from 'ioredis';
-import rateLimiterPlugin from '../../../plugins/rate-limiter/index.ts';
-import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import type { Decision } from '../../../plugins/rate-limiter/store/types.ts';
-import { MessageBus } from '../../../src/bus/bus.ts';
 import { systemClock, type Clock } from '../../../src/clock.ts';
-import type { HookHandler } from '../../../src/hooks/runner.ts';
-import type { HookContext, HookResult } from '../../../src/hooks/schemas.ts';
-import type { PluginContext } from '../../../src/host/plugin.ts';
-import { createLogger, IdentityHasher } from '../../../src/logger.ts';
-import { CapturedLog } from './helpers.ts';
-import { MetricsRegistry } from '../../../src/metrics/registry.ts';
+import type { HookResult } from '../../../src/hooks/schemas.ts';
+import type { CapturedLog } from './helpers.ts';
+import { startHarness } from './plugin-harness.ts';
 
 /**
  * What a client sees of a decision, in the units the Redis script answers in (whole milliseconds):
@@ -74,43 +68,13 @@ export interface RunningPlugin {
   teardown(): Promise<void>;
 }
 
-let messages = 0;
-
 export async function startPlugin(config: Record<string, unknown>, clock: Clock = systemClock): Promise<RunningPlugin> {
-  const log = new CapturedLog();
-  const handlers: { prompt?: HookHandler<'prePromptFetch'>; tool?: HookHandler<'preToolInvoke'> } = {};
-  const context: PluginContext<RateLimiterOptions> = {
-    name: 'rate_limiter',
-    config: RateLimiterOptions.parse(config),
-    mode: 'enforce',
-    logger: createLogger({ destination: log }),
-    clock,
-    identity: new IdentityHasher('test-salt'),
-    bus: new MessageBus(),
-    metrics: new MetricsRegistry(),
-    services: { provide: () => {} },
-    hooks: {
-      register(hook, handler) {
-        if (hook === 'prePromptFetch') handlers.prompt = handler as HookHandler<'prePromptFetch'>;
-        else if (hook === 'preToolInvoke') handlers.tool = handler as HookHandler<'preToolInvoke'>;
-      },
-    },
-  };
-  const instance = await rateLimiterPlugin.setup(context);
-  const hookContext = (user: string, tenant: string | undefined): HookContext => ({
-    message_id: `m-${++messages}`,
-    channel: 'http',
-    user_id: user,
-    ...(tenant === undefined ? {} : { tenant_id: tenant }),
-    conversation_id: 'c-1',
-  });
+  const harness = await startHarness(config, clock);
   return {
-    prompt: async (user, tenant) => handlers.prompt!({ prompt_id: 'p', text: 'hi', context: hookContext(user, tenant) }),
-    tool: async (user, tool, tenant) => handlers.tool!({ tool, args: {}, context: hookContext(user, tenant) }),
-    log,
-    teardown: async () => {
-      await instance?.teardown?.();
-    },
+    prompt: (user, tenant) => harness.prompt({ user, tenant }),
+    tool: (user, tool, tenant) => harness.tool(tool, { user, tenant }),
+    log: harness.log,
+    teardown: () => harness.teardown(),
   };
 }
 

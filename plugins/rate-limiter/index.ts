@@ -152,7 +152,11 @@ export default definePlugin({
     hooks.register(
       'prePromptFetch',
       (payload, call) =>
-        limiter.onPrompt(payload.context, { promptId: payload.prompt_id, estimatedTokens: payload.estimated_tokens, signal: call?.signal }),
+        limiter.onPrompt(payload.context, {
+          promptId: payload.prompt_id,
+          estimatedTokens: payload.estimated_tokens,
+          signal: () => call?.signal,
+        }),
       // A call waiting for a concurrency slot is not a stuck plugin.
       { queueMs: () => limiter.queueMs() },
     );

@@ -38,8 +38,11 @@ export interface PromptCall {
   promptId?: string;
   /** Tokens the orchestrator expects the call to use. */
   estimatedTokens?: number;
-  /** Aborts when the call is given up: what it holds is let go and, before postPromptFetch, given back. */
-  signal?: AbortSignal;
+  /**
+   * Aborts when the call is given up: what it holds is let go and, before postPromptFetch, given
+   * back. Read only by calls that hold something (a signal can cost more to make than a decision).
+   */
+  signal?: AbortSignal | (() => AbortSignal | undefined);
 }
 
 /** How a prompt fetch ended (postPromptFetch). */
@@ -146,7 +149,7 @@ export class RateLimiter {
         return this.settle('prePromptFetch', this.admitPrompt(context, call, sender.subject, plan, undefined));
       }
       const started = performance.now();
-      const slot = this.deps.gate.acquire({ limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: call.signal });
+      const slot = this.deps.gate.acquire({ limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: signalOf(call) });
       return this.settle(
         'prePromptFetch',
         isThenable(slot)
@@ -237,9 +240,9 @@ export class RateLimiter {
     release: (() => void) | undefined,
   ): HookResult | Promise<HookResult> {
     const hook = 'prePromptFetch';
-    // Kept only when something may come back for it: a cancellation, a token count, a slot to free.
-    const keep = call.signal !== undefined || plan.tokens.length > 0 || release !== undefined;
-    // Plain request limits, nobody to tell of an end: the decision is all there is.
+    // Held until its end only when the end changes something: a token count to settle, a slot to
+    // free. Plain request limits hold nothing between hooks (a cancelled call counts, like one that ran).
+    const keep = plan.tokens.length > 0 || plan.shadowTokens || release !== undefined;
     if (!keep && plan.shadow.length === 0) return this.decide(hook, subject, plan.checks);
     const cost = Math.max(1, Math.ceil(call.estimatedTokens ?? 1));
     const prompt: PendingPrompt = { context, call, subject, plan, release, keep, cost, checks: plan.checks };
@@ -284,7 +287,7 @@ export class RateLimiter {
         decision,
         shadow,
         release: prompt.release,
-        signal: prompt.call.signal,
+        signal: signalOf(prompt.call),
       });
     }
     return result;
@@ -519,6 +522,10 @@ export class RateLimiter {
     }
     return CONTINUE;
   }
+}
+
+function signalOf(call: PromptCall): AbortSignal | undefined {
+  return typeof call.signal === 'function' ? call.signal() : call.signal;
 }
 
 /** Which reservation a postPromptFetch settles: one per message and prompt. */

@@ -39,6 +39,8 @@ export interface PromptPlan {
   tokens: PolicyCheck[];
   /** Shadow settings, each decided on its own after the enforced rules admit: requests then tokens. */
   shadow: ShadowGroup[];
+  /** Some shadow setting counts tokens (so the call is held until its actual count is known). */
+  shadowTokens: boolean;
   /** Concurrency caps (user, tenant); empty when none is set. */
   slots: SlotLimit[];
   /** How long a fetch waits for a slot: the longest queue_timeout_ms of the capped settings. */
@@ -179,7 +181,7 @@ export class Policy {
 
   /** A prompt fetch counts against the user's settings and the tenant's. */
   promptPlan(subject: Subject): PromptPlan {
-    const plan: PromptPlan = { checks: [], tokens: [], shadow: [], slots: [], queueTimeoutMs: 0 };
+    const plan: PromptPlan = { checks: [], tokens: [], shadow: [], shadowTokens: false, slots: [], queueTimeoutMs: 0 };
     this.addSetting(plan, userKey(subject.scope), this.user);
     if (subject.tenant !== undefined) this.addSetting(plan, tenantKey(subject.scope), this.tenant);
     return plan;
@@ -191,6 +193,7 @@ export class Policy {
       push(group.checks, key, setting.rates);
       push(group.tokens, key, setting.tokens);
       if (group.checks.length + group.tokens.length > 0) plan.shadow.push(group);
+      if (group.tokens.length > 0) plan.shadowTokens = true;
       return;
     }
     push(plan.checks, key, setting.rates);

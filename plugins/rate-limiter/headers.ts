@@ -29,18 +29,22 @@ export function bindingIndex(decision: Decision): number {
  * Built on every admitted message, so built plainly: one string per field, no intermediate arrays.
  */
 export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decision, binding: number): Record<string, string> {
+  const results = decision.results;
   const rule = checks[binding]!.rule;
-  const result = decision.results[binding]!;
+  const result = results[binding]!;
+  // The binding rule's figures appear twice (its own fields and its RateLimit item): made once.
+  const remaining = String(result.remaining);
+  const reset = String(ceilSeconds(result.resetMs));
   let policy = checks[0]!.rule.policyItem;
-  let state = stateItem(checks[0]!, decision.results[0]!);
+  let state = binding === 0 ? item(rule.label, remaining, reset) : stateItem(checks[0]!, results[0]!);
   for (let i = 1; i < checks.length; i++) {
     policy += `, ${checks[i]!.rule.policyItem}`;
-    state += `, ${stateItem(checks[i]!, decision.results[i]!)}`;
+    state += `, ${i === binding ? item(rule.label, remaining, reset) : stateItem(checks[i]!, results[i]!)}`;
   }
   const headers: Record<string, string> = {
     'X-RateLimit-Limit': String(rule.limit),
-    'X-RateLimit-Remaining': String(result.remaining),
-    'X-RateLimit-Reset': String(ceilSeconds(result.resetMs)),
+    'X-RateLimit-Remaining': remaining,
+    'X-RateLimit-Reset': reset,
     'RateLimit-Policy': policy,
     RateLimit: state,
   };
@@ -50,5 +54,9 @@ export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decis
 
 /** One rule's item of the RateLimit field: `"user";r=29;t=60`. */
 function stateItem(check: PolicyCheck, result: RuleResult): string {
-  return `"${check.rule.label}";r=${result.remaining};t=${ceilSeconds(result.resetMs)}`;
+  return item(check.rule.label, String(result.remaining), String(ceilSeconds(result.resetMs)));
+}
+
+function item(label: string, remaining: string, reset: string): string {
+  return `"${label}";r=${remaining};t=${reset}`;
 }

@@ -84,13 +84,19 @@ export class LimiterTelemetry {
   private readonly bySeries = new Map<string, Map<string, Map<string, { inc(by?: number): void }>>>();
   private readonly bySettlement = new Map<string, { inc(by?: number): void }>();
 
+  /** The series counted last: a run of decisions with the same labels (most traffic) skips the maps. */
+  private last: { hook: string; outcome: string; rule: string; series: { inc(by?: number): void } } | undefined;
+
   private series(hook: string, outcome: string, rule: string): { inc(by?: number): void } {
+    const last = this.last;
+    if (last !== undefined && last.hook === hook && last.outcome === outcome && last.rule === rule) return last.series;
     let byOutcome = this.bySeries.get(hook);
     if (byOutcome === undefined) this.bySeries.set(hook, (byOutcome = new Map()));
     let byRule = byOutcome.get(outcome);
     if (byRule === undefined) byOutcome.set(outcome, (byRule = new Map()));
     let series = byRule.get(rule);
     if (series === undefined) byRule.set(rule, (series = this.decisions.child({ hook, outcome, rule })));
+    this.last = { hook, outcome, rule, series };
     return series;
   }
 

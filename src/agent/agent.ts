@@ -5,8 +5,9 @@ import { errorMessage } from '../errors.ts';
 import type { HookOutcome, HookRunner } from '../hooks/runner.ts';
 import type { HookContext, HookPayload, PROMPT_OUTCOMES, Violation } from '../hooks/schemas.ts';
 import type { Logger } from '../logger.ts';
+import { StepCall } from '../util/step-call.ts';
 import { countTokens, estimateTokens } from './tokens.ts';
-import { TOOLS, TOOL_USAGE, parseCommand } from './tools.ts';
+import { TOOLS, TOOL_USAGE, parseCommand, type ToolCall } from './tools.ts';
 
 /** The one prompt the demo agent fetches. */
 const PROMPT_ID = 'chat';
@@ -25,15 +26,17 @@ export interface AgentDeps {
 export class DemoAgent {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly onMessage = (message: InboundMessage): void => {
-    const work = this.handle(message)
+    const work: Promise<void> = this.handle(message)
       .then((reply) => this.deps.bus.emit('message:out', reply))
       // A failing reply listener must not take the process down with an unhandled rejection.
       .then(
-        () => undefined,
-        (error: unknown) => this.deps.logger.error({ err_message: errorMessage(error) }, 'reply delivery failed'),
+        () => void this.inFlight.delete(work),
+        (error: unknown) => {
+          this.inFlight.delete(work);
+          this.deps.logger.error({ err_message: errorMessage(error) }, 'reply delivery failed');
+        },
       );
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
   };
 
   constructor(private readonly deps: AgentDeps) {}
@@ -58,21 +61,23 @@ export class DemoAgent {
     if (message.tenantId !== undefined) context.tenant_id = message.tenantId;
     // Aborts when the client goes away, and in any case when this message is done: whatever a hook
     // still holds for it (a concurrency slot, a reservation) is let go even if a step failed.
-    const call = new AbortController();
-    const abandon = (): void => call.abort();
-    message.signal?.addEventListener('abort', abandon, { once: true });
+    const call = new StepCall(message.signal);
     // Set once prePromptFetch admitted the call: postPromptFetch then says how it ended.
     let fetched: { outcome: PromptOutcome; actualTokens?: number } | undefined;
     try {
-      const prompt = await this.deps.runner.run(
+      // Awaited only when a hook answered with a promise: decisions made in memory cost no tick. The
+      // runner's answers are its own outcomes or native promises, so instanceof tells them apart.
+      const asked = this.deps.runner.runNow(
         'prePromptFetch',
         { prompt_id: PROMPT_ID, text: message.text, estimated_tokens: estimateTokens(message.text), context },
-        call.signal,
+        call,
       );
+      const prompt = asked instanceof Promise ? await asked : asked;
       if (prompt.stopped) return refusal(message, prompt.violation);
       fetched = { outcome: 'failed' };
-      const reply = await this.respond(message, context, prompt.headers, call.signal);
-      fetched = call.signal.aborted
+      const answered = this.respond(message, context, prompt.headers, call);
+      const reply = answered instanceof Promise ? await answered : answered;
+      fetched = call.aborted
         ? { outcome: 'cancelled' }
         : { outcome: 'completed', actualTokens: countTokens(message.text) + countTokens(reply.text) };
       return reply;
@@ -80,47 +85,63 @@ export class DemoAgent {
       this.deps.logger.error({ channel: message.channel, err_message: errorMessage(error) }, 'message handling failed');
       return internalError(message);
     } finally {
-      if (fetched) await this.finishPrompt(context, fetched.outcome, fetched.actualTokens);
-      message.signal?.removeEventListener('abort', abandon);
-      call.abort();
+      // Tells postPromptFetch hooks how the call ended; their failures never cost the user the answer.
+      // Without a postPromptFetch handler there is nobody to tell (and no await to pay for).
+      if (fetched && this.deps.runner.has('postPromptFetch')) {
+        try {
+          const ended = this.deps.runner.runNow('postPromptFetch', promptEnd(context, fetched.outcome, fetched.actualTokens));
+          if (ended instanceof Promise) await ended;
+        } catch (error) {
+          this.deps.logger.error({ channel: context.channel, err_message: errorMessage(error) }, 'postPromptFetch failed');
+        }
+      }
+      call.finish();
     }
   }
 
-  /** The prompt's answer: an echo, or a tool's output when the text is a tool command. */
-  private async respond(
+  /**
+   * The prompt's answer: an echo, or a tool's output when the text is a tool command. Plain text is
+   * answered at once (no promise of its own: it is most messages).
+   */
+  private respond(
     message: InboundMessage,
     context: HookContext,
     promptHeaders: Record<string, string> | undefined,
-    signal: AbortSignal,
-  ): Promise<OutboundReply> {
-    let headers = promptHeaders;
+    call: StepCall,
+  ): OutboundReply | Promise<OutboundReply> {
     const command = parseCommand(message.text);
     if (command === null) {
-      return answer(message, `You said: ${message.text}\nTry ${TOOL_USAGE}.`, headers);
+      return answer(message, `You said: ${message.text}\nTry ${TOOL_USAGE}.`, promptHeaders);
     }
     if ('unknown' in command) {
-      return answer(message, `I don't know the command /${command.unknown}. Try ${TOOL_USAGE}.`, headers);
+      return answer(message, `I don't know the command /${command.unknown}. Try ${TOOL_USAGE}.`, promptHeaders);
     }
-    const tool: HookOutcome = await this.deps.runner.run('preToolInvoke', { ...command, context }, signal);
-    if (tool.stopped) return refusal(message, tool.violation);
-    if (tool.headers) headers = { ...headers, ...tool.headers };
-    const output = await TOOLS.get(command.tool)!.run(command.args, this.deps.clock, signal);
-    return answer(message, output, headers);
+    return this.invoke(message, context, promptHeaders, call, command);
   }
 
-  /** Tells postPromptFetch hooks how the call ended; their failures never cost the user the answer. */
-  private async finishPrompt(context: HookContext, outcome: PromptOutcome, actualTokens: number | undefined): Promise<void> {
-    const payload: HookPayload<'postPromptFetch'> = { prompt_id: PROMPT_ID, outcome, context };
-    if (actualTokens !== undefined) payload.actual_tokens = actualTokens;
-    try {
-      await this.deps.runner.run('postPromptFetch', payload);
-    } catch (error) {
-      this.deps.logger.error({ channel: context.channel, err_message: errorMessage(error) }, 'postPromptFetch failed');
-    }
+  private async invoke(
+    message: InboundMessage,
+    context: HookContext,
+    promptHeaders: Record<string, string> | undefined,
+    call: StepCall,
+    command: ToolCall,
+  ): Promise<OutboundReply> {
+    let headers = promptHeaders;
+    const tool: HookOutcome = await this.deps.runner.runNow('preToolInvoke', { ...command, context }, call);
+    if (tool.stopped) return refusal(message, tool.violation);
+    if (tool.headers) headers = { ...headers, ...tool.headers };
+    const output = await TOOLS.get(command.tool)!.run(command.args, this.deps.clock, call.signal);
+    return answer(message, output, headers);
   }
 }
 
 type PromptOutcome = (typeof PROMPT_OUTCOMES)[number];
+
+function promptEnd(context: HookContext, outcome: PromptOutcome, actualTokens: number | undefined): HookPayload<'postPromptFetch'> {
+  const payload: HookPayload<'postPromptFetch'> = { prompt_id: PROMPT_ID, outcome, context };
+  if (actualTokens !== undefined) payload.actual_tokens = actualTokens;
+  return payload;
+}
 
 function internalError(message: InboundMessage): OutboundReply {
   return {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { OutboundReply } from '../bus/messages.ts';
 import type { HttpChannelConfig } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
+import { ABORTED } from '../util/abort.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
 import { PendingReplies, TIMEOUT_REPLY } from './pending-replies.ts';
 import { RESERVED_PATHS, type RouteHandler, type RouteResponse } from './routes.ts';
@@ -15,12 +16,46 @@ interface Route {
   handler: RouteHandler;
 }
 
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+const CONTENT_TYPE = 'content-type';
+const CACHE_CONTROL = 'cache-control';
+const CONTENT_LENGTH = 'content-length';
+const JSON_HEADERS = { [CONTENT_TYPE]: 'application/json; charset=utf-8', [CACHE_CONTROL]: 'no-store' };
+
+/** Header names as Node keys them (lower case), for the few names plugins send; bounded. */
+const lowerNames = new Map<string, string>();
+
+function lowerName(name: string): string {
+  let lower = lowerNames.get(name);
+  if (lower === undefined) {
+    if (lowerNames.size >= 1024) lowerNames.clear();
+    lower = name.toLowerCase();
+    lowerNames.set(name, lower);
+  }
+  return lower;
+}
+
+/**
+ * A reply's headers as writeHead's flat list, or undefined when two of them (or one of them and one
+ * of ours) are the same header in another case: setHeader() keeps the last of those, a list would
+ * send both.
+ */
+function headerList(names: readonly string[], headers: Record<string, string>): (string | number)[] | undefined {
+  const list: (string | number)[] = [];
+  const lowers: string[] = [];
+  for (const name of names) {
+    const lower = lowerName(name);
+    if (lower === CONTENT_TYPE || lower === CACHE_CONTROL || lower === CONTENT_LENGTH || lowers.includes(lower)) return undefined;
+    lowers.push(lower);
+    list.push(name, headers[name]!);
+  }
+  return list;
+}
 
 /** A signal that aborts when the response closes: finished, or the client went away. */
 function closedSignal(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
-  res.once('close', () => controller.abort());
+  // 'close' comes once per response. A bound function and a ready-made reason: this runs per request.
+  res.on('close', controller.abort.bind(controller, ABORTED));
   return controller.signal;
 }
 
@@ -99,7 +134,9 @@ export class HttpChannel extends Channel {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, 'GET');
       return this.json(res, 200, { status: 'ok' });
@@ -180,21 +217,49 @@ export class HttpChannel extends Channel {
 
   private respond(res: ServerResponse, reply: OutboundReply): void {
     if (res.writableEnded || res.destroyed) return;
-    for (const [name, value] of Object.entries(reply.headers)) {
+    let status: number;
+    let body: unknown;
+    if (reply.kind === 'answer') {
+      status = 200;
+      body = { reply: reply.text, conversation_id: reply.conversationId };
+    } else if (reply.code === 'rate_limited') {
+      status = reply.status;
+      body = { error: 'rate_limited', reply: reply.text, retry_after: reply.retryAfter ?? 0 };
+    } else {
+      status = reply.status;
+      body = { error: reply.code ?? 'error', reply: reply.text };
+    }
+    const payload = JSON.stringify(body);
+    const names = Object.keys(reply.headers);
+    // The plugins' headers and ours in one writeHead: Node then checks each once, where setHeader()
+    // would also lower-case each name and keep it in a table of its own (most of what the rate-limit
+    // headers cost a request). Only when no two names could stand for the same header; a header Node
+    // refuses makes writeHead throw before anything is sent, and the header-by-header way below then
+    // drops it and keeps the rest.
+    const together = headerList(names, reply.headers);
+    if (together !== undefined) {
+      together.push(CONTENT_TYPE, JSON_HEADERS[CONTENT_TYPE], CACHE_CONTROL, JSON_HEADERS[CACHE_CONTROL], CONTENT_LENGTH, Buffer.byteLength(payload));
+      let written = false;
+      try {
+        res.writeHead(status, together);
+        written = true;
+      } catch {
+        // Named and dropped below.
+      }
+      if (written) {
+        res.end(payload);
+        return;
+      }
+    }
+    for (const name of names) {
       // A malformed header from a plugin must not crash the process nor cost the client its answer.
       try {
-        res.setHeader(name, value);
+        res.setHeader(name, reply.headers[name]!);
       } catch (error) {
         this.logger.warn({ header: name, err_message: errorMessage(error) }, 'invalid reply header dropped');
       }
     }
-    if (reply.kind === 'answer') {
-      return this.json(res, 200, { reply: reply.text, conversation_id: reply.conversationId });
-    }
-    if (reply.code === 'rate_limited') {
-      return this.json(res, reply.status, { error: 'rate_limited', reply: reply.text, retry_after: reply.retryAfter ?? 0 });
-    }
-    this.json(res, reply.status, { error: reply.code ?? 'error', reply: reply.text });
+    this.writeJson(res, status, payload);
   }
 
   private readBody(req: IncomingMessage): Promise<Buffer> {
@@ -227,7 +292,10 @@ export class HttpChannel extends Channel {
   private json(res: ServerResponse, status: number, body: unknown): void {
     // The client may have gone while its answer was being prepared.
     if (res.writableEnded || res.destroyed) return;
-    const payload = JSON.stringify(body);
+    this.writeJson(res, status, JSON.stringify(body));
+  }
+
+  private writeJson(res: ServerResponse, status: number, payload: string): void {
     res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(payload) });
     res.end(payload);
   }

@@ -13,7 +13,6 @@ import {
   type HookPayload,
   type Violation,
 } from './schemas.ts';
-import { isThenable } from '../util/thenable.ts';
 
 /** What a handler gets besides the payload. */
 export interface HookCall {
@@ -50,7 +49,36 @@ const checkPayload = Object.fromEntries(
   HOOK_NAMES.map((name) => [name, TypeCompiler.Compile(HOOK_PAYLOADS[name])]),
 ) as Record<HookName, TypeCheck<(typeof HOOK_PAYLOADS)[HookName]>>;
 
+/** A hook's compiled payload check, picked without a keyed lookup (which goes megamorphic here). */
+function payloadCheck(hook: HookName): TypeCheck<(typeof HOOK_PAYLOADS)[HookName]> {
+  switch (hook) {
+    case 'prePromptFetch':
+      return checkPrePromptFetch;
+    case 'postPromptFetch':
+      return checkPostPromptFetch;
+    default:
+      return checkPayload[hook];
+  }
+}
+const checkPrePromptFetch = checkPayload.prePromptFetch;
+const checkPostPromptFetch = checkPayload.postPromptFetch;
+
+/**
+ * isThenable() for handler results only. The shared one, inlined everywhere, reads `then` off every
+ * kind of object in the process and so does it the slowest way; here it sees only hook results.
+ */
+function isPending(result: HookResult | Promise<HookResult>): result is Promise<HookResult> {
+  return typeof (result as { then?: unknown } | null)?.then === 'function';
+}
+
 const ERROR_LOG_INTERVAL_MS = 10_000;
+
+/** The call of a hook run without a signal (postPromptFetch, for one): one for all of them. */
+const NO_SIGNAL: HookCall = Object.freeze({ signal: undefined });
+
+/** What running a hook nobody registered for comes to; one answer for every such call. */
+const NOTHING: HookOutcome = Object.freeze({ stopped: false, headers: undefined });
+const NOTHING_RAN: Promise<HookOutcome> = Promise.resolve(NOTHING);
 
 type Headers = Record<string, string>;
 
@@ -139,16 +167,33 @@ export class HookRunner {
 
   run<N extends HookName>(hook: N, payload: HookPayload<N>, signal?: AbortSignal): Promise<HookOutcome> {
     const list = this.handlers.get(hook);
-    if (list === undefined || list.length === 0) return Promise.resolve({ stopped: false, headers: undefined });
+    if (list === undefined || list.length === 0) return NOTHING_RAN;
     try {
-      if (!checkPayload[hook].Check(payload)) {
-        const first = checkPayload[hook].Errors(payload).First();
-        throw new FloodgateError(ErrorCode.HookResult, `invalid ${hook} payload at ${first?.path}: ${first?.message}`);
-      }
-      return Promise.resolve(this.runFrom(list, 0, payload, { signal }, undefined));
+      return Promise.resolve(this.start(list, hook, payload, signal === undefined ? NO_SIGNAL : { signal }));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * run() for a caller that can take the answer at once: the outcome itself when every handler
+   * answered synchronously (no promise and no tick: a rate limit decided in memory), else a promise.
+   * A malformed payload throws here and now. `call` is what every handler gets, made by the caller:
+   * one per step, whose signal may be made only when a handler reads it (see StepCall).
+   */
+  runNow<N extends HookName>(hook: N, payload: HookPayload<N>, call: HookCall = NO_SIGNAL): HookOutcome | Promise<HookOutcome> {
+    const list = this.handlers.get(hook);
+    if (list === undefined || list.length === 0) return NOTHING;
+    return this.start(list, hook, payload, call);
+  }
+
+  private start(list: readonly HookRegistration[], hook: HookName, payload: unknown, call: HookCall): HookOutcome | Promise<HookOutcome> {
+    const check = payloadCheck(hook);
+    if (!check.Check(payload)) {
+      const first = check.Errors(payload).First();
+      throw new FloodgateError(ErrorCode.HookResult, `invalid ${hook} payload at ${first?.path}: ${first?.message}`);
+    }
+    return this.runFrom(list, 0, payload, call, undefined);
   }
 
   /**
@@ -168,7 +213,7 @@ export class HookRunner {
       let outcome: HookOutcome;
       try {
         const returned = (registration.handler as (p: unknown, c: HookCall) => HookResult | Promise<HookResult>)(payload, call);
-        if (isThenable(returned)) return this.runAfter(list, i, payload, call, headers, returned);
+        if (isPending(returned)) return this.runAfter(list, i, payload, call, headers, returned);
         outcome = this.apply(registration, this.validated(registration, returned), headers);
       } catch (error) {
         outcome = this.failed(registration, error, headers);

@@ -65,6 +65,14 @@ export class ExpiringMap<V extends Expiring> {
     return entry;
   }
 
+  /**
+   * The entry for `key`, expired or not: for an owner that checks expiry itself (an entry's
+   * `expiresAt` may be worked out from its contents, which the owner is about to read anyway).
+   */
+  peek(key: string): V | undefined {
+    return this.entries.get(key);
+  }
+
   set(key: string, value: V, now: number): void {
     if (!this.entries.has(key)) {
       this.sweep(now, this.sweepPerInsert);

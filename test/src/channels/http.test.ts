@@ -185,6 +185,34 @@ describe('HttpChannel: messages', () => {
     expect((await httpRequest(port, { path: '/healthz' })).status).toBe(200);
   });
 
+  it('sends a header named twice (in any case) once: the later reply header, and ours over the reply\'s', async () => {
+    const { port } = await startChannel({}, (message) =>
+      answer(message, 'ok', { 'X-Twice': '1', 'Content-Type': 'text/plain', 'x-twice': '2', 'X-Once': 'yes' }),
+    );
+    const body = JSON.stringify({ user_id: 'u', text: 'hi' });
+    const raw = await new Promise<string[]>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port, method: 'POST', path: '/v1/messages', agent: false, headers: { 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          res.resume();
+          resolve(res.rawHeaders);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    const pairs = [];
+    for (let i = 0; i < raw.length; i += 2) if (raw[i] !== 'Date') pairs.push(`${raw[i]}: ${raw[i + 1]}`);
+    expect(pairs).toEqual([
+      'x-twice: 2',
+      'content-type: application/json; charset=utf-8',
+      'X-Once: yes',
+      'cache-control: no-store',
+      'content-length: 71',
+      'Connection: close',
+    ]);
+  });
+
   it('answers a rate-limited refusal with 429, {error, reply, retry_after} and its headers', async () => {
     const { port } = await startChannel({}, (message) =>
       refused(message, {

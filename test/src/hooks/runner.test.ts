@@ -485,3 +485,56 @@ describe('HookRunner: sync handlers and payload checks', () => {
     expect(calls).toEqual([]);
   });
 });
+
+describe('HookRunner: runNow', () => {
+  it('answers at once, without a promise, when every handler answers synchronously', () => {
+    const { runner, add } = setup();
+    add('one', () => ({ continue: true, headers: { 'x-a': '1' } }), { priority: 1 });
+    add('two', () => CONTINUE, { priority: 2 });
+    expect(runner.runNow('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-a': '1' } });
+  });
+
+  it('answers with a promise once a handler does, and runs the rest after it', async () => {
+    const { runner, calls, add } = setup();
+    add('sync', () => CONTINUE, { priority: 1 });
+    add('async', async () => ({ continue: true, headers: { 'x-b': '2' } }), { priority: 2 });
+    add('after', () => refuse('later_no'), { priority: 3 });
+    const outcome = runner.runNow('prePromptFetch', prompt);
+    expect(outcome).toBeInstanceOf(Promise);
+    expect(await outcome).toMatchObject({ stopped: true, plugin: 'after' });
+    expect(calls).toEqual(['sync', 'async', 'after']);
+  });
+
+  it('answers "nothing ran" when no handler is registered', () => {
+    const { runner } = setup();
+    expect(runner.runNow('postPromptFetch', { prompt_id: 'chat', outcome: 'completed', context })).toEqual({ stopped: false, headers: undefined });
+  });
+
+  it('throws at once on a malformed payload, naming the field, before any handler runs', () => {
+    const { runner, calls, add } = setup();
+    add('p', () => CONTINUE);
+    const bad = { prompt_id: 'chat', text: 42, context } as unknown as HookPayload<'prePromptFetch'>;
+    expect(() => runner.runNow('prePromptFetch', bad)).toThrow(expect.objectContaining({ code: ErrorCode.HookResult, message: expect.stringContaining('/text') }));
+    expect(calls).toEqual([]);
+  });
+
+  it('hands handlers the call it is given, and no signal when given none', () => {
+    const { runner } = setup();
+    const seen: unknown[] = [];
+    runner.register({
+      plugin: 'p',
+      hook: 'prePromptFetch',
+      handler: (_payload, call) => {
+        seen.push(call?.signal);
+        return CONTINUE;
+      },
+      priority: 1,
+      mode: 'enforce',
+      onError: 'fail_open',
+    });
+    const controller = new AbortController();
+    runner.runNow('prePromptFetch', prompt, { signal: controller.signal });
+    runner.runNow('prePromptFetch', prompt);
+    expect(seen).toEqual([controller.signal, undefined]);
+  });
+});

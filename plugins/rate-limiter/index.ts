@@ -155,7 +155,7 @@ export default definePlugin({
         limiter.onPrompt(payload.context, {
           promptId: payload.prompt_id,
           estimatedTokens: payload.estimated_tokens,
-          signal: () => call?.signal,
+          call,
         }),
       // A call waiting for a concurrency slot is not a stuck plugin.
       { queueMs: () => limiter.queueMs() },

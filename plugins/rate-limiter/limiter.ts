@@ -42,7 +42,9 @@ export interface PromptCall {
    * Aborts when the call is given up: what it holds is let go and, before postPromptFetch, given
    * back. Read only by calls that hold something (a signal can cost more to make than a decision).
    */
-  signal?: AbortSignal | (() => AbortSignal | undefined);
+  signal?: AbortSignal;
+  /** The hook's call, whose signal may be made only when read (see StepCall): read only when needed. */
+  call?: { readonly signal: AbortSignal | undefined };
 }
 
 /** How a prompt fetch ended (postPromptFetch). */
@@ -53,6 +55,8 @@ export interface PromptEnd {
 }
 
 const DEFAULT_PROMPT_ID = 'chat';
+/** Held: the global `performance` is a lazy getter on Node 20, paid on every lookup. */
+const perf = performance;
 
 /** A prompt fetch between its decision being asked and answered. */
 interface PendingPrompt {
@@ -148,7 +152,7 @@ export class RateLimiter {
       if (plan.slots.length === 0 || this.deps.gate === undefined) {
         return this.settle('prePromptFetch', this.admitPrompt(context, call, sender.subject, plan, undefined));
       }
-      const started = performance.now();
+      const started = perf.now();
       const slot = this.deps.gate.acquire({ limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: signalOf(call) });
       return this.settle(
         'prePromptFetch',
@@ -169,6 +173,8 @@ export class RateLimiter {
    * before it ran gives back everything it was charged; its concurrency slot is released.
    */
   onPromptDone(context: HookContext, end: PromptEnd): HookResult {
+    // Most calls hold nothing: no id to build, nothing to look up.
+    if (this.holds.size === 0) return CONTINUE;
     try {
       const hold = this.holds.take(holdId(context, end.promptId));
       if (hold !== undefined) this.settleHold(hold, end.outcome, end.actualTokens);
@@ -199,7 +205,7 @@ export class RateLimiter {
   private gateFailed(subject: Subject, error: unknown): HookResult {
     if (!(error instanceof GateUnavailable)) throw error;
     const now = this.deps.clock.now();
-    return this.concludeBlind('prePromptFetch', subject, { allowed: false, unavailable: true, retryAfterMs: 1000, results: [] }, now, performance.now());
+    return this.concludeBlind('prePromptFetch', subject, { allowed: false, unavailable: true, retryAfterMs: 1000, results: [] }, now, perf.now());
   }
 
   /** After the concurrency gate answered: refuse, or go on to the rates with the slot held. */
@@ -257,7 +263,7 @@ export class RateLimiter {
     }
     if (prompt.checks.length === 0) return this.promptDecided(prompt, CONTINUE, undefined);
     const now = this.deps.clock.now();
-    const started = this.deps.telemetry ? performance.now() : 0;
+    const started = this.deps.telemetry ? perf.now() : 0;
     const decision = this.deps.store.decide(prompt.checks, now);
     if (isThenable(decision)) {
       return decision.then(
@@ -390,7 +396,7 @@ export class RateLimiter {
     if (checks.length === 0) return CONTINUE;
     const now = this.deps.clock.now();
     // Timed only when someone reads the figure.
-    const started = this.deps.telemetry ? performance.now() : 0;
+    const started = this.deps.telemetry ? perf.now() : 0;
     const decision = this.deps.store.decide(checks, now);
     return isThenable(decision)
       ? decision.then((d) => this.conclude(hook, subject, checks, d, now, started))
@@ -410,13 +416,13 @@ export class RateLimiter {
     const headers = rateLimitHeaders(checks, decision, binding);
     if (decision.allowed) {
       this.counters.admitted++;
-      this.deps.telemetry?.decided(hook, subject.channel, 'admitted', telemetryRule(checks[binding]!.rule), undefined, performance.now() - started);
+      this.deps.telemetry?.decided(hook, subject.channel, 'admitted', telemetryRule(checks[binding]!.rule), undefined, perf.now() - started);
       return { continue: true, headers };
     }
     this.counters.refused++;
     const { rule, key } = checks[binding]!;
     const retryAfter = Number(headers['Retry-After']);
-    this.deps.telemetry?.decided(hook, subject.channel, 'refused', telemetryRule(rule), retryAfter, performance.now() - started);
+    this.deps.telemetry?.decided(hook, subject.channel, 'refused', telemetryRule(rule), retryAfter, perf.now() - started);
     const cooldownMs = (this.deps.options.reply_cooldown ?? retryAfter) * 1000;
     const firstInCooldown = this.told.pass(subject.identity, now, cooldownMs);
     if (this.logged.pass(key, now, LOG_INTERVAL_MS)) {
@@ -448,7 +454,7 @@ export class RateLimiter {
 
   /** The store decided without looking (its backend is down): admit, or refuse as unavailable. */
   private concludeBlind(hook: string, subject: Subject, decision: Decision, now: number, started: number): HookResult {
-    const latency_ms = this.deps.telemetry ? performance.now() - started : 0;
+    const latency_ms = this.deps.telemetry ? perf.now() - started : 0;
     if (decision.allowed) {
       this.counters.admitted++;
       this.deps.telemetry?.decided(hook, subject.channel, 'admitted', undefined, undefined, latency_ms);
@@ -475,7 +481,7 @@ export class RateLimiter {
   /** Too many of this user's (or tenant's) calls are in flight, and none finished in time. */
   private concurrencyRefusal(subject: Subject, label: string, limit: number, started: number): HookResult {
     this.counters.refused++;
-    this.deps.telemetry?.decided('prePromptFetch', subject.channel, 'refused', `${label}-concurrency`, CONCURRENCY_RETRY_S, performance.now() - started);
+    this.deps.telemetry?.decided('prePromptFetch', subject.channel, 'refused', `${label}-concurrency`, CONCURRENCY_RETRY_S, perf.now() - started);
     const now = this.deps.clock.now();
     const firstInCooldown = this.told.pass(subject.identity, now, (this.deps.options.reply_cooldown ?? CONCURRENCY_RETRY_S) * 1000);
     const whose = label === 'tenant' ? 'your team has' : 'you have';
@@ -525,7 +531,7 @@ export class RateLimiter {
 }
 
 function signalOf(call: PromptCall): AbortSignal | undefined {
-  return typeof call.signal === 'function' ? call.signal() : call.signal;
+  return call.signal ?? call.call?.signal;
 }
 
 /** Which reservation a postPromptFetch settles: one per message and prompt. */

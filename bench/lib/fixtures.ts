@@ -33,9 +33,9 @@ export function limiterOptions(algorithm: AlgorithmName, rules: 1 | 3, extra: Re
  * Each user's checks as the plugin's Policy builds them (same keys, same compiled rules): with one
  * rule, the user's; with three, user + tenant + tool, all under the tenant's hash tag.
  */
-export function buildChecks(algorithm: AlgorithmName, rules: 1 | 3, users: number): PolicyCheck[][] {
+export function buildChecks(algorithm: AlgorithmName, rules: 1 | 3, users: number): (readonly PolicyCheck[])[] {
   const policy = new Policy(limiterOptions(algorithm, rules));
-  const all: PolicyCheck[][] = [];
+  const all: (readonly PolicyCheck[])[] = [];
   for (let i = 0; i < users; i++) {
     if (rules === 1) {
       all.push(policy.forPrompt(policy.subject('http', userId(i), undefined)));

@@ -168,7 +168,7 @@ async function rlfRun3(keys: string[][], rounds: number): Promise<Run> {
   return { ...result, admitted };
 }
 
-async function storeRun(algorithm: AlgorithmName, checks: PolicyCheck[][], rounds: number): Promise<Run> {
+async function storeRun(algorithm: AlgorithmName, checks: (readonly PolicyCheck[])[], rounds: number): Promise<Run> {
   const store = new MemoryStore(ALGORITHMS[algorithm], 100_000);
   let admitted = 0;
   const result = await timed(checks.length * rounds, () => {

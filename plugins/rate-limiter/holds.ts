@@ -9,7 +9,7 @@ export interface Hold {
   /** Undefined when nothing was decided (no rates, only a concurrency cap). */
   decision: Decision | undefined;
   /** Admitted shadow decisions, adjusted like the enforced one. */
-  shadow: { checks: PolicyCheck[]; decision: Decision }[] | undefined;
+  shadow: { checks: readonly PolicyCheck[]; decision: Decision }[] | undefined;
   /** Frees the concurrency slot, if the call holds one. */
   release: (() => void) | undefined;
   signal: AbortSignal | undefined;

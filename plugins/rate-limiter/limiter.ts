@@ -9,15 +9,13 @@ import type { ConcurrencyGate, SlotResult } from './concurrency/types.ts';
 import { Holds, type Hold } from './holds.ts';
 import { GateUnavailable } from './resilient-gate.ts';
 import { Policy, withCost, type CompiledRule, type PolicyCheck, type PromptPlan, type ShadowGroup, type Subject } from './policy.ts';
+import { identityKey } from './keys.ts';
 import { renderReply } from './reply.ts';
-import { SenderCache } from './senders.ts';
 import type { LimiterTelemetry } from './telemetry.ts';
 import type { Decision, RateStore } from './store/types.ts';
 import { isThenable } from '../../src/util/thenable.ts';
 
 const LOG_INTERVAL_MS = 10_000;
-/** Senders whose subject and keys are kept for reuse (a few hundred bytes each). */
-const SENDER_CACHE_SIZE = 10_000;
 const UNAVAILABLE_REPLY = "Sorry, I can't take messages for a moment. Please try again shortly.";
 
 export interface RateLimiterDeps {
@@ -70,7 +68,7 @@ interface PendingPrompt {
   /** Tokens reserved per token window. */
   cost: number;
   /** Every enforced check, token windows charging `cost`. */
-  checks: PolicyCheck[];
+  checks: readonly PolicyCheck[];
 }
 /** Seconds a client is told to wait after a concurrency refusal: a slot frees when any call ends. */
 const CONCURRENCY_RETRY_S = 1;
@@ -89,8 +87,6 @@ export interface RateLimiterStats {
  * counted and logged, at most once per 10 s.
  */
 export class RateLimiter {
-  /** Each recent sender's subject and checks, built by the policy once (see SenderCache). */
-  private senders: SenderCache;
   /** Which rules apply to whom (the operator's view reads it too). */
   policy: Policy;
   /** Who was told to slow down recently: chat channels stay quiet until the cooldown ends. */
@@ -102,7 +98,6 @@ export class RateLimiter {
 
   constructor(private deps: RateLimiterDeps) {
     this.policy = new Policy(deps.options);
-    this.senders = new SenderCache(this.policy, Math.min(deps.options.max_keys, SENDER_CACHE_SIZE));
     this.told = new KeyedThrottle(deps.options.max_keys);
     this.logged = new KeyedThrottle(deps.options.max_keys);
     this.holds = new Holds(deps.options.max_keys, (hold) => this.cancelled(hold));
@@ -119,7 +114,6 @@ export class RateLimiter {
   ): void {
     this.deps = { ...this.deps, options, mode, ...moved };
     this.policy = new Policy(options);
-    this.senders = new SenderCache(this.policy, Math.min(options.max_keys, SENDER_CACHE_SIZE));
   }
 
   stats(): RateLimiterStats {
@@ -146,11 +140,11 @@ export class RateLimiter {
 
   onPrompt(context: HookContext, call: PromptCall = {}): HookResult | Promise<HookResult> {
     try {
-      const sender = this.senders.resolve(context.channel, context.user_id, context.tenant_id);
-      if (sender.subject.exempt) return CONTINUE;
-      const plan = sender.prompt;
+      const subject = this.policy.subject(context.channel, context.user_id, context.tenant_id);
+      if (subject.exempt) return CONTINUE;
+      const plan = this.policy.promptPlan(subject);
       if (plan.slots.length === 0 || this.deps.gate === undefined) {
-        return this.settle('prePromptFetch', this.admitPrompt(context, call, sender.subject, plan, undefined));
+        return this.settle('prePromptFetch', this.admitPrompt(context, call, subject, plan, undefined));
       }
       const started = perf.now();
       const slot = this.deps.gate.acquire({ limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: signalOf(call) });
@@ -158,10 +152,10 @@ export class RateLimiter {
         'prePromptFetch',
         isThenable(slot)
           ? slot.then(
-              (s) => this.withSlot(context, call, sender.subject, plan, s, started),
-              (error: unknown) => this.gateFailed(sender.subject, error),
+              (s) => this.withSlot(context, call, subject, plan, s, started),
+              (error: unknown) => this.gateFailed(subject, error),
             )
-          : this.withSlot(context, call, sender.subject, plan, slot, started),
+          : this.withSlot(context, call, subject, plan, slot, started),
       );
     } catch (error) {
       return this.fault('prePromptFetch', error);
@@ -186,13 +180,13 @@ export class RateLimiter {
 
   onTool(context: HookContext, tool: string): HookResult | Promise<HookResult> {
     try {
-      const sender = this.senders.resolve(context.channel, context.user_id, context.tenant_id);
-      if (sender.subject.exempt) return CONTINUE;
-      const plan = this.senders.forTool(sender, tool);
-      if (plan.shadow.length === 0) return this.settle('preToolInvoke', this.decide('preToolInvoke', sender.subject, plan.checks));
-      const decided = this.decide('preToolInvoke', sender.subject, plan.checks);
+      const subject = this.policy.subject(context.channel, context.user_id, context.tenant_id);
+      if (subject.exempt) return CONTINUE;
+      const plan = this.policy.toolPlan(subject, tool);
+      if (plan.shadow.length === 0) return this.settle('preToolInvoke', this.decide('preToolInvoke', subject, plan.checks));
+      const decided = this.decide('preToolInvoke', subject, plan.checks);
       const thenShadow = (result: HookResult): HookResult => {
-        if (result.continue) this.decideShadow('preToolInvoke', sender.subject, plan.shadow, 1, undefined);
+        if (result.continue) this.decideShadow('preToolInvoke', subject, plan.shadow, 1, undefined);
         return result;
       };
       return this.settle('preToolInvoke', isThenable(decided) ? decided.then(thenShadow) : thenShadow(decided));
@@ -309,8 +303,8 @@ export class RateLimiter {
     subject: Subject,
     groups: readonly ShadowGroup[],
     cost: number,
-    kept: { checks: PolicyCheck[]; decision: Decision }[] | undefined,
-  ): { checks: PolicyCheck[]; decision: Decision }[] | undefined {
+    kept: { checks: readonly PolicyCheck[]; decision: Decision }[] | undefined,
+  ): { checks: readonly PolicyCheck[]; decision: Decision }[] | undefined {
     const now = this.deps.clock.now();
     for (const group of groups) {
       const tooLarge = group.tokens.find((check) => cost > check.rule.limit);
@@ -424,7 +418,7 @@ export class RateLimiter {
     const retryAfter = Number(headers['Retry-After']);
     this.deps.telemetry?.decided(hook, subject.channel, 'refused', telemetryRule(rule), retryAfter, perf.now() - started);
     const cooldownMs = (this.deps.options.reply_cooldown ?? retryAfter) * 1000;
-    const firstInCooldown = this.told.pass(subject.identity, now, cooldownMs);
+    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, cooldownMs);
     if (this.logged.pass(key, now, LOG_INTERVAL_MS)) {
       this.deps.logger.warn(
         {
@@ -463,7 +457,7 @@ export class RateLimiter {
     this.counters.refused++;
     const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
     this.deps.telemetry?.decided(hook, subject.channel, 'unavailable', undefined, retryAfter, latency_ms);
-    const firstInCooldown = this.told.pass(subject.identity, now, retryAfter * 1000);
+    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, retryAfter * 1000);
     return {
       continue: false,
       violation: {
@@ -483,7 +477,7 @@ export class RateLimiter {
     this.counters.refused++;
     this.deps.telemetry?.decided('prePromptFetch', subject.channel, 'refused', `${label}-concurrency`, CONCURRENCY_RETRY_S, perf.now() - started);
     const now = this.deps.clock.now();
-    const firstInCooldown = this.told.pass(subject.identity, now, (this.deps.options.reply_cooldown ?? CONCURRENCY_RETRY_S) * 1000);
+    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, (this.deps.options.reply_cooldown ?? CONCURRENCY_RETRY_S) * 1000);
     const whose = label === 'tenant' ? 'your team has' : 'you have';
     return {
       continue: false,

@@ -1,5 +1,5 @@
 import type { Rule } from './algorithms/types.ts';
-import { identityKey, keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
+import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
 import type { SlotLimit } from './concurrency/types.ts';
 import type { LimitSetting, RateLimiterOptions } from './options.ts';
 import { describeRate, windowLabel, type Rate } from './rate.ts';
@@ -31,31 +31,37 @@ export interface PolicyCheck extends RuleCheck {
   rule: CompiledRule;
 }
 
-/** Everything a prompt fetch is held to, for one sender: built once, reused for each message. */
+/** Everything a prompt fetch is held to, for one message. */
 export interface PromptPlan {
   /** Enforced requests rules (each charges 1). */
-  checks: PolicyCheck[];
+  checks: readonly PolicyCheck[];
   /** Enforced tokens rules; each message charges its own estimate (see withCost). */
-  tokens: PolicyCheck[];
+  tokens: readonly PolicyCheck[];
   /** Shadow settings, each decided on its own after the enforced rules admit: requests then tokens. */
-  shadow: ShadowGroup[];
+  shadow: readonly ShadowGroup[];
   /** Some shadow setting counts tokens (so the call is held until its actual count is known). */
   shadowTokens: boolean;
   /** Concurrency caps (user, tenant); empty when none is set. */
-  slots: SlotLimit[];
+  slots: readonly SlotLimit[];
   /** How long a fetch waits for a slot: the longest queue_timeout_ms of the capped settings. */
   queueTimeoutMs: number;
 }
 
 export interface ToolPlan {
-  checks: PolicyCheck[];
-  shadow: ShadowGroup[];
+  checks: readonly PolicyCheck[];
+  shadow: readonly ShadowGroup[];
 }
 
 export interface ShadowGroup {
-  checks: PolicyCheck[];
-  tokens: PolicyCheck[];
+  checks: readonly PolicyCheck[];
+  tokens: readonly PolicyCheck[];
 }
+
+/**
+ * The empty list every plan starts from: plans are built for each message, and most of their lists
+ * stay empty (no tokens, no shadow, no slots), so those cost no allocation.
+ */
+const NONE: readonly never[] = Object.freeze([]);
 
 /** A setting compiled: its rules, and its concurrency cap. */
 interface CompiledSetting {
@@ -82,8 +88,6 @@ export interface Subject {
   tenant: string | undefined;
   /** Where this request's keys live. */
   scope: KeyScope;
-  /** The user for per-user state that never leaves the process (reply cooldowns); see identityKey(). */
-  identity: string;
   /** Listed in exempt_users, or in a tenant listed in exempt_tenants: never limited. */
   exempt: boolean;
 }
@@ -123,8 +127,12 @@ function compileSetting(name: CompiledRule['name'], setting: LimitSetting | unde
   };
 }
 
-function push(checks: PolicyCheck[], key: string, rules: readonly CompiledRule[]): void {
-  for (const rule of rules) checks.push({ key: key + rule.keySuffix, rule });
+/** `checks` with one check per rule for `key` added (a new list: `checks` may be NONE). */
+function plus(checks: readonly PolicyCheck[], key: string, rules: readonly CompiledRule[]): readonly PolicyCheck[] {
+  if (rules.length === 0) return checks;
+  const list: PolicyCheck[] = checks.length === 0 ? [] : checks.slice();
+  for (const rule of rules) list.push({ key: key + rule.keySuffix, rule });
+  return list;
 }
 
 /** Concurrency slots live beside the rate keys, under the same hash tag. */
@@ -142,12 +150,15 @@ export class Policy {
 
   private readonly exemptUsers: ReadonlySet<string>;
   private readonly exemptTenants: ReadonlySet<string>;
+  /** Users live under their tenant's hash tag only when a tenant setting must be decided with theirs. */
+  private readonly tenantApplies: boolean;
 
   constructor(options: RateLimiterOptions) {
     this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
     this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
     this.user = compileSetting('user', options.by_user);
     this.tenant = compileSetting('tenant', options.by_tenant);
+    this.tenantApplies = this.tenant.rates.length + this.tenant.tokens.length > 0 || this.tenant.maxConcurrent !== undefined;
     const byUser = options.by_user;
     this.toolDefault = byUser ? compileSetting('tool', { ...byUser, tokens: [], maxConcurrent: undefined }) : NO_SETTING;
     for (const [tool, setting] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compileSetting('tool', setting));
@@ -157,11 +168,10 @@ export class Policy {
     const normalTenant = tenantId === undefined ? '' : normalizeId(tenantId);
     const tenant = normalTenant === '' ? undefined : normalTenant;
     const user = normalizeId(userId);
-    // Users live under their tenant's hash tag only when a tenant setting must be decided with theirs.
-    const tenantApplies = this.tenant.rates.length + this.tenant.tokens.length > 0 || this.tenant.maxConcurrent !== undefined;
-    const scope = keyScope(channel, user, tenantApplies ? tenant : undefined);
-    const exempt = this.exemptUsers.has(user) || (tenant !== undefined && this.exemptTenants.has(tenant));
-    return { channel, user, tenant, scope, identity: identityKey(channel, user), exempt };
+    const scope = keyScope(channel, user, this.tenantApplies ? tenant : undefined);
+    const exempt =
+      (this.exemptUsers.size > 0 && this.exemptUsers.has(user)) || (tenant !== undefined && this.exemptTenants.size > 0 && this.exemptTenants.has(tenant));
+    return { channel, user, tenant, scope, exempt };
   }
 
   /** The tools with a rate of their own, normalised. */
@@ -181,7 +191,7 @@ export class Policy {
 
   /** A prompt fetch counts against the user's settings and the tenant's. */
   promptPlan(subject: Subject): PromptPlan {
-    const plan: PromptPlan = { checks: [], tokens: [], shadow: [], shadowTokens: false, slots: [], queueTimeoutMs: 0 };
+    const plan: PromptPlan = { checks: NONE, tokens: NONE, shadow: NONE, shadowTokens: false, slots: NONE, queueTimeoutMs: 0 };
     this.addSetting(plan, userKey(subject.scope), this.user);
     if (subject.tenant !== undefined) this.addSetting(plan, tenantKey(subject.scope), this.tenant);
     return plan;
@@ -189,17 +199,15 @@ export class Policy {
 
   private addSetting(plan: PromptPlan, key: string, setting: CompiledSetting): void {
     if (setting.shadow) {
-      const group: ShadowGroup = { checks: [], tokens: [] };
-      push(group.checks, key, setting.rates);
-      push(group.tokens, key, setting.tokens);
-      if (group.checks.length + group.tokens.length > 0) plan.shadow.push(group);
+      const group: ShadowGroup = { checks: plus(NONE, key, setting.rates), tokens: plus(NONE, key, setting.tokens) };
+      if (group.checks.length + group.tokens.length > 0) plan.shadow = [...plan.shadow, group];
       if (group.tokens.length > 0) plan.shadowTokens = true;
       return;
     }
-    push(plan.checks, key, setting.rates);
-    push(plan.tokens, key, setting.tokens);
+    plan.checks = plus(plan.checks, key, setting.rates);
+    plan.tokens = plus(plan.tokens, key, setting.tokens);
     if (setting.maxConcurrent !== undefined) {
-      plan.slots.push({ key: slotKey(key), limit: setting.maxConcurrent, label: setting === this.user ? 'user' : 'tenant' });
+      plan.slots = [...plan.slots, { key: slotKey(key), limit: setting.maxConcurrent, label: setting === this.user ? 'user' : 'tenant' }];
       plan.queueTimeoutMs = Math.max(plan.queueTimeoutMs, setting.queueTimeoutMs);
     }
   }
@@ -207,14 +215,10 @@ export class Policy {
   /** A tool call counts against the tenant's rate and the user's rate for that tool. */
   toolPlan(subject: Subject, rawTool: string): ToolPlan {
     const tool = normalizeToolName(rawTool);
-    const plan: ToolPlan = { checks: [], shadow: [] };
+    const plan: ToolPlan = { checks: NONE, shadow: NONE };
     const add = (key: string, setting: CompiledSetting): void => {
-      if (!setting.shadow) return push(plan.checks, key, setting.rates);
-      if (setting.rates.length > 0) {
-        const group: ShadowGroup = { checks: [], tokens: [] };
-        push(group.checks, key, setting.rates);
-        plan.shadow.push(group);
-      }
+      if (!setting.shadow) plan.checks = plus(plan.checks, key, setting.rates);
+      else if (setting.rates.length > 0) plan.shadow = [...plan.shadow, { checks: plus(NONE, key, setting.rates), tokens: NONE }];
     };
     if (subject.tenant !== undefined) add(tenantKey(subject.scope), this.tenant);
     add(toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault);
@@ -222,12 +226,12 @@ export class Policy {
   }
 
   /** The enforced requests rules of a prompt fetch. */
-  forPrompt(subject: Subject): PolicyCheck[] {
+  forPrompt(subject: Subject): readonly PolicyCheck[] {
     return this.promptPlan(subject).checks;
   }
 
   /** The enforced rules of a tool call. */
-  forTool(subject: Subject, rawTool: string): PolicyCheck[] {
+  forTool(subject: Subject, rawTool: string): readonly PolicyCheck[] {
     return this.toolPlan(subject, rawTool).checks;
   }
 }

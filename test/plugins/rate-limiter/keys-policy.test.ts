@@ -9,7 +9,7 @@ import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 function harness(config: Record<string, unknown>) {
   const policy = new Policy(RateLimiterOptions.parse(config));
   const store = new MemoryStore(slidingWindow as Algorithm<unknown>, 10_000);
-  const decide = (checks: PolicyCheck[]) => store.decide(checks, 1_000);
+  const decide = (checks: readonly PolicyCheck[]) => store.decide(checks, 1_000);
   return {
     policy,
     prompt: (channel: string, user: string, tenant?: string) => decide(policy.forPrompt(policy.subject(channel, user, tenant))).allowed,

@@ -18,15 +18,19 @@
 --       keys share one hash slot).
 -- ARGV[1]: algorithm: sliding_window | fixed_window | token_bucket
 -- ARGV[2]: number of requests
--- then per request: its time ('' to use TIME, or a time in ms, for the shared decision tables of the
---       tests), its number of rules k, and k quadruples: limit, window (ms), unit ('r' requests |
---       't' tokens), cost (a positive integer; ignored, i.e. 1, for a requests rule).
--- Returns, request after request: the time it was decided (and charged) at, as a string so that it
--- is exact (adjust.lua needs it to find the charge again), then rule after rule: retry_after_ms,
--- remaining, reset_ms, too_large (0 | 1). A request is admitted when each of its rules'
--- retry_after_ms is 0; it must wait the largest of them. A request that could not be decided (a key
--- of the wrong type) has -1 instead of its time, then the error, then zeros to its full length
--- (1 + 4k), and wrote nothing (keys are only written once all of a request's reads are done).
+-- ARGV[3]: '' to decide every request at the server's time (TIME, read once per call), or 'c' when
+--       each request carries its own time in ms (for the shared decision tables of the tests)
+-- ARGV[4]: number of distinct rules R, then R triples: limit, window (ms), unit ('r' requests | 't'
+--       tokens). A batch's requests mostly share their rules, so each is sent once per call.
+-- then per request: its time (under 'c' only), its number of rules k, and per rule: the rule's
+--       number in the table (1-based), followed, for a tokens rule, by the cost (a positive integer).
+-- Returns the time the requests were decided (and charged) at, as a string so that it is exact
+-- (adjust.lua needs it to find the charge again), or '' under 'c'; then, request after request, 0
+-- and rule after rule: retry_after_ms, remaining, reset_ms, too_large (0 | 1). A request is
+-- admitted when each of its rules' retry_after_ms is 0; it must wait the largest of them. A request
+-- that could not be decided (a key of the wrong type) has -1 instead of its 0, then the error, then
+-- zeros to its full length (1 + 4k), and wrote nothing (keys are only written once all of a
+-- request's reads are done).
 
 local call, ceil, floor, min, format, gmatch, concat = redis.call, math.ceil, math.floor, math.min, string.format, string.gmatch, table.concat
 
@@ -67,18 +71,33 @@ local function used_after(log, n, edge)
   return used
 end
 
+local caller_time = ARGV[3] == 'c'
 local server_now
-local out, n = {}, 0
+if not caller_time then
+  local t = call('TIME')
+  server_now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+
+-- The rule table.
+local limits, windows, is_tokens = {}, {}, {}
+local arg_at = 5
+for r = 1, tonumber(ARGV[4]) do
+  limits[r], windows[r], is_tokens[r] = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1]), ARGV[arg_at + 2] == 't'
+  arg_at = arg_at + 3
+end
+
+local out, n = {}, 1
+out[1] = ''
+if server_now then out[1] = num(server_now) end
 -- Scratch shared by the requests: what pass 1 read of each rule, for pass 2.
 local st = {}
-local key_at, arg_at = 0, 3
+-- The current request's rules (limit, window, whether it counts tokens, cost), read from ARGV.
+local r_limit, r_window, r_tokens, r_cost = {}, {}, {}, {}
+local key_at = 0
 
 -- Rule i's arguments: limit, window, whether it counts tokens, and its cost.
 local function rule_args(i)
-  local a = arg_at + 4 * i - 4
-  local limit, window = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  if ARGV[a + 2] == 't' then return limit, window, true, tonumber(ARGV[a + 3]) end
-  return limit, window, false, 1
+  return r_limit[i], r_window[i], r_tokens[i], r_cost[i]
 end
 
 local function decide(now, count)
@@ -283,22 +302,28 @@ local function decide(now, count)
 end
 
 for _ = 1, requests do
-  local now
-  if ARGV[arg_at] == '' then
-    if server_now == nil then
-      local t = call('TIME')
-      server_now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-    end
-    now = server_now
-  else
+  local now = server_now
+  if caller_time then
     now = tonumber(ARGV[arg_at])
+    arg_at = arg_at + 1
   end
-  local count = tonumber(ARGV[arg_at + 1])
-  arg_at = arg_at + 2
+  local count = tonumber(ARGV[arg_at])
+  arg_at = arg_at + 1
+  for i = 1, count do
+    local r = tonumber(ARGV[arg_at])
+    r_limit[i], r_window[i], r_tokens[i] = limits[r], windows[r], is_tokens[r]
+    if is_tokens[r] then
+      r_cost[i] = tonumber(ARGV[arg_at + 1])
+      arg_at = arg_at + 2
+    else
+      r_cost[i] = 1
+      arg_at = arg_at + 1
+    end
+  end
   -- A request that fails (a key of the wrong type) answers an error of its own; the rest of the batch
   -- is decided as usual.
   local first = n
-  out[n + 1] = num(now)
+  out[n + 1] = 0
   n = n + 1
   local ok, err = pcall(decide, now, count)
   if not ok then
@@ -311,6 +336,5 @@ for _ = 1, requests do
     end
   end
   key_at = key_at + count
-  arg_at = arg_at + 4 * count
 end
 return out

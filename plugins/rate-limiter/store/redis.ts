@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
-import type { AlgorithmName } from '../algorithms/types.ts';
+import type { AlgorithmName, Rule } from '../algorithms/types.ts';
 import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
 
 /** The decision script: every rule of a request checked and charged in one atomic step. */
@@ -131,14 +131,10 @@ export class RedisStore implements RateStore {
   }
 
   private async decideAlone(checks: readonly RuleCheck[], now: number): Promise<Decision> {
-    const { prefix, algorithm } = this.options;
-    const args: (string | number)[] = [];
-    for (const check of checks) args.push(`${prefix}:${check.key}`);
-    args.push(algorithm, 1);
-    this.pushRequest(args, checks, now);
-    const reply = await this.command(checks.length)(...args);
-    if (Number(reply[0]) === -1) throw new Error(String(reply[1]));
-    return decision(reply, 0, checks.length);
+    const pending: Pending[] = [{ checks, now, resolve: () => {}, reject: () => {} }];
+    const reply = await this.command(checks.length)(...this.batchArgs(pending, false));
+    if (Number(reply[1]) === -1) throw new Error(String(reply[2]));
+    return decision(reply, 1, checks.length, this.chargeTime(reply, now));
   }
 
   async adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now?: number): Promise<void> {
@@ -203,19 +199,9 @@ export class RedisStore implements RateStore {
   }
 
   private send(batch: Pending[]): void {
-    const { prefix, algorithm } = this.options;
-    const args: (string | number)[] = [0];
-    let keys = 0;
-    for (const { checks } of batch) {
-      for (const check of checks) args.push(`${prefix}:${check.key}`);
-      keys += checks.length;
-    }
-    args[0] = keys;
-    args.push(algorithm, batch.length);
-    for (const { checks, now } of batch) this.pushRequest(args, checks, now);
     let reply: Promise<(number | string)[]>;
     try {
-      reply = this.command(0)(...args);
+      reply = this.command(0)(...this.batchArgs(batch, true));
     } catch (error) {
       // Called from process.nextTick: a throw here would take the process down.
       for (const { reject } of batch) reject(error);
@@ -223,11 +209,11 @@ export class RedisStore implements RateStore {
     }
     reply.then(
       (reply) => {
-        let at = 0;
-        for (const { checks, resolve, reject } of batch) {
+        let at = 1;
+        for (const { checks, now, resolve, reject } of batch) {
           // A request the script could not decide fails alone; the others in the call stand.
           if (Number(reply[at]) === -1) reject(new Error(String(reply[at + 1])));
-          else resolve(decision(reply, at, checks.length));
+          else resolve(decision(reply, at, checks.length, this.chargeTime(reply, now)));
           at += 1 + 4 * checks.length;
         }
       },
@@ -237,13 +223,39 @@ export class RedisStore implements RateStore {
     );
   }
 
-  private pushRequest(args: (string | number)[], checks: readonly RuleCheck[], now: number): void {
-    args.push(this.useCallerTime ? now : '', checks.length);
-    for (const check of checks) {
-      const { rule } = check;
-      if (rule.unit === 'tokens') args.push(rule.limit, rule.windowMs, 't', check.cost ?? 1);
-      else args.push(rule.limit, rule.windowMs, 'r', 1);
+  /**
+   * decide.lua's arguments for `batch` (see there): the keys (their count first when `counted`), then
+   * each distinct rule once, and per request its rules' numbers in that table (and a tokens rule's cost).
+   */
+  private batchArgs(batch: readonly Pending[], counted: boolean): (string | number)[] {
+    const { prefix, algorithm } = this.options;
+    const args: (string | number)[] = counted ? [0] : [];
+    // Each rule's number in the table (1-based); rules are compiled once, so the same object recurs.
+    const numbers = new Map<Rule, number>();
+    for (const { checks } of batch) {
+      for (const check of checks) {
+        args.push(`${prefix}:${check.key}`);
+        if (!numbers.has(check.rule)) numbers.set(check.rule, numbers.size + 1);
+      }
     }
+    if (counted) args[0] = args.length - 1;
+    args.push(algorithm, batch.length, this.useCallerTime ? 'c' : '', numbers.size);
+    for (const rule of numbers.keys()) args.push(rule.limit, rule.windowMs, rule.unit === 'tokens' ? 't' : 'r');
+    for (const { checks, now } of batch) {
+      if (this.useCallerTime) args.push(now);
+      args.push(checks.length);
+      for (const check of checks) {
+        const number = numbers.get(check.rule)!;
+        if (check.rule.unit === 'tokens') args.push(number, check.cost ?? 1);
+        else args.push(number);
+      }
+    }
+    return args;
+  }
+
+  /** When a request was decided: the server's time the script returned, or the caller's. */
+  private chargeTime(reply: (number | string)[], now: number): number {
+    return this.useCallerTime ? now : Number(reply[0]);
   }
 
   async close(): Promise<void> {
@@ -264,11 +276,10 @@ function defined<C>(client: RedisClient, base: string, lua: string, keys: number
 }
 
 /**
- * A request's decision from the script's reply: the time it was charged at, then its rules'
- * quadruples (retry after, remaining, reset, too large).
+ * A request's decision from the script's reply: from `at`, its status (0), then its rules'
+ * quadruples (retry after, remaining, reset, too large); `charge` is when it was decided.
  */
-function decision(reply: (number | string)[], at: number, rules: number): Decision {
-  const charge = Number(reply[at]);
+function decision(reply: (number | string)[], at: number, rules: number, charge: number): Decision {
   at++;
   const results: RuleResult[] = new Array(rules);
   let retryAfterMs = 0;

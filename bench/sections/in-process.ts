@@ -141,7 +141,17 @@ async function rlfRun1(keys: string[][], rounds: number): Promise<Run> {
       }
     }
   });
+  await forget(limiter, keys, 0);
   return { ...result, admitted };
+}
+
+/**
+ * Drops what an RLF limiter still holds (untimed). RateLimiterMemory keeps a timer per key until its
+ * window ends; left running, a discarded limiter's 10,000 timers and records would stay on the heap
+ * through the next contender's run. Every contender starts from a clean heap (see collectGarbage).
+ */
+async function forget(limiter: RateLimiterMemory, keys: string[][], rule: number): Promise<void> {
+  for (const list of keys) await limiter.delete(list[rule]!);
 }
 
 /** Three limiters, consumed one after another; the first refusal ends the request (RLF's usual pattern). */
@@ -165,6 +175,9 @@ async function rlfRun3(keys: string[][], rounds: number): Promise<Run> {
       }
     }
   });
+  await forget(user, keys, 0);
+  await forget(tenant, keys, 1);
+  await forget(tool, keys, 2);
   return { ...result, admitted };
 }
 

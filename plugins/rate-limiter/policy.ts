@@ -127,17 +127,32 @@ function compileSetting(name: CompiledRule['name'], setting: LimitSetting | unde
   };
 }
 
+/**
+ * `key`, flattened now. A key built by concatenation is a tree of its pieces, which the store's
+ * lookup would flatten anyway, more slowly than reading one character does here.
+ */
+function flat(key: string): string {
+  key.charCodeAt(0);
+  return key;
+}
+
 /** `checks` with one check per rule for `key` added (a new list: `checks` may be NONE). */
 function plus(checks: readonly PolicyCheck[], key: string, rules: readonly CompiledRule[]): readonly PolicyCheck[] {
   if (rules.length === 0) return checks;
   const list: PolicyCheck[] = checks.length === 0 ? [] : checks.slice();
-  for (const rule of rules) list.push({ key: key + rule.keySuffix, rule });
+  for (const rule of rules) list.push({ key: flat(key + rule.keySuffix), rule });
   return list;
 }
 
 /** Concurrency slots live beside the rate keys, under the same hash tag. */
 export function slotKey(key: string): string {
   return `${key}|conc`;
+}
+
+/** A setting's request rates, added to a tool call's plan (tools count requests only). */
+function addToolSetting(plan: ToolPlan, key: string, setting: CompiledSetting): void {
+  if (!setting.shadow) plan.checks = plus(plan.checks, key, setting.rates);
+  else if (setting.rates.length > 0) plan.shadow = [...plan.shadow, { checks: plus(NONE, key, setting.rates), tokens: NONE }];
 }
 
 /** Which rules apply to a request: compiled once, asked on every message. */
@@ -216,12 +231,8 @@ export class Policy {
   toolPlan(subject: Subject, rawTool: string): ToolPlan {
     const tool = normalizeToolName(rawTool);
     const plan: ToolPlan = { checks: NONE, shadow: NONE };
-    const add = (key: string, setting: CompiledSetting): void => {
-      if (!setting.shadow) plan.checks = plus(plan.checks, key, setting.rates);
-      else if (setting.rates.length > 0) plan.shadow = [...plan.shadow, { checks: plus(NONE, key, setting.rates), tokens: NONE }];
-    };
-    if (subject.tenant !== undefined) add(tenantKey(subject.scope), this.tenant);
-    add(toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault);
+    if (subject.tenant !== undefined) addToolSetting(plan, tenantKey(subject.scope), this.tenant);
+    addToolSetting(plan, toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault);
     return plan;
   }
 

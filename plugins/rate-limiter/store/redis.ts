@@ -131,8 +131,7 @@ export class RedisStore implements RateStore {
   }
 
   private async decideAlone(checks: readonly RuleCheck[], now: number): Promise<Decision> {
-    const pending: Pending[] = [{ checks, now, resolve: () => {}, reject: () => {} }];
-    const reply = await this.command(checks.length)(...this.batchArgs(pending, false));
+    const reply = await this.command(checks.length)(...this.batchArgs([{ checks, now, resolve: ignore, reject: ignore }], false));
     if (Number(reply[1]) === -1) throw new Error(String(reply[2]));
     return decision(reply, 1, checks.length, this.chargeTime(reply, now));
   }
@@ -262,6 +261,9 @@ export class RedisStore implements RateStore {
     // The client is owned by whoever created it (see redis-client.ts).
   }
 }
+
+/** A request decided alone is answered by its own await, not through its Pending. */
+function ignore(): void {}
 
 /**
  * The script as a command that knows how many of its arguments are keys (0: the key count comes

@@ -21,7 +21,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     inProcess: { users: 10_000, rounds: 60, warmup: 1, runs: 5 },
     redis: { users: 10_000, durationMs: 700, concurrency: [1, 64, 256], latencyAt: 64, warmup: 1, runs: 5 },
     hookPath: { users: 10_000, messages: 200_000, batch: 256, warmup: 2, runs: 7 },
-    endToEnd: { users: 100_000, durationS: 5, connections: 32, warmup: 1, runs: 3 },
+    endToEnd: { users: 100_000, durationS: 5, connections: 32, warmup: 1, runs: 5 },
     memory: { users: 1_000_000, fullRingUsers: 100_000, rlfUsers: 1_000_000 },
     accuracy: { algorithms: [...ALL], limit: 30, windowS: 2, windows: 3, instances: 3, clientsPerInstance: 4 },
   },

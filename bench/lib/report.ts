@@ -88,7 +88,10 @@ export function endToEndTable(result: EndToEndResult): string {
     ms(side.p99Ms),
     String(side.non2xx + side.errors),
   ];
-  return table(['Gateway', 'requests/s', 'p50', 'p99', 'non-2xx/errors'], [row('limiter disabled', result.disabled), row('limiter enabled', result.enabled)]);
+  return table(
+    ['Gateway', 'requests/s', 'p50', 'p99', 'non-2xx/errors'],
+    [row('limiter disabled', result.disabled), row('limiter enabled', result.enabled), row('limiter enabled, headers "none"', result.noHeaders)],
+  );
 }
 
 export function memoryTable(result: MemoryResult): string {

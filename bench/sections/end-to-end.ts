@@ -1,8 +1,9 @@
 /**
  * 4. End to end: requests/s and p99 latency of POST /v1/messages on real gateway processes, with the
- * rate limiter enabled (memory, 30/m per user) and with it disabled (`"enabled": false`), driven by
- * autocannon from a second process over loopback. Both gateways run throughout; runs alternate between
- * them. 100,000 users in rotation, so every request is admitted (the limiter's work, not its 429s).
+ * rate limiter enabled (memory, 30/m per user), enabled with `headers: "none"` (its decision without
+ * the rate-limit headers), and disabled (`"enabled": false`), driven by autocannon from a second
+ * process over loopback. All gateways run throughout; runs take turns between them. 100,000 users in
+ * rotation, so every request is admitted (the limiter's work, not its 429s).
  */
 import { spawn } from 'node:child_process';
 import { USER_RATE } from '../lib/fixtures.ts';
@@ -41,9 +42,13 @@ export interface EndToEndResult {
   connections: number;
   durationS: number;
   enabled: EndToEndSide;
+  /** Enabled, with headers "none": what the limiter costs without its response headers. */
+  noHeaders: EndToEndSide;
   disabled: EndToEndSide;
   /** 1 - enabled/disabled requests/s (median of per-run pairs): what the limiter costs. */
   cost: number;
+  /** The same for the gateway with headers "none". */
+  costNoHeaders: number;
 }
 
 function load(url: string, params: EndToEndParams): Promise<LoadResult> {
@@ -80,16 +85,24 @@ function side(samples: LoadResult[]): EndToEndSide {
 
 export async function runEndToEnd(params: EndToEndParams, log: (line: string) => void): Promise<EndToEndResult> {
   log('end to end: starting two gateways');
-  const entry = (enabled: boolean) => ({ name: 'rate_limiter', path: RATE_LIMITER_PATH, enabled, config: { by_user: USER_RATE.text } });
+  const entry = (enabled: boolean, extra: Record<string, unknown> = {}) => ({
+    name: 'rate_limiter',
+    path: RATE_LIMITER_PATH,
+    enabled,
+    config: { by_user: USER_RATE.text, ...extra },
+  });
   const gateways: GatewayProcess[] = [];
   try {
     const enabled = await startGateway(gatewayConfig([entry(true)]));
     gateways.push(enabled);
+    const noHeaders = await startGateway(gatewayConfig([entry(true, { headers: 'none' })]));
+    gateways.push(noHeaders);
     const disabled = await startGateway(gatewayConfig([entry(false)]));
     gateways.push(disabled);
     const samples = await interleave(
       [
         { name: 'enabled', run: () => load(enabled.url, params) },
+        { name: 'noHeaders', run: () => load(noHeaders.url, params) },
         { name: 'disabled', run: () => load(disabled.url, params) },
       ],
       params,
@@ -101,8 +114,10 @@ export async function runEndToEnd(params: EndToEndParams, log: (line: string) =>
       connections: params.connections,
       durationS: params.durationS,
       enabled: side(samples.enabled!),
+      noHeaders: side(samples.noHeaders!),
       disabled: side(samples.disabled!),
       cost: 1 - pairedRatio(rps('enabled'), rps('disabled')),
+      costNoHeaders: 1 - pairedRatio(rps('noHeaders'), rps('disabled')),
     };
   } finally {
     await Promise.all(gateways.map((g) => g.stop()));

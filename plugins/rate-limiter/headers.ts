@@ -1,3 +1,4 @@
+import type { HeaderStyle } from './options.ts';
 import type { PolicyCheck } from './policy.ts';
 import type { Decision, RuleResult } from './store/types.ts';
 
@@ -25,31 +26,38 @@ export function bindingIndex(decision: Decision): number {
 
 /**
  * X-RateLimit-Limit/-Remaining/-Reset (reset in seconds from now) for the binding rule, and the IETF
- * RateLimit-Policy and RateLimit fields listing every rule that applied; Retry-After when refused.
- * Built on every admitted message, so built plainly: one string per field, no intermediate arrays.
+ * RateLimit-Policy and RateLimit fields listing every rule that applied, as `style` asks; Retry-After
+ * when refused, whatever the style. Built on every admitted message, so built plainly: one string per
+ * field, no intermediate arrays.
  */
-export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decision, binding: number): Record<string, string> {
+export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decision, binding: number, style: HeaderStyle = 'all'): Record<string, string> {
+  const headers = style === 'none' ? {} : limitHeaders(checks, decision, binding, style);
+  if (!decision.allowed) headers['Retry-After'] = String(Math.max(1, ceilSeconds(decision.retryAfterMs)));
+  return headers;
+}
+
+function limitHeaders(checks: readonly PolicyCheck[], decision: Decision, binding: number, style: Exclude<HeaderStyle, 'none'>): Record<string, string> {
   const results = decision.results;
   const rule = checks[binding]!.rule;
   const result = results[binding]!;
   // The binding rule's figures appear twice (its own fields and its RateLimit item): made once.
   const remaining = String(result.remaining);
   const reset = String(ceilSeconds(result.resetMs));
+  if (style === 'legacy') return { 'X-RateLimit-Limit': String(rule.limit), 'X-RateLimit-Remaining': remaining, 'X-RateLimit-Reset': reset };
   let policy = checks[0]!.rule.policyItem;
   let state = binding === 0 ? item(rule.label, remaining, reset) : stateItem(checks[0]!, results[0]!);
   for (let i = 1; i < checks.length; i++) {
     policy += `, ${checks[i]!.rule.policyItem}`;
     state += `, ${i === binding ? item(rule.label, remaining, reset) : stateItem(checks[i]!, results[i]!)}`;
   }
-  const headers: Record<string, string> = {
+  if (style === 'ietf') return { 'RateLimit-Policy': policy, RateLimit: state };
+  return {
     'X-RateLimit-Limit': String(rule.limit),
     'X-RateLimit-Remaining': remaining,
     'X-RateLimit-Reset': reset,
     'RateLimit-Policy': policy,
     RateLimit: state,
   };
-  if (!decision.allowed) headers['Retry-After'] = String(Math.max(1, ceilSeconds(decision.retryAfterMs)));
-  return headers;
 }
 
 /** One rule's item of the RateLimit field: `"user";r=29;t=60`. */

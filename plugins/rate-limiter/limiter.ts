@@ -407,7 +407,7 @@ export class RateLimiter {
   ): HookResult {
     if (decision.results.length === 0) return this.concludeBlind(hook, subject, decision, now, started);
     const binding = bindingIndex(decision);
-    const headers = rateLimitHeaders(checks, decision, binding);
+    const headers = rateLimitHeaders(checks, decision, binding, this.deps.options.headers);
     if (decision.allowed) {
       this.counters.admitted++;
       this.deps.telemetry?.decided(hook, subject.channel, 'admitted', telemetryRule(checks[binding]!.rule), undefined, perf.now() - started);

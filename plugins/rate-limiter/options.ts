@@ -132,6 +132,9 @@ const Template = z.string().superRefine((text, ctx) => {
 });
 
 export const BACKENDS = ['memory', 'redis'] as const;
+/** Which rate-limit headers answers carry (Retry-After on a refusal always). */
+export const HEADER_STYLES = ['all', 'ietf', 'legacy', 'none'] as const;
+export type HeaderStyle = (typeof HEADER_STYLES)[number];
 export const ON_BACKEND_ERROR = ['fallback', 'open', 'closed'] as const;
 
 const RedisUrl = z.string().refine((url) => /^rediss?:\/\/[^/\s]+/.test(url), {
@@ -160,6 +163,11 @@ export const RateLimiterOptions = z
     backend: z.enum(BACKENDS).default('memory'),
     /** The friendly reply; placeholders {retry_after} and {limit}. */
     message: Template.default(DEFAULT_MESSAGE),
+    /**
+     * Rate-limit headers on answers: all (the X-RateLimit-* trio and the IETF RateLimit-Policy and
+     * RateLimit fields), ietf, legacy (X-RateLimit-*) or none. Retry-After goes with every refusal.
+     */
+    headers: z.enum(HEADER_STYLES).default('all'),
     /** Seconds between two slow-down replies to one user on chat channels; default: the retry time. */
     reply_cooldown: z.number().min(0).max(86_400).optional(),
     /** Most keys held in memory; the oldest are evicted beyond it. */

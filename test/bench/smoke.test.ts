@@ -52,6 +52,7 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     expect(hookPath.noPlugin.median).toBeGreaterThan(0);
     expect(endToEnd.enabled.requestsPerSecond).toBeGreaterThan(0);
     expect(endToEnd.disabled.requestsPerSecond).toBeGreaterThan(0);
+    expect(endToEnd.noHeaders.requestsPerSecond).toBeGreaterThan(0);
     expect(memory.figures.map((f: any) => f.name)).toEqual([
       'sliding_window',
       'fixed_window',

@@ -38,6 +38,19 @@ describe('rate limiting through the real gateway process', () => {
     expect(other.headers.get('x-ratelimit-remaining')).toBe('4');
   });
 
+  it('sends only the header fields the operator chose (headers: "ietf"), and Retry-After on a refusal', async () => {
+    gateway = await startGateway(gatewayConfig([rateLimiterEntry({ by_user: '1/m', headers: 'ietf' })]));
+    const ok = await sendMessage(gateway.url, { user_id: 'reader', text: 'hi' });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('ratelimit-policy')).toBe('"user";q=1;w=60');
+    expect(ok.headers.get('ratelimit')).toMatch(/^"user";r=0;t=\d+$/);
+    expect(ok.headers.get('x-ratelimit-limit')).toBeNull();
+    const refused = await sendMessage(gateway.url, { user_id: 'reader', text: 'again' });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(55);
+    expect(refused.headers.get('x-ratelimit-remaining')).toBeNull();
+  });
+
   it('admits the user again once the window has slid past, at the time Retry-After announced', async () => {
     gateway = await startGateway(gatewayConfig([rateLimiterEntry({ by_user: '3/2s' })]));
     for (let i = 0; i < 3; i++) expect((await sendMessage(gateway.url, { user_id: 'u', text: 'hi' })).status).toBe(200);

@@ -108,6 +108,35 @@ describe('rate-limit headers', () => {
     expect(send(60_000)['Retry-After']).toBeUndefined();
   });
 
+  it.each([
+    ['ietf', ['RateLimit-Policy', 'RateLimit']],
+    ['legacy', ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset']],
+    ['none', []],
+  ] as const)('headers "%s" sends only %j, and Retry-After on every refusal', (style, names) => {
+    const policy = new Policy(RateLimiterOptions.parse({ by_user: '2/m', by_tenant: '100/h', headers: style }));
+    const store = new MemoryStore(slidingWindow as Algorithm<unknown>, 1000);
+    const checks = policy.forPrompt(policy.subject('http', 'alice', 'acme'));
+    const send = (t: number) => {
+      const decision = store.decide(checks, t);
+      return rateLimitHeaders(checks, decision, bindingIndex(decision), style);
+    };
+    const admitted = send(0);
+    expect(Object.keys(admitted)).toEqual(names);
+    if (style === 'ietf') expect(admitted.RateLimit).toBe('"user";r=1;t=60, "tenant";r=99;t=3600');
+    if (style === 'legacy') expect(admitted['X-RateLimit-Remaining']).toBe('1');
+    send(1000);
+    const refused = send(2000);
+    expect(Object.keys(refused)).toEqual([...names, 'Retry-After']);
+    expect(refused['Retry-After']).toBe('58');
+  });
+
+  it('the headers field takes all, ietf, legacy or none, and names itself when wrong', () => {
+    expect(RateLimiterOptions.parse({ by_user: '2/m' }).headers).toBe('all');
+    const wrong = RateLimiterOptions.safeParse({ by_user: '2/m', headers: 'draft-7' });
+    expect(wrong.success).toBe(false);
+    expect(wrong.error?.issues[0]?.path).toEqual(['headers']);
+  });
+
   it('ceilSeconds rounds up', () => {
     expect([0, 1, 999, 1000, 1001, 59_999].map(ceilSeconds)).toEqual([0, 1, 1, 1, 2, 60]);
   });

@@ -30,6 +30,7 @@ describe('RateLimiterOptions: valid configs', () => {
       algorithm: 'sliding_window',
       backend: 'memory',
       message: DEFAULT_MESSAGE,
+      headers: 'all',
       max_keys: 100_000,
       redis_key_prefix: 'fg',
       redis_timeout_ms: 50,

@@ -3,6 +3,7 @@ import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, 
 import type { SlotLimit } from './concurrency/types.ts';
 import type { LimitSetting, RateLimiterOptions } from './options.ts';
 import { describeRate, windowLabel, type Rate } from './rate.ts';
+import { flattened } from '../../src/util/flat-string.ts';
 import type { RuleCheck } from './store/types.ts';
 
 /** A configured limit, compiled once at startup: everything a decision or a header needs. */
@@ -127,20 +128,11 @@ function compileSetting(name: CompiledRule['name'], setting: LimitSetting | unde
   };
 }
 
-/**
- * `key`, flattened now. A key built by concatenation is a tree of its pieces, which the store's
- * lookup would flatten anyway, more slowly than reading one character does here.
- */
-function flat(key: string): string {
-  key.charCodeAt(0);
-  return key;
-}
-
 /** `checks` with one check per rule for `key` added (a new list: `checks` may be NONE). */
 function plus(checks: readonly PolicyCheck[], key: string, rules: readonly CompiledRule[]): readonly PolicyCheck[] {
   if (rules.length === 0) return checks;
   const list: PolicyCheck[] = checks.length === 0 ? [] : checks.slice();
-  for (const rule of rules) list.push({ key: flat(key + rule.keySuffix), rule });
+  for (const rule of rules) list.push({ key: flattened(key + rule.keySuffix), rule });
   return list;
 }
 

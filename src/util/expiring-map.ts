@@ -1,3 +1,5 @@
+import { flattened } from './flat-string.ts';
+
 export interface Expiring {
   /** Epoch ms after which the entry holds nothing worth keeping. */
   expiresAt: number;
@@ -10,16 +12,6 @@ export interface Expiring {
 
 /** How many recently used entries one eviction may spare before it takes the oldest regardless. */
 const SECOND_CHANCES = 64;
-
-/**
- * A key built by concatenation is a tree of its pieces; reading it once makes V8 flatten it in place,
- * and the next garbage collection drops the pieces. A map holding a million keys then holds a million
- * flat strings, not a million trees (about 40 bytes each instead of about 160).
- */
-function flatten(key: string): string {
-  key.charCodeAt(0);
-  return key;
-}
 
 /**
  * A Map whose entries expire, bounded in size, with no timers: every write sweeps a few entries
@@ -77,7 +69,7 @@ export class ExpiringMap<V extends Expiring> {
     if (!this.entries.has(key)) {
       this.sweep(now, this.sweepPerInsert);
       if (this.entries.size >= this.maxKeys) this.makeRoom(now);
-      key = flatten(key);
+      key = flattened(key);
     }
     this.entries.set(key, value);
   }

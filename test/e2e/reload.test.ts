@@ -19,19 +19,23 @@ afterEach(async () => {
 const statusOf = async (url: string) => (await sendMessage(url, { user_id: 'u', text: 'hi' })).status;
 
 describe('config reload (SIGHUP)', () => {
-  it('applies a new limit without forgetting what each user has already used', async () => {
+  it('applies a new limit and header style without forgetting what each user has already used', async () => {
     const path = writeConfig(gatewayConfig([rateLimiterEntry({ by_user: '3/m' })]));
     gateway = await startGatewayFrom(path);
     const { url } = gateway;
     for (let i = 0; i < 3; i++) expect(await statusOf(url)).toBe(200);
     expect(await statusOf(url)).toBe(429);
 
-    writeFileSync(path, JSON.stringify(gatewayConfig([rateLimiterEntry({ by_user: '5/m' })])));
+    writeFileSync(path, JSON.stringify(gatewayConfig([rateLimiterEntry({ by_user: '5/m', headers: 'legacy' })])));
     gateway!.process.kill('SIGHUP');
     const reloaded = await waitForLog(gateway!, 'config reloaded');
     expect(reloaded.reconfigured).toEqual(['rate_limiter']);
     // 3 of the new 5 were already used before the reload: exactly 2 more.
-    expect(await statusOf(url)).toBe(200);
+    const next = await sendMessage(url, { user_id: 'u', text: 'hi' });
+    expect(next.status).toBe(200);
+    expect(next.headers.get('x-ratelimit-limit')).toBe('5');
+    expect(next.headers.get('x-ratelimit-remaining')).toBe('1');
+    expect(next.headers.get('ratelimit-policy')).toBeNull();
     expect(await statusOf(url)).toBe(200);
     expect(await statusOf(url)).toBe(429);
   });

@@ -1,3 +1,5 @@
+import { flattened } from '../../src/util/flat-string.ts';
+
 /**
  * Rate-limit keys. Ids are normalised so that " Alice", "alice" and "ＡＬＩＣＥ" cannot get three
  * buckets: trimmed, NFKC-normalised and case-folded. An empty or blank user id is the channel's
@@ -51,9 +53,12 @@ export function toolKey(scope: KeyScope, tool: string): string {
   return `${scope.tag}tool:${tool.length}:${tool}:${scope.member}`;
 }
 
-/** One user, for per-user state that never leaves the process (reply cooldowns). */
+/**
+ * One user, for per-user state that never leaves the process (reply cooldowns). Flattened: it is
+ * looked up at once, on every refusal of a flood.
+ */
 export function identityKey(channel: string, user: string): string {
-  return `${channel}:${user}`;
+  return flattened(`${channel}:${user}`);
 }
 
 /** Whether `key` holds this user's own state (their user and tool keys; never the tenant's). */

@@ -143,7 +143,7 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
   if (s.endToEnd) {
     add(
       '4. End to end (POST /v1/messages, autocannon in a second process)',
-      `${s.endToEnd.connections} connections, ${s.endToEnd.durationS} s per run, ${s.endToEnd.users.toLocaleString('en')} users in rotation (30/m each); the limiter costs ${(Math.max(0, s.endToEnd.cost) * 100).toFixed(1)}% of requests/s (${(Math.max(0, s.endToEnd.costNoHeaders) * 100).toFixed(1)}% with headers "none").`,
+      `${s.endToEnd.connections} connections, ${s.endToEnd.durationS} s per run${s.endToEnd.pinned ? ', gateway and autocannon on separate CPUs' : ''}, ${s.endToEnd.users.toLocaleString('en')} users in rotation (30/m each); the limiter costs ${(Math.max(0, s.endToEnd.cost) * 100).toFixed(1)}% of requests/s (${(Math.max(0, s.endToEnd.costNoHeaders) * 100).toFixed(1)}% with headers "none").`,
       report.endToEndTable(s.endToEnd),
     );
   }

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { onCpu } from './cpu.ts';
 import { MAIN, REPO_ROOT } from './paths.ts';
 
 export interface GatewayProcess {
@@ -21,11 +22,13 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export async function startGateway(config: Record<string, unknown>, timeoutMs = 30_000): Promise<GatewayProcess> {
+/** `cpu`: the one CPU the gateway runs on, when the machine can pin processes (see cpu.ts). */
+export async function startGateway(config: Record<string, unknown>, timeoutMs = 30_000, cpu?: number): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'floodgate-bench-'));
   const path = join(dir, 'config.json');
   writeFileSync(path, JSON.stringify(config, null, 2));
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config', path], {
+  const { command, args } = onCpu(cpu, process.execPath, ['--import', 'tsx', MAIN, '--config', path]);
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, FLOODGATE_HTTP_PORT: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

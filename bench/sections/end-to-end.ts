@@ -6,10 +6,19 @@
  * rotation, so every request is admitted (the limiter's work, not its 429s).
  */
 import { spawn } from 'node:child_process';
+import { canPin, onCpu } from '../lib/cpu.ts';
 import { USER_RATE } from '../lib/fixtures.ts';
 import { gatewayConfig, startGateway, type GatewayProcess } from '../lib/gateway.ts';
 import { interleave, median, pairedRatio, type Plan } from '../lib/measure.ts';
 import { LOAD, RATE_LIMITER_PATH, REPO_ROOT } from '../lib/paths.ts';
+
+/**
+ * The gateways run on one CPU and the load generator on the other, where the machine allows it: left
+ * to the scheduler, the two sometimes shared a core, which moved the figures by a fifth between runs.
+ * Only one gateway is under load at a time.
+ */
+const GATEWAY_CPU = 0;
+const LOAD_CPU = 1;
 
 export interface EndToEndParams extends Plan {
   users: number;
@@ -49,11 +58,19 @@ export interface EndToEndResult {
   cost: number;
   /** The same for the gateway with headers "none". */
   costNoHeaders: number;
+  /** Gateways and load generator on separate CPUs (taskset). */
+  pinned: boolean;
 }
 
 function load(url: string, params: EndToEndParams): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOAD, JSON.stringify({ url, users: params.users, durationS: params.durationS, connections: params.connections })], {
+    const { command, args } = onCpu(LOAD_CPU, process.execPath, [
+      '--import',
+      'tsx',
+      LOAD,
+      JSON.stringify({ url, users: params.users, durationS: params.durationS, connections: params.connections }),
+    ]);
+    const child = spawn(command, args, {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -93,11 +110,11 @@ export async function runEndToEnd(params: EndToEndParams, log: (line: string) =>
   });
   const gateways: GatewayProcess[] = [];
   try {
-    const enabled = await startGateway(gatewayConfig([entry(true)]));
+    const enabled = await startGateway(gatewayConfig([entry(true)]), undefined, GATEWAY_CPU);
     gateways.push(enabled);
-    const noHeaders = await startGateway(gatewayConfig([entry(true, { headers: 'none' })]));
+    const noHeaders = await startGateway(gatewayConfig([entry(true, { headers: 'none' })]), undefined, GATEWAY_CPU);
     gateways.push(noHeaders);
-    const disabled = await startGateway(gatewayConfig([entry(false)]));
+    const disabled = await startGateway(gatewayConfig([entry(false)]), undefined, GATEWAY_CPU);
     gateways.push(disabled);
     const samples = await interleave(
       [
@@ -118,6 +135,7 @@ export async function runEndToEnd(params: EndToEndParams, log: (line: string) =>
       disabled: side(samples.disabled!),
       cost: 1 - pairedRatio(rps('enabled'), rps('disabled')),
       costNoHeaders: 1 - pairedRatio(rps('noHeaders'), rps('disabled')),
+      pinned: canPin(),
     };
   } finally {
     await Promise.all(gateways.map((g) => g.stop()));

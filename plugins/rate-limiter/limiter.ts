@@ -381,6 +381,11 @@ export class RateLimiter {
     }
   }
 
+  /** Whether this refusal is the user's first in `cooldownMs` (chat channels answer only that one). */
+  private firstInCooldown(subject: Subject, now: number, cooldownMs: number): boolean {
+    return this.told.pass(identityKey(subject.channel, subject.user), now, cooldownMs);
+  }
+
   /** A decision still on its way (a network store) fails open too. */
   private settle(hook: string, result: HookResult | Promise<HookResult>): HookResult | Promise<HookResult> {
     return isThenable(result) ? result.catch((error: unknown) => this.fault(hook, error)) : result;
@@ -418,7 +423,7 @@ export class RateLimiter {
     const retryAfter = Number(headers['Retry-After']);
     this.deps.telemetry?.decided(hook, subject.channel, 'refused', telemetryRule(rule), retryAfter, perf.now() - started);
     const cooldownMs = (this.deps.options.reply_cooldown ?? retryAfter) * 1000;
-    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, cooldownMs);
+    const firstInCooldown = this.firstInCooldown(subject, now, cooldownMs);
     if (this.logged.pass(key, now, LOG_INTERVAL_MS)) {
       this.deps.logger.warn(
         {
@@ -457,7 +462,7 @@ export class RateLimiter {
     this.counters.refused++;
     const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
     this.deps.telemetry?.decided(hook, subject.channel, 'unavailable', undefined, retryAfter, latency_ms);
-    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, retryAfter * 1000);
+    const firstInCooldown = this.firstInCooldown(subject, now, retryAfter * 1000);
     return {
       continue: false,
       violation: {
@@ -477,7 +482,7 @@ export class RateLimiter {
     this.counters.refused++;
     this.deps.telemetry?.decided('prePromptFetch', subject.channel, 'refused', `${label}-concurrency`, CONCURRENCY_RETRY_S, perf.now() - started);
     const now = this.deps.clock.now();
-    const firstInCooldown = this.told.pass(identityKey(subject.channel, subject.user), now, (this.deps.options.reply_cooldown ?? CONCURRENCY_RETRY_S) * 1000);
+    const firstInCooldown = this.firstInCooldown(subject, now, (this.deps.options.reply_cooldown ?? CONCURRENCY_RETRY_S) * 1000);
     const whose = label === 'tenant' ? 'your team has' : 'you have';
     return {
       continue: false,

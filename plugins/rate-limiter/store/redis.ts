@@ -131,7 +131,7 @@ export class RedisStore implements RateStore {
   }
 
   private async decideAlone(checks: readonly RuleCheck[], now: number): Promise<Decision> {
-    const reply = await this.command(checks.length)(...this.batchArgs([{ checks, now, resolve: ignore, reject: ignore }], false));
+    const reply = await this.command(checks.length)(...this.batchArgs([{ checks, now }], false));
     if (Number(reply[1]) === -1) throw new Error(String(reply[2]));
     return decision(reply, 1, checks.length, this.chargeTime(reply, now));
   }
@@ -226,7 +226,7 @@ export class RedisStore implements RateStore {
    * decide.lua's arguments for `batch` (see there): the keys (their count first when `counted`), then
    * each distinct rule once, and per request its rules' numbers in that table (and a tokens rule's cost).
    */
-  private batchArgs(batch: readonly Pending[], counted: boolean): (string | number)[] {
+  private batchArgs(batch: readonly Pick<Pending, 'checks' | 'now'>[], counted: boolean): (string | number)[] {
     const { prefix, algorithm } = this.options;
     const args: (string | number)[] = counted ? [0] : [];
     // Each rule's number in the table (1-based); rules are compiled once, so the same object recurs.
@@ -261,9 +261,6 @@ export class RedisStore implements RateStore {
     // The client is owned by whoever created it (see redis-client.ts).
   }
 }
-
-/** A request decided alone is answered by its own await, not through its Pending. */
-function ignore(): void {}
 
 /**
  * The script as a command that knows how many of its arguments are keys (0: the key count comes

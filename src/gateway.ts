@@ -2,7 +2,7 @@ import { DemoAgent } from './agent/agent.ts';
 import { MessageBus } from './bus/bus.ts';
 import type { OutboundReply } from './bus/messages.ts';
 import type { Channel } from './channels/channel.ts';
-import { mountAdminApi } from './channels/admin.ts';
+import { AdminRoutes } from './channels/admin.ts';
 import { CliChannel, type CliStreams } from './channels/cli.ts';
 import { DiscordChannel } from './channels/discord.ts';
 import { HttpChannel } from './channels/http.ts';
@@ -35,6 +35,7 @@ export class Gateway {
   readonly bus = new MessageBus();
   readonly metrics = new MetricsRegistry();
   readonly services = new Services();
+  readonly admin: AdminRoutes;
   readonly runner: HookRunner;
   readonly host: PluginHost;
   readonly agent: DemoAgent;
@@ -52,16 +53,6 @@ export class Gateway {
     const clock = options.clock ?? systemClock;
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.runner = new HookRunner(this.logger.child({ component: 'hooks' }), clock, config.hooks.timeout_ms);
-    this.host = new PluginHost({
-      runner: this.runner,
-      bus: this.bus,
-      logger: this.logger,
-      clock,
-      identity: new IdentityHasher(config.log.identity_salt),
-      metrics: this.metrics,
-      services: this.services,
-      configPath: path,
-    });
     this.agent = new DemoAgent({ bus: this.bus, runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
     const deps = (name: string) => ({ bus: this.bus, clock, logger: this.logger.child({ channel: name }) });
     const { http, cli, telegram, discord } = config.channels;
@@ -73,8 +64,19 @@ export class Gateway {
         text: this.metrics.render(),
         contentType: 'text/plain; version=0.0.4; charset=utf-8',
       }));
-      if (http.admin_token) mountAdminApi(httpChannel, http.admin_token, this.services, this.logger.child({ component: 'admin' }));
     }
+    this.admin = new AdminRoutes(httpChannel, http.admin_token);
+    this.host = new PluginHost({
+      runner: this.runner,
+      bus: this.bus,
+      logger: this.logger,
+      clock,
+      identity: new IdentityHasher(config.log.identity_salt),
+      metrics: this.metrics,
+      services: this.services,
+      admin: this.admin,
+      configPath: path,
+    });
     if (cli.enabled) this.channels.push(new CliChannel(deps('cli'), cli, options.cliStreams));
     // The config schema already refuses these without the HTTP channel or their secret; this only narrows types.
     if (telegram.enabled) {

@@ -11,7 +11,7 @@ export { TelegramChannel, type TelegramWebhookConfig } from './channels/telegram
 export { DiscordChannel, type DiscordInteractionsConfig } from './channels/discord.ts';
 export { PendingReplies, type PendingRepliesOptions } from './channels/pending-replies.ts';
 export type { RouteHandler, RouteRequest, RouteResponse } from './channels/routes.ts';
-export { MessageRequest, MessageResponse, RateLimitedResponse, ErrorResponse } from './channels/wire.ts';
+export { MessageRequest, MessageResponse, RefusedResponse, ErrorResponse } from './channels/wire.ts';
 export {
   HOOK_NAMES,
   HOOK_PAYLOADS,

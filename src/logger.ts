@@ -27,7 +27,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /**
- * Turns an identity (a rate-limit key, a user id) into a short salted hash that logs can carry: the
+ * Turns an identity (a plugin's key, a user id) into a short salted hash that logs can carry: the
  * same user gives the same hash within one salt, so an operator can follow a flooder across log lines
  * without the log ever holding the id. Without a configured salt each process picks a random one.
  */

@@ -1,7 +1,4 @@
-import type { Clock } from '../../src/clock.ts';
-import { errorMessage } from '../../src/errors.ts';
-import { definePlugin } from '../../src/host/plugin.ts';
-import type { Logger } from '../../src/logger.ts';
+import { type Clock, errorMessage, definePlugin, type Logger, type MessageBus, type MetricsRegistry } from '../../src/plugin-sdk.ts';
 import { ALGORITHMS } from './algorithms/index.ts';
 import type { KeyScope } from './keys.ts';
 import { RateLimiter } from './limiter.ts';
@@ -19,9 +16,8 @@ import { ResilientGate } from './resilient-gate.ts';
 import type { RateStore, RuleResult } from './store/types.ts';
 import { LimiterTelemetry } from './telemetry.ts';
 import { LimitsView } from './view.ts';
+import { mountLimitsRoutes } from './admin-routes.ts';
 import type { BreakerState } from './breaker.ts';
-import type { MessageBus } from '../../src/bus/bus.ts';
-import type { MetricsRegistry } from '../../src/metrics/registry.ts';
 
 export { RateLimiter } from './limiter.ts';
 export { RateLimiterOptions } from './options.ts';
@@ -135,7 +131,7 @@ function storeSettings(options: RateLimiterOptions): string {
 export default definePlugin({
   name: 'rate_limiter',
   configSchema: RateLimiterOptions,
-  async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services }) {
+  async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services, admin }) {
     const deps: BackendDeps = { clock, logger, metrics, bus };
     let current = config;
     let backend = await openBackend(config, deps);
@@ -164,15 +160,14 @@ export default definePlugin({
       limiter.onPromptDone(payload.context, { promptId: payload.prompt_id, outcome: payload.outcome, actualTokens: payload.actual_tokens }),
     );
     hooks.register('preToolInvoke', (payload) => limiter.onTool(payload.context, payload.tool));
-    services.provide(
-      'limits',
-      new LimitsView({
-        policy: () => limiter.policy,
-        peek: (checks) => backend.peek(checks),
-        inUse: (keys) => backend.gate.inUse(keys),
-        forget: (scope, owns) => backend.forget(scope, owns),
-      }),
-    );
+    const view = new LimitsView({
+      policy: () => limiter.policy,
+      peek: (checks) => backend.peek(checks),
+      inUse: (keys) => backend.gate.inUse(keys),
+      forget: (scope, owns) => backend.forget(scope, owns),
+    });
+    services.provide('limits', view);
+    mountLimitsRoutes(admin, view, logger);
     logger.info(
       {
         algorithm: config.algorithm,

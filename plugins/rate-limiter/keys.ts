@@ -1,4 +1,4 @@
-import { flattened } from '../../src/util/flat-string.ts';
+import { flattened } from '../../src/plugin-sdk.ts';
 
 /**
  * Rate-limit keys. Ids are normalised so that " Alice", "alice" and "ＡＬＩＣＥ" cannot get three

@@ -1,8 +1,5 @@
-import type { Clock } from '../../src/clock.ts';
-import { errorMessage } from '../../src/errors.ts';
-import { CONTINUE, type HookContext, type HookResult } from '../../src/hooks/schemas.ts';
-import type { IdentityHasher, Logger } from '../../src/logger.ts';
-import { KeyedThrottle } from '../../src/util/throttle.ts';
+import { type Clock, errorMessage, CONTINUE, type HookContext, type HookResult, type IdentityHasher, type Logger, KeyedThrottle } from '../../src/plugin-sdk.ts';
+import { isThenable } from './thenable.ts';
 import { bindingIndex, rateLimitHeaders } from './headers.ts';
 import type { RateLimiterOptions } from './options.ts';
 import type { ConcurrencyGate, SlotResult } from './concurrency/types.ts';
@@ -13,7 +10,6 @@ import { identityKey } from './keys.ts';
 import { renderReply } from './reply.ts';
 import type { LimiterTelemetry } from './telemetry.ts';
 import type { Decision, RateStore } from './store/types.ts';
-import { isThenable } from '../../src/util/thenable.ts';
 
 const LOG_INTERVAL_MS = 10_000;
 const UNAVAILABLE_REPLY = "Sorry, I can't take messages for a moment. Please try again shortly.";
@@ -445,8 +441,9 @@ export class RateLimiter {
         description: renderReply(this.deps.options.message, retryAfter, rule.description),
         httpStatus: 429,
         headers,
-        details: { rule: rule.name, window: rule.window, limit: rule.source, retry_after: retryAfter },
-        quiet: !firstInCooldown,
+        retryAfter,
+        details: { rule: rule.name, window: rule.window, limit: rule.source },
+        silent: !firstInCooldown,
       },
     };
   }
@@ -471,8 +468,9 @@ export class RateLimiter {
         description: UNAVAILABLE_REPLY,
         httpStatus: 503,
         headers: { 'Retry-After': String(retryAfter) },
-        details: { retry_after: retryAfter },
-        quiet: !firstInCooldown,
+        retryAfter,
+        details: {},
+        silent: !firstInCooldown,
       },
     };
   }
@@ -492,8 +490,9 @@ export class RateLimiter {
         description: `Sorry, ${whose} ${limit} ${limit === 1 ? 'request' : 'requests'} in progress already. Please wait for one to finish and try again.`,
         httpStatus: 429,
         headers: { 'Retry-After': String(CONCURRENCY_RETRY_S) },
-        details: { rule: label, max_concurrent: limit, retry_after: CONCURRENCY_RETRY_S },
-        quiet: !firstInCooldown,
+        retryAfter: CONCURRENCY_RETRY_S,
+        details: { rule: label, max_concurrent: limit },
+        silent: !firstInCooldown,
       },
     };
   }
@@ -511,7 +510,7 @@ export class RateLimiter {
         httpStatus: 413,
         headers: {},
         details: { rule: rule.name, window: rule.window, limit: rule.source, tokens },
-        quiet: false,
+        silent: false,
       },
     };
   }

@@ -1,5 +1,5 @@
+import { closest } from '../../src/plugin-sdk.ts';
 import { z } from 'zod';
-import { closest } from '../../src/config/issues.ts';
 import { ALGORITHM_NAMES } from './algorithms/types.ts';
 import { normalizeToolName } from './keys.ts';
 import { parseRate, rateList, RateSyntaxError, type Rate } from './rate.ts';

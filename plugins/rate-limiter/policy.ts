@@ -1,9 +1,9 @@
+import { flattened } from '../../src/plugin-sdk.ts';
 import type { Rule } from './algorithms/types.ts';
 import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
 import type { SlotLimit } from './concurrency/types.ts';
 import type { LimitSetting, RateLimiterOptions } from './options.ts';
 import { describeRate, windowLabel, type Rate } from './rate.ts';
-import { flattened } from '../../src/util/flat-string.ts';
 import type { RuleCheck } from './store/types.ts';
 
 /** A configured limit, compiled once at startup: everything a decision or a header needs. */

@@ -1,6 +1,6 @@
+import { isThenable } from './thenable.ts';
 import type { BackendErrorPolicy } from './store/resilient.ts';
 import type { ConcurrencyGate, SlotRequest, SlotResult } from './concurrency/types.ts';
-import { isThenable } from '../../src/util/thenable.ts';
 
 /** The shared gate could not answer and the policy is "closed": the call is refused as unavailable. */
 export class GateUnavailable extends Error {

@@ -1,6 +1,5 @@
-import type { MessageBus } from '../../src/bus/bus.ts';
-import type { RateLimitDecisionEvent } from '../../src/bus/rate-limit-events.ts';
-import type { Counter, Histogram, MetricsRegistry } from '../../src/metrics/registry.ts';
+import { type MessageBus, type Counter, type Histogram, type MetricsRegistry } from '../../src/plugin-sdk.ts';
+import type { RateLimitDecisionEvent } from './events.ts';
 import type { BreakerState } from './breaker.ts';
 
 const PREFIX = 'floodgate_ratelimit';

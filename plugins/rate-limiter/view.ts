@@ -1,4 +1,21 @@
-import type { LimitsAdmin, LimitsQuery } from '../../src/host/services.ts';
+/** Whose limits an operator asks about. */
+export interface LimitsQuery {
+  channel: string;
+  user_id: string;
+  tenant_id?: string;
+}
+
+/** The rate limiter's operator view: inspect without consuming, and reset one user's state. */
+export interface LimitsAdmin {
+  inspect(query: LimitsQuery): Promise<unknown>;
+  reset(query: LimitsQuery): Promise<unknown>;
+}
+
+declare module '../../src/plugin-sdk.ts' {
+  interface ServiceMap {
+    limits: LimitsAdmin;
+  }
+}
 import { ceilSeconds } from './headers.ts';
 import { ownsKey, type KeyScope } from './keys.ts';
 import type { Policy, PolicyCheck } from './policy.ts';

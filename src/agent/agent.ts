@@ -153,7 +153,7 @@ function internalError(message: InboundMessage): OutboundReply {
     code: 'internal_error',
     text: 'Sorry, something went wrong on our side. Please try again.',
     headers: {},
-    quiet: false,
+    silent: false,
   };
 }
 
@@ -166,12 +166,11 @@ function answer(message: InboundMessage, text: string, headers: Record<string, s
     status: 200,
     text,
     headers: headers ?? {},
-    quiet: false,
+    silent: false,
   };
 }
 
 function refusal(message: InboundMessage, violation: Violation): OutboundReply {
-  const retryAfter = violation.details.retry_after;
   const reply: OutboundReply = {
     messageId: message.id,
     channel: message.channel,
@@ -181,8 +180,8 @@ function refusal(message: InboundMessage, violation: Violation): OutboundReply {
     code: violation.code,
     text: violation.description,
     headers: violation.headers,
-    quiet: violation.quiet === true,
+    silent: violation.silent === true,
   };
-  if (typeof retryAfter === 'number') reply.retryAfter = retryAfter;
+  if (violation.retryAfter !== undefined) reply.retryAfter = violation.retryAfter;
   return reply;
 }

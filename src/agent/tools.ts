@@ -37,7 +37,7 @@ const CORPUS: readonly { title: string; text: string }[] = [
   { title: 'Retry-After', text: 'The Retry-After header says how many seconds to wait before the next request is admitted.' },
   { title: 'Tenants', text: 'A tenant limit caps all users of one organisation together.' },
   { title: 'Plugins', text: 'Plugins register hooks that run before a prompt is fetched and before a tool is invoked.' },
-  { title: 'Privacy', text: 'User and tenant identifiers are used in rate-limit keys only, never in replies or logs.' },
+  { title: 'Privacy', text: 'User and tenant identifiers are used in plugin keys only, never in replies or logs.' },
 ];
 
 function search(query: string): string {

@@ -1,9 +1,11 @@
 import { EventEmitter } from 'eventemitter3';
 import type { InboundMessage, OutboundReply } from './messages.ts';
-import type { RateLimitEvents } from './rate-limit-events.ts';
 
-/** Facts that happened; listeners cannot veto them (that is what hooks are for). */
-export interface BusEvents extends RateLimitEvents {
+/**
+ * Facts that happened; listeners cannot veto them (that is what hooks are for). Plugins add their own
+ * events to this map by declaration merging (see plugin-sdk.ts).
+ */
+export interface BusEvents {
   'message:in': [message: InboundMessage];
   'message:out': [reply: OutboundReply];
 }

@@ -2,7 +2,7 @@
 export interface InboundMessage {
   /** Unique per message; replies carry it back so the channel can match them. */
   id: string;
-  /** Which channel it came from (`http`, `cli`, ...): part of every rate-limit key. */
+  /** Which channel it came from (`http`, `cli`, ...): plugins key their state by it. */
   channel: string;
   /** The platform's user id, as received. Sensitive: keys only, never logs. */
   userId: string;
@@ -25,15 +25,12 @@ export interface OutboundReply {
   text: string;
   /** HTTP-style status: 200 for answers, the violation's status when refused. */
   status: number;
-  /** Machine-readable code for refusals and errors (`rate_limited`, ...). */
+  /** Machine-readable code for refusals and errors (a violation's code, `internal_error`, ...). */
   code?: string;
-  /** Headers a request/response channel should attach (rate-limit headers, Retry-After). */
+  /** Headers a request/response channel should attach (the plugins' headers, Retry-After). */
   headers: Record<string, string>;
   /** Seconds until a refused request would be admitted, when known. */
   retryAfter?: number;
-  /**
-   * True when a chat channel should not post this reply: the user was already told to slow down in
-   * this cooldown. Request/response channels still answer.
-   */
-  quiet: boolean;
+  /** True when a chat channel should not post this reply (see Violation.silent). Request/response channels still answer. */
+  silent: boolean;
 }

@@ -10,7 +10,7 @@ export interface CliStreams {
 }
 
 /**
- * An interactive terminal chat as one local user. A chat channel: a quiet refusal (the user was
+ * An interactive terminal chat as one local user. A chat channel: a silent refusal (the user was
  * already told to slow down in this cooldown) prints nothing, exactly as a chat platform would.
  */
 export class CliChannel extends Channel {
@@ -46,7 +46,7 @@ export class CliChannel extends Channel {
   }
 
   send(reply: OutboundReply): void {
-    if (reply.quiet) return;
+    if (reply.silent) return;
     this.write(`bot> ${reply.text}\n`);
   }
 

@@ -86,7 +86,7 @@ export function readInteraction(body: unknown): ReadInteraction {
   const message: CommandMessage = { userId, text: commandText(command.data) };
   const conversationId = command.channel_id ?? command.channel?.id;
   if (conversationId !== undefined) message.conversationId = conversationId;
-  // A server is a community: its id is the tenant, so `by_tenant` limits a whole server together.
+  // A server is a community: its id is the tenant, so per-tenant plugin settings cover a whole server together.
   if (command.guild_id !== undefined) message.tenantId = command.guild_id;
   return { kind: 'command', message };
 }

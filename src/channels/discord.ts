@@ -79,7 +79,7 @@ export class DiscordChannel extends Channel {
     }
     const reply = await this.replies.ask(this.compose(interaction.message), signal);
     if (reply === undefined) return { status: 200, body: messageCallback(TIMEOUT_REPLY, true) };
-    if (reply.quiet) return { status: 204 };
+    if (reply.silent) return { status: 204 };
     return { status: 200, body: messageCallback(reply.text, reply.kind !== 'answer') };
   }
 

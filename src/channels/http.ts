@@ -51,6 +51,13 @@ function headerList(names: readonly string[], headers: Record<string, string>): 
   return list;
 }
 
+/** A refusal's headers with `Retry-After` from its retry time, unless the plugin set one itself. */
+function withRetryAfter(reply: OutboundReply): Record<string, string> {
+  if (reply.retryAfter === undefined) return reply.headers;
+  for (const name in reply.headers) if (lowerName(name) === 'retry-after') return reply.headers;
+  return { ...reply.headers, 'Retry-After': String(reply.retryAfter) };
+}
+
 /** A signal that aborts when the response closes: finished, or the client went away. */
 function closedSignal(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
@@ -62,7 +69,7 @@ function closedSignal(res: ServerResponse): AbortSignal {
 /**
  * `POST /v1/messages` and `GET /healthz`, plus the routes other channels mount on the same server
  * (the chat platforms' webhooks). A request/response channel: every message gets an answer,
- * including every refused one (quiet replies still answer 429 here).
+ * including every refused one (silent refusals still answer 429 here).
  */
 export class HttpChannel extends Channel {
   readonly name = 'http';
@@ -92,6 +99,11 @@ export class HttpChannel extends Channel {
     if (!path.startsWith('/')) throw new Error(`route path must start with "/": ${path}`);
     if (RESERVED_PATHS.includes(path) || this.routes.has(path)) throw new Error(`route ${path} is already taken`);
     this.routes.set(path, { method: method.toUpperCase(), handler });
+  }
+
+  /** Stops serving a mounted route (its owner went away); requests already in its handler finish. */
+  unmount(path: string): void {
+    this.routes.delete(path);
   }
 
   /** The bound port (useful with port 0). */
@@ -222,21 +234,19 @@ export class HttpChannel extends Channel {
     if (reply.kind === 'answer') {
       status = 200;
       body = { reply: reply.text, conversation_id: reply.conversationId };
-    } else if (reply.code === 'rate_limited') {
-      status = reply.status;
-      body = { error: 'rate_limited', reply: reply.text, retry_after: reply.retryAfter ?? 0 };
     } else {
       status = reply.status;
-      body = { error: reply.code ?? 'error', reply: reply.text };
+      body = reply.retryAfter === undefined ? { error: reply.code ?? 'error', reply: reply.text } : { error: reply.code ?? 'error', reply: reply.text, retry_after: reply.retryAfter };
     }
     const payload = JSON.stringify(body);
-    const names = Object.keys(reply.headers);
+    const headers = withRetryAfter(reply);
+    const names = Object.keys(headers);
     // The plugins' headers and ours in one writeHead: Node then checks each once, where setHeader()
-    // would also lower-case each name and keep it in a table of its own (most of what the rate-limit
-    // headers cost a request). Only when no two names could stand for the same header; a header Node
+    // would also lower-case each name and keep it in a table of its own (most of what plugins' headers
+    // cost a request). Only when no two names could stand for the same header; a header Node
     // refuses makes writeHead throw before anything is sent, and the header-by-header way below then
     // drops it and keeps the rest.
-    const together = headerList(names, reply.headers);
+    const together = headerList(names, headers);
     if (together !== undefined) {
       together.push(CONTENT_TYPE, JSON_HEADERS[CONTENT_TYPE], CACHE_CONTROL, JSON_HEADERS[CACHE_CONTROL], CONTENT_LENGTH, Buffer.byteLength(payload));
       let written = false;
@@ -254,7 +264,7 @@ export class HttpChannel extends Channel {
     for (const name of names) {
       // A malformed header from a plugin must not crash the process nor cost the client its answer.
       try {
-        res.setHeader(name, reply.headers[name]!);
+        res.setHeader(name, headers[name]!);
       } catch (error) {
         this.logger.warn({ header: name, err_message: errorMessage(error) }, 'invalid reply header dropped');
       }

@@ -3,8 +3,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 /** Paths the HTTP channel serves itself; a mounted route may not take them. */
 export const RESERVED_PATHS: readonly string[] = ['/v1/messages', '/healthz'];
 
-/** Paths the gateway mounts for operators (metrics, admin API); webhooks may not take them either. */
-export const OPERATOR_PATHS: readonly string[] = ['/metrics', '/v1/admin/limits', '/v1/admin/limits/reset'];
+/** Paths the gateway mounts for operators; webhooks may not take them either. */
+export const OPERATOR_PATHS: readonly string[] = ['/metrics'];
+
+/** Where plugins' admin routes live (behind the admin token); webhooks may not take paths under it. */
+export const ADMIN_PREFIX = '/v1/admin/';
 
 /** A request to a mounted route, its body already read (and held to `max_body_bytes`). */
 export interface RouteRequest {

@@ -68,7 +68,7 @@ export class TelegramChannel extends Channel {
     }
     const message = this.compose({ userId: String(update.userId), conversationId: String(update.chatId), text: update.text });
     const reply = await this.replies.ask(message, signal);
-    if (reply?.quiet) return NOTHING;
+    if (reply?.silent) return NOTHING;
     return { status: 200, body: sendMessageCall(update.chatId, update.messageId, reply?.text ?? TIMEOUT_REPLY) };
   }
 

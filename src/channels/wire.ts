@@ -21,9 +21,10 @@ export const MessageResponse = Type.Object(
   { $id: 'MessageResponse' },
 );
 
-export const RateLimitedResponse = Type.Object(
-  { error: Type.Literal('rate_limited'), reply: Type.String(), retry_after: Type.Integer({ minimum: 0 }) },
-  { $id: 'RateLimitedResponse' },
+/** A refused message: the refusal's code, the reply for the user, and the wait when it is known. */
+export const RefusedResponse = Type.Object(
+  { error: Type.String(), reply: Type.String(), retry_after: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { $id: 'RefusedResponse' },
 );
 
 export const ErrorResponse = Type.Object(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { OPERATOR_PATHS, RESERVED_PATHS } from '../channels/routes.ts';
+import { ADMIN_PREFIX, OPERATOR_PATHS, RESERVED_PATHS } from '../channels/routes.ts';
 
 export const PLUGIN_MODES = ['enforce', 'permissive', 'disabled'] as const;
 export type PluginMode = (typeof PLUGIN_MODES)[number];
@@ -77,7 +77,7 @@ function checkWebhookChannels(channels: ChannelsInput, ctx: z.RefinementCtx): vo
     if (value === undefined) {
       ctx.addIssue({ code: 'custom', path: [name, secret], message: `required when channels.${name}.enabled is true` });
     }
-    const owner = taken.get(config.path);
+    const owner = config.path.startsWith(ADMIN_PREFIX) ? 'the admin API' : taken.get(config.path);
     if (owner !== undefined) {
       ctx.addIssue({ code: 'custom', path: [name, 'path'], message: `${JSON.stringify(config.path)} is already taken by ${owner}` });
     }

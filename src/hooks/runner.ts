@@ -97,7 +97,7 @@ function failClosedViolation(): Violation {
 /**
  * The common answer, `{ continue: true }` with string headers, recognised without the compiled
  * schema's per-header work (an array per result and a regular expression per header, several times
- * the cost of the rate limiter's whole decision). Whatever this does not accept goes to the schema,
+ * the cost of a plugin's whole decision). Whatever this does not accept goes to the schema,
  * which stays the judge: everything accepted here the schema accepts too.
  */
 function isPlainContinue(result: unknown): boolean {
@@ -177,7 +177,7 @@ export class HookRunner {
 
   /**
    * run() for a caller that can take the answer at once: the outcome itself when every handler
-   * answered synchronously (no promise and no tick: a rate limit decided in memory), else a promise.
+   * answered synchronously (no promise and no tick: a decision made in memory), else a promise.
    * A malformed payload throws here and now. `call` is what every handler gets, made by the caller:
    * one per step, whose signal may be made only when a handler reads it (see StepCall).
    */
@@ -197,8 +197,8 @@ export class HookRunner {
   }
 
   /**
-   * Runs `list` from `index` on. Handlers that answer synchronously (the common case: a rate limit
-   * decided in memory) are run in a plain loop, with no promise or tick of their own; the first one
+   * Runs `list` from `index` on. Handlers that answer synchronously (the common case: a decision
+   * made in memory) are run in a plain loop, with no promise or tick of their own; the first one
    * that answers with a promise hands the rest of the list to runAfter().
    */
   private runFrom(

@@ -72,17 +72,26 @@ export function isHookName(name: string): name is HookName {
 
 const Headers = Type.Record(Type.String(), Type.String());
 
-/** A plugin's refusal of a step. `description` is what the user is told; it never names the user. */
+/**
+ * A plugin's refusal of a step, in fields every channel reads the same way. `description` is what the
+ * user is told; it never names the user.
+ */
 export const Violation = Type.Object(
   {
+    /** Machine-readable, e.g. `too_fast`: the `error` of an HTTP answer. */
     code: Type.String({ minLength: 1 }),
+    /** For operators (logs); never shown to the user. */
     reason: Type.String(),
     description: Type.String(),
     httpStatus: Type.Integer({ minimum: 400, maximum: 599 }),
+    /** Whole seconds until the step would be admitted: `Retry-After` and the body's `retry_after`. */
+    retryAfter: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Extra headers for request/response channels. */
     headers: Headers,
+    /** What the refusing plugin wants operators and clients to know (rule, window, ...). */
     details: Type.Record(Type.String(), Type.Unknown()),
-    /** The user was already told in this cooldown: chat channels stay silent. */
-    quiet: Type.Optional(Type.Boolean()),
+    /** Chat channels post nothing (the user has been told already); request/response channels still answer. */
+    silent: Type.Optional(Type.Boolean()),
   },
   { $id: 'Violation' },
 );

@@ -11,6 +11,7 @@ import type { IdentityHasher, Logger } from '../logger.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
 import { readManifest, type PluginManifest } from './manifest.ts';
 import type { Services } from './services.ts';
+import type { AdminRoutes } from '../channels/admin.ts';
 import { isPluginDefinition, type HookOptions, type PluginContext, type PluginDefinition, type PluginInstance } from './plugin.ts';
 
 interface PreparedPlugin {
@@ -51,6 +52,7 @@ export interface PluginHostDeps {
   bus: MessageBus;
   metrics: MetricsRegistry;
   services: Services;
+  admin: AdminRoutes;
   logger: Logger;
   clock: Clock;
   identity: IdentityHasher;
@@ -184,6 +186,10 @@ export class PluginHost {
     // What the plugin provides is recorded as its own, and withdrawn when it stops.
     const services: PluginContext<unknown>['services'] = {
       provide: (name, service) => this.deps.services.provide(entry.name, name, service),
+      get: (name) => this.deps.services.get(name),
+    };
+    const admin: PluginContext<unknown>['admin'] = {
+      route: (method, path, handler) => this.deps.admin.add(entry.name, method, path, handler),
     };
     const logger = this.deps.logger.child({ plugin: entry.name });
     const mode = modeOf(entry);
@@ -209,10 +215,12 @@ export class PluginHost {
         bus,
         metrics,
         services,
+        admin,
         hooks: { register },
       });
     } catch (error) {
-      runner.unregisterPlugin(entry.name);
+      // A plugin that did not start leaves nothing behind: no hooks, services or routes.
+      this.withdraw(entry.name);
       if (error instanceof FloodgateError) throw error;
       throw new FloodgateError(ErrorCode.PluginLoad, `plugin "${entry.name}" failed to start: ${errorMessage(error)}`, {
         cause: error,
@@ -227,10 +235,16 @@ export class PluginHost {
     while (this.running.length > 0) await this.stopPlugin(this.running.at(-1)!);
   }
 
+  /** Takes back everything a plugin registered with the gateway. */
+  private withdraw(name: string): void {
+    this.deps.runner.unregisterPlugin(name);
+    this.deps.services.withdraw(name);
+    this.deps.admin.withdraw(name);
+  }
+
   private async stopPlugin(plugin: RunningPlugin): Promise<void> {
     this.running.splice(this.running.indexOf(plugin), 1);
-    this.deps.runner.unregisterPlugin(plugin.name);
-    this.deps.services.withdraw(plugin.name);
+    this.withdraw(plugin.name);
     try {
       await plugin.instance?.teardown?.();
     } catch (error) {

@@ -5,7 +5,11 @@ import type { HookHandler } from '../hooks/runner.ts';
 import type { HookName } from '../hooks/schemas.ts';
 import type { IdentityHasher, Logger } from '../logger.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
+import type { RouteRequest, RouteResponse } from '../channels/routes.ts';
 import type { ServiceMap } from './services.ts';
+
+/** Serves one admin route; the admin token has been checked before it runs. */
+export type AdminRouteHandler = (request: RouteRequest) => Promise<RouteResponse>;
 
 /** What a plugin gets at setup. */
 export interface PluginContext<Config> {
@@ -22,9 +26,17 @@ export interface PluginContext<Config> {
   bus: MessageBus;
   /** Served at GET /metrics in the Prometheus text format. Labels must never carry ids. */
   metrics: MetricsRegistry;
-  /** What the plugin offers the gateway (e.g. the rate limiter's operator view for the admin API). */
+  /** What plugins offer each other, by name (see ServiceMap); withdrawn when the provider stops. */
   services: {
     provide<K extends keyof ServiceMap>(name: K, service: ServiceMap[K]): void;
+    get<K extends keyof ServiceMap>(name: K): ServiceMap[K] | undefined;
+  };
+  /**
+   * The operator's API: a route under `/v1/admin/` on the HTTP channel, served only when
+   * `channels.http.admin_token` is set and only to requests that carry it. Withdrawn when the plugin stops.
+   */
+  admin: {
+    route(method: 'GET' | 'POST', path: string, handler: AdminRouteHandler): void;
   };
   hooks: {
     /** Registers a handler; the hook must be known and declared in the plugin's manifest. */

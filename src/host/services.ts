@@ -1,22 +1,9 @@
 /**
- * Capabilities plugins offer the gateway, by well-known name. The gateway's admin API finds the rate
- * limiter's operator view here without the framework importing the plugin.
+ * Capabilities plugins offer each other and the gateway, by well-known name. The map is empty here:
+ * a plugin adds its services to it by declaration merging (see plugin-sdk.ts), so the core names none.
  */
-export interface LimitsQuery {
-  channel: string;
-  user_id: string;
-  tenant_id?: string;
-}
-
-/** The rate limiter's operator view: inspect without consuming, and reset one user's state. */
-export interface LimitsAdmin {
-  inspect(query: LimitsQuery): Promise<unknown>;
-  reset(query: LimitsQuery): Promise<unknown>;
-}
-
-export interface ServiceMap {
-  limits: LimitsAdmin;
-}
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface ServiceMap {}
 
 export class Services {
   private readonly provided = new Map<keyof ServiceMap, { owner: string; service: unknown }>();
@@ -24,7 +11,7 @@ export class Services {
   provide<K extends keyof ServiceMap>(owner: string, name: K, service: ServiceMap[K]): void {
     const existing = this.provided.get(name);
     if (existing && existing.owner !== owner) {
-      throw new Error(`service "${name}" is already provided by plugin "${existing.owner}"`);
+      throw new Error(`service "${String(name)}" is already provided by plugin "${existing.owner}"`);
     }
     this.provided.set(name, { owner, service });
   }
@@ -33,7 +20,7 @@ export class Services {
     return this.provided.get(name)?.service as ServiceMap[K] | undefined;
   }
 
-  /** Withdraws everything a plugin provided (on teardown). */
+  /** Withdraws everything a plugin provided (it stopped, or never finished starting). */
   withdraw(owner: string): void {
     for (const [name, entry] of this.provided) if (entry.owner === owner) this.provided.delete(name);
   }

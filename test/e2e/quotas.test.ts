@@ -105,6 +105,7 @@ describe.each(BACKENDS)('quotas through the real gateway (%s)', (backend) => {
     expect(refused.body).toEqual({
       error: 'concurrency_limited',
       reply: 'Sorry, you have 1 request in progress already. Please wait for one to finish and try again.',
+      retry_after: 1,
     });
     expect((await held).status).toBe(200);
   });

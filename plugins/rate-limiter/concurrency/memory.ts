@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../../../src/clock.ts';
+import { systemClock, type Clock } from '../../../src/plugin-sdk.ts';
 import { refusal, type ConcurrencyGate, type SlotLimit, type SlotRequest, type SlotResult } from './types.ts';
 
 export interface MemoryConcurrencyGateOptions {

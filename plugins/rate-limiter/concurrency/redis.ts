@@ -1,6 +1,6 @@
+import { systemClock, type Clock } from '../../../src/plugin-sdk.ts';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { systemClock, type Clock } from '../../../src/clock.ts';
 import { forgetRedis } from '../store/redis-admin.ts';
 import type { RedisClient } from '../store/redis.ts';
 import { refusal, type ConcurrencyGate, type SlotLimit, type SlotRequest, type SlotResult } from './types.ts';

@@ -1,5 +1,4 @@
-import { systemClock, type Clock } from '../../../src/clock.ts';
-import { ExpiringMap } from '../../../src/util/expiring-map.ts';
+import { systemClock, type Clock, ExpiringMap } from '../../../src/plugin-sdk.ts';
 import type { Algorithm, Rule } from '../algorithms/types.ts';
 import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
 

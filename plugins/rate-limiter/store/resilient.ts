@@ -1,6 +1,6 @@
-import type { Clock } from '../../../src/clock.ts';
+import { type Clock } from '../../../src/plugin-sdk.ts';
+import { isThenable } from '../thenable.ts';
 import { CircuitBreaker, type BreakerState } from '../breaker.ts';
-import { isThenable } from '../../../src/util/thenable.ts';
 import type { Decision, RateStore, RuleCheck } from './types.ts';
 
 export type BackendErrorPolicy = 'fallback' | 'open' | 'closed';

@@ -69,9 +69,10 @@ describe('RateLimiter: refusing a flood', () => {
       if (ok.continue) expect(ok.headers?.['X-RateLimit-Remaining']).toBe(String(2 - i));
     }
     const violation = violationOf(await limiter.onPrompt(context()));
-    expect(violation).toMatchObject({ code: 'rate_limited', reason: 'Rate limit exceeded', httpStatus: 429, quiet: false });
+    expect(violation).toMatchObject({ code: 'rate_limited', reason: 'Rate limit exceeded', httpStatus: 429, silent: false });
     expect(violation.description).toBe("You're sending messages a little too fast. Please wait 60 seconds and try again.");
-    expect(violation.details).toEqual({ rule: 'user', window: '1m', limit: '3/m', retry_after: 60 });
+    expect(violation.details).toEqual({ rule: 'user', window: '1m', limit: '3/m' });
+    expect(violation.retryAfter).toBe(60);
     expect(violation.headers['Retry-After']).toBe('60');
     expect(violation.headers['X-RateLimit-Remaining']).toBe('0');
     expect(limiter.stats()).toEqual({ admitted: 3, refused: 1, faults: 0, keys: 1 });
@@ -83,14 +84,16 @@ describe('RateLimiter: refusing a flood', () => {
     expect((await limiter.onPrompt(context({ user_id: 'carol', channel: 'cli' }))).continue).toBe(true);
     const violation = violationOf(await limiter.onPrompt(context()));
     expect(violation.description).toBe('Your team may send 2 per hour; wait 60 minutes.');
-    expect(violation.details).toEqual({ rule: 'tenant', window: '1h', limit: '2/h', retry_after: 3600 });
+    expect(violation.details).toEqual({ rule: 'tenant', window: '1h', limit: '2/h' });
+    expect(violation.retryAfter).toBe(3600);
   });
 
   it('limits tool calls by their by_tool rate, leaving other tools alone', async () => {
     const { limiter } = setup({ config: { by_tool: { search: '1/m' } } });
     expect((await limiter.onTool(context(), 'search')).continue).toBe(true);
     const violation = violationOf(await limiter.onTool(context(), ' SEARCH '));
-    expect(violation.details).toEqual({ rule: 'tool', window: '1m', limit: '1/m', retry_after: 60 });
+    expect(violation.details).toEqual({ rule: 'tool', window: '1m', limit: '1/m' });
+    expect(violation.retryAfter).toBe(60);
     // No by_user: a tool without its own rate is not limited per user.
     expect(await limiter.onTool(context(), 'translate')).toEqual({ continue: true });
   });
@@ -129,7 +132,7 @@ describe('RateLimiter: refusing a flood', () => {
       expect(refused).toBeDefined();
       const retryAfter = Number(refused!.headers['Retry-After']);
       expect(retryAfter).toBeGreaterThanOrEqual(1);
-      expect(refused!.details.retry_after).toBe(retryAfter);
+      expect(refused!.retryAfter).toBe(retryAfter);
       clock.advance(retryAfter * 1000 - 1000);
       expect((await limiter.onPrompt(context())).continue).toBe(false);
       clock.advance(1000);
@@ -148,17 +151,17 @@ describe('RateLimiter: one reply per cooldown', () => {
     await limiter.onPrompt(context()); // t = 50 s
     clock.advance(5_000);
     const first = violationOf(await limiter.onPrompt(context())); // t = 55 s, wait until 60 s
-    expect(first.quiet).toBe(false);
-    expect(first.details.retry_after).toBe(5);
+    expect(first.silent).toBe(false);
+    expect(first.retryAfter).toBe(5);
     clock.advance(3_000);
-    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true); // 58 s: still in the cooldown
+    expect(violationOf(await limiter.onPrompt(context())).silent).toBe(true); // 58 s: still in the cooldown
     clock.advance(2_000);
     expect((await limiter.onPrompt(context())).continue).toBe(true); // 60 s: the 0 s request left
     clock.advance(1_000);
     const again = violationOf(await limiter.onPrompt(context())); // 61 s: cooldown over
-    expect(again.quiet).toBe(false);
-    expect(again.details.retry_after).toBe(29);
-    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
+    expect(again.silent).toBe(false);
+    expect(again.retryAfter).toBe(29);
+    expect(violationOf(await limiter.onPrompt(context())).silent).toBe(true);
   });
 
   it('respects reply_cooldown', async () => {
@@ -166,7 +169,7 @@ describe('RateLimiter: one reply per cooldown', () => {
     await limiter.onPrompt(context());
     const quietness: boolean[] = [];
     for (let i = 0; i < 7; i++) {
-      quietness.push(violationOf(await limiter.onPrompt(context())).quiet ?? false);
+      quietness.push(violationOf(await limiter.onPrompt(context())).silent ?? false);
       clock.advance(5_000);
     }
     // Told at 0 s, 10 s, 20 s, 30 s; quiet in between — though the retry time is nearly an hour.
@@ -176,16 +179,16 @@ describe('RateLimiter: one reply per cooldown', () => {
   it('reply_cooldown 0 answers every refusal', async () => {
     const { limiter } = setup({ config: { by_user: '1/h', reply_cooldown: 0 } });
     await limiter.onPrompt(context());
-    for (let i = 0; i < 5; i++) expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(false);
+    for (let i = 0; i < 5; i++) expect(violationOf(await limiter.onPrompt(context())).silent).toBe(false);
   });
 
   it('keeps each user’s cooldown separate', async () => {
     const { limiter } = setup({ config: { by_user: '1/h' } });
     await limiter.onPrompt(context());
     await limiter.onPrompt(context({ user_id: 'bob' }));
-    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(false);
-    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
-    expect(violationOf(await limiter.onPrompt(context({ user_id: 'bob' }))).quiet).toBe(false);
+    expect(violationOf(await limiter.onPrompt(context())).silent).toBe(false);
+    expect(violationOf(await limiter.onPrompt(context())).silent).toBe(true);
+    expect(violationOf(await limiter.onPrompt(context({ user_id: 'bob' }))).silent).toBe(false);
   });
 });
 
@@ -303,9 +306,10 @@ describe('RateLimiter: asynchronous stores', () => {
 
     clock.advance(15_000);
     const violation = violationOf(await limiter.onPrompt(context()));
-    expect(violation).toMatchObject({ code: 'rate_limited', httpStatus: 429, quiet: false });
-    expect(violation.details).toEqual({ rule: 'user', window: '1m', limit: '2/m', retry_after: 45 });
-    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
+    expect(violation).toMatchObject({ code: 'rate_limited', httpStatus: 429, silent: false });
+    expect(violation.details).toEqual({ rule: 'user', window: '1m', limit: '2/m' });
+    expect(violation.retryAfter).toBe(45);
+    expect(violationOf(await limiter.onPrompt(context())).silent).toBe(true);
     expect(store.calls).toBe(4);
     expect(limiter.stats()).toMatchObject({ admitted: 2, refused: 2, faults: 0 });
 
@@ -327,13 +331,13 @@ describe('RateLimiter: a store that decides without looking (backend down)', () 
     const store = new FakeStore(() => ({ allowed: false, unavailable: true, retryAfterMs: 1000, results: [] }));
     const { limiter, log, clock } = setup({ config: { by_user: '3/m' }, store });
     const first = violationOf(await limiter.onPrompt(context()));
-    expect(first).toMatchObject({ code: 'limiter_unavailable', httpStatus: 503, quiet: false, details: { retry_after: 1 } });
+    expect(first).toMatchObject({ code: 'limiter_unavailable', httpStatus: 503, silent: false, retryAfter: 1 });
     expect(first.headers).toEqual({ 'Retry-After': '1' });
     expect(first.description).toMatch(/try again/i);
     expect(first.description).not.toMatch(/too fast/);
-    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(true);
+    expect(violationOf(await limiter.onPrompt(context())).silent).toBe(true);
     clock.advance(1000);
-    expect(violationOf(await limiter.onPrompt(context())).quiet).toBe(false);
+    expect(violationOf(await limiter.onPrompt(context())).silent).toBe(false);
     const everything = JSON.stringify(first) + log.raw.join('\n');
     expect(everything).not.toContain(USER);
     expect(everything).not.toContain(TENANT);
@@ -362,14 +366,16 @@ describe('RateLimiter: several windows per rule', () => {
     expect((await limiter.onPrompt(context())).continue).toBe(true);
     expect((await limiter.onPrompt(context())).continue).toBe(true);
     const perSecond = violationOf(await limiter.onPrompt(context()));
-    expect(perSecond.details).toMatchObject({ rule: 'user', window: '1s', limit: '2/s', retry_after: 1 });
+    expect(perSecond.details).toMatchObject({ rule: 'user', window: '1s', limit: '2/s' });
+    expect(perSecond.retryAfter).toBe(1);
     expect(perSecond.headers['RateLimit-Policy']).toBe('"user-1s";q=2;w=1, "user-1m";q=3;w=60');
     clock.advance(1000);
     expect((await limiter.onPrompt(context())).continue).toBe(true);
     clock.advance(1000);
     // The second window is full now (3 in the minute), though the per-second one would admit.
     const perMinute = violationOf(await limiter.onPrompt(context()));
-    expect(perMinute.details).toMatchObject({ rule: 'user', window: '1m', limit: '3/m', retry_after: 58 });
+    expect(perMinute.details).toMatchObject({ rule: 'user', window: '1m', limit: '3/m' });
+    expect(perMinute.retryAfter).toBe(58);
     expect(perMinute.description).toContain('58 seconds');
     // The refusal charged neither window.
     clock.advance(58_000);

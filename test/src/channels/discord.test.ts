@@ -38,7 +38,7 @@ function reply(message: InboundMessage, text: string, fields: Partial<OutboundRe
     status: 200,
     text,
     headers: {},
-    quiet: false,
+    silent: false,
     ...fields,
   };
 }
@@ -219,7 +219,7 @@ describe('DiscordChannel: commands', () => {
   it('answers a refusal ephemerally, and a quiet refusal with an empty 204', async () => {
     let quiet = false;
     const { post } = await startDiscord((message) => {
-      const refusal = reply(message, 'Please wait 12 seconds.', { kind: 'refused', status: 429, code: 'rate_limited', quiet });
+      const refusal = reply(message, 'Please wait 12 seconds.', { kind: 'refused', status: 429, code: 'rate_limited', silent: quiet });
       quiet = true;
       return refusal;
     });

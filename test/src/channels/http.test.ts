@@ -22,7 +22,7 @@ function answer(message: InboundMessage, text: string, headers: Record<string, s
     status: 200,
     text,
     headers,
-    quiet: false,
+    silent: false,
   };
 }
 
@@ -229,22 +229,29 @@ describe('HttpChannel: messages', () => {
     expect(res.headers['retry-after']).toBe('7');
   });
 
-  it('still answers a quiet refusal (quiet only silences chat channels)', async () => {
+  it('still answers a silent refusal (silent only mutes chat channels)', async () => {
     const { port } = await startChannel({}, (message) =>
-      refused(message, { code: 'rate_limited', text: 'Slow down.', retryAfter: 3, quiet: true }),
+      refused(message, { code: 'rate_limited', text: 'Slow down.', retryAfter: 3, silent: true }),
     );
     const res = await postMessage(port, { user_id: 'u', text: 'hi' });
     expect(res.status).toBe(429);
     expect(res.json()).toEqual({ error: 'rate_limited', reply: 'Slow down.', retry_after: 3 });
   });
 
-  it('reports retry_after 0 when a rate-limited refusal does not know the wait', async () => {
+  it('leaves retry_after and Retry-After out when a refusal does not know the wait', async () => {
     const { port } = await startChannel({}, (message) => refused(message, { code: 'rate_limited', text: 'Slow down.' }));
-    expect((await postMessage(port, { user_id: 'u', text: 'hi' })).json()).toEqual({
-      error: 'rate_limited',
-      reply: 'Slow down.',
-      retry_after: 0,
-    });
+    const res = await postMessage(port, { user_id: 'u', text: 'hi' });
+    expect(res.json()).toEqual({ error: 'rate_limited', reply: 'Slow down.' });
+    expect(res.headers['retry-after']).toBeUndefined();
+  });
+
+  it('gives every kind of refusal with a retry time its retry_after and Retry-After', async () => {
+    const { port } = await startChannel({}, (message) =>
+      refused(message, { code: 'concurrency_limited', status: 429, text: 'One at a time.', retryAfter: 1 }),
+    );
+    const res = await postMessage(port, { user_id: 'u', text: 'hi' });
+    expect(res.json()).toEqual({ error: 'concurrency_limited', reply: 'One at a time.', retry_after: 1 });
+    expect(res.headers['retry-after']).toBe('1');
   });
 
   it('answers other refusals and errors with their status and code', async () => {

@@ -7,7 +7,7 @@ function message(id: string): InboundMessage {
 }
 
 function replyTo(m: InboundMessage, text = 'ok'): OutboundReply {
-  return { messageId: m.id, channel: m.channel, conversationId: m.conversationId, kind: 'answer', status: 200, text, headers: {}, quiet: false };
+  return { messageId: m.id, channel: m.channel, conversationId: m.conversationId, kind: 'answer', status: 200, text, headers: {}, silent: false };
 }
 
 describe('PendingReplies', () => {

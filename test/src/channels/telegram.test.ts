@@ -38,7 +38,7 @@ function reply(message: InboundMessage, text: string, fields: Partial<OutboundRe
     status: 200,
     text,
     headers: {},
-    quiet: false,
+    silent: false,
     ...fields,
   };
 }
@@ -142,7 +142,7 @@ describe('TelegramChannel: messages', () => {
   it('posts a refusal as a reply, and sends nothing for a quiet refusal (already told this cooldown)', async () => {
     let quiet = false;
     const { post } = await startTelegram((message) => {
-      const refusal = reply(message, 'Please wait 12 seconds.', { kind: 'refused', status: 429, code: 'rate_limited', quiet });
+      const refusal = reply(message, 'Please wait 12 seconds.', { kind: 'refused', status: 429, code: 'rate_limited', silent: quiet });
       quiet = true;
       return refusal;
     });

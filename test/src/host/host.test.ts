@@ -9,6 +9,7 @@ import { HookRunner } from '../../../src/hooks/runner.ts';
 import type { HookPayload } from '../../../src/hooks/schemas.ts';
 import { PluginHost } from '../../../src/host/host.ts';
 import { Services } from '../../../src/host/services.ts';
+import { AdminRoutes } from '../../../src/channels/admin.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { IdentityHasher } from '../../../src/logger.ts';
 import { captureLogs, LEVEL } from '../support/logs.ts';
@@ -42,6 +43,7 @@ function setup(configPath = CONFIG_PATH) {
     identity: new IdentityHasher('test-salt'),
     metrics: new MetricsRegistry(),
     services: new Services(),
+    admin: new AdminRoutes(undefined, undefined),
     configPath,
   });
   /** The probe fixture's log lines for one event, in order. */

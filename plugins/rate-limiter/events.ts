@@ -30,9 +30,12 @@ export interface RateLimitSettledEvent {
   outcome: 'committed' | 'refunded';
 }
 
-export interface RateLimitEvents {
-  'ratelimit:settled': [event: RateLimitSettledEvent];
-  'ratelimit:decision': [event: RateLimitDecisionEvent];
-  'ratelimit:backend_error': [event: RateLimitBackendErrorEvent];
-  'ratelimit:breaker': [event: RateLimitBreakerEvent];
+/** The limiter's events on the gateway's bus. */
+declare module '../../src/plugin-sdk.ts' {
+  interface BusEvents {
+    'ratelimit:settled': [event: RateLimitSettledEvent];
+    'ratelimit:decision': [event: RateLimitDecisionEvent];
+    'ratelimit:backend_error': [event: RateLimitBackendErrorEvent];
+    'ratelimit:breaker': [event: RateLimitBreakerEvent];
+  }
 }

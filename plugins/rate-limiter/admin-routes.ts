@@ -1,0 +1,58 @@
+import type { Logger, PluginContext, RouteResponse } from '../../src/plugin-sdk.ts';
+import type { LimitsAdmin, LimitsQuery } from './view.ts';
+
+/** user_id (required), tenant_id and channel (default "http") from a query or a JSON body. */
+function readQuery(fields: (name: string) => unknown): { ok: true; query: LimitsQuery } | { ok: false; response: RouteResponse } {
+  const problems: string[] = [];
+  const text = (name: string, required: boolean): string | undefined => {
+    const value = fields(name);
+    if (value === undefined || value === null) {
+      if (required) problems.push(`${name}: required`);
+      return undefined;
+    }
+    if (typeof value !== 'string' || value.length > 256) {
+      problems.push(`${name}: expected a string of at most 256 characters`);
+      return undefined;
+    }
+    return value;
+  };
+  const user_id = text('user_id', true);
+  const tenant_id = text('tenant_id', false);
+  const channel = text('channel', false) ?? 'http';
+  if (problems.length > 0 || user_id === undefined) {
+    return { ok: false, response: { status: 400, body: { error: 'bad_request', message: problems.join('; ') } } };
+  }
+  return { ok: true, query: tenant_id === undefined || tenant_id === '' ? { channel, user_id } : { channel, user_id, tenant_id } };
+}
+
+function jsonObject(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The operator's routes over the limits view: `GET /v1/admin/limits?user_id=&tenant_id=&channel=`
+ * shows each rule's state without consuming anything; `POST /v1/admin/limits/reset` (same fields as
+ * JSON) clears one user's state. Answers and logs never repeat the ids asked about.
+ */
+export function mountLimitsRoutes(admin: PluginContext<unknown>['admin'], view: LimitsAdmin, logger: Logger): void {
+  admin.route('GET', '/v1/admin/limits', async (request) => {
+    const read = readQuery((name) => request.query.get(name) ?? undefined);
+    if (!read.ok) return read.response;
+    return { status: 200, body: await view.inspect(read.query) };
+  });
+
+  admin.route('POST', '/v1/admin/limits/reset', async (request) => {
+    const body = jsonObject(request.body);
+    if (body === undefined) return { status: 400, body: { error: 'bad_request', message: 'body must be a JSON object with user_id' } };
+    const read = readQuery((name) => body[name]);
+    if (!read.ok) return read.response;
+    const result = await view.reset(read.query);
+    logger.info({ channel: read.query.channel }, 'admin reset one user’s rate-limit state');
+    return { status: 200, body: result };
+  });
+}

@@ -133,7 +133,7 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
   if (s.redis) {
     add(
       '2. Redis decisions/s',
-      `Local redis-server ${s.redis.server}, ${s.redis.users.toLocaleString('en')} users, 30/m, runs of ${s.redis.durationMs} ms from an empty database; c = decisions in flight.`,
+      `Local redis-server ${s.redis.server}, ${s.redis.users.toLocaleString('en')} users, 30/m, runs of ${s.redis.durationMs} ms from an empty database; c = decisions in flight. Floor: INCR + PEXPIRE per key, the requests of one tick in one Lua call (batched as the store is); unbatched floor: one Lua call per request.`,
       report.redisTable(s.redis),
     );
   }

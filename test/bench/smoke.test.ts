@@ -44,8 +44,12 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     }
     expect(redis.byConcurrency.map((c: any) => c.concurrency)).toEqual([1, 64, 256]);
     for (const c of redis.byConcurrency) {
-      expect(c.contenders.map((x: any) => x.name)).toEqual(['floor', 'rlf', 'sliding_window', 'fixed_window', 'token_bucket']);
-      for (const x of c.contenders) expect(x.rate.median).toBeGreaterThan(0);
+      expect(c.contenders.map((x: any) => x.name)).toEqual(['batchedFloor', 'unbatchedFloor', 'rlf', 'sliding_window', 'fixed_window', 'token_bucket']);
+      for (const x of c.contenders) {
+        expect(x.rate.median).toBeGreaterThan(0);
+        expect(x.vsBatchedFloor).toBeGreaterThan(0);
+        expect(x.vsUnbatchedFloor).toBeGreaterThan(0);
+      }
     }
     expect(redis.byConcurrency[1].contenders[0].latency.p99Ms).toBeGreaterThan(0);
     expect(hookPath.limiter.median).toBeGreaterThan(0);

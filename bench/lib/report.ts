@@ -5,7 +5,7 @@ import type { HookPathResult } from '../sections/hook-path.ts';
 import type { InProcessResult } from '../sections/in-process.ts';
 import type { MemoryResult } from '../sections/memory.ts';
 import type { RedisResult } from '../sections/redis.ts';
-import { bytes, ms, percent, rate, ratio, table } from './format.ts';
+import { bytes, ms, percent, rate, ratio, table, us } from './format.ts';
 import type { MachineInfo } from './machine.ts';
 
 export interface Sections {
@@ -92,11 +92,32 @@ export function endToEndTable(result: EndToEndResult): string {
     rate(side.requestsPerSecond, ' req/s'),
     ms(side.p50Ms),
     ms(side.p99Ms),
+    us(side.cpuUsPerRequest),
     String(side.non2xx + side.errors),
   ];
   return table(
-    ['Gateway', 'requests/s', 'p50', 'p99', 'non-2xx/errors'],
+    ['Gateway', 'requests/s', 'p50', 'p99', 'CPU/request', 'non-2xx/errors'],
     [row('limiter disabled', result.disabled), row('limiter enabled', result.enabled), row('limiter enabled, headers "none"', result.noHeaders)],
+  );
+}
+
+/** Floodgate, fastify and express on the same load, each with and without its limiter. */
+export function endToEndServersTable(result: EndToEndResult): string {
+  return table(
+    ['Server', 'Limiter', 'without limiter', 'with limiter', 'limiter costs', 'CPU/request without', 'CPU/request with', "limiter's CPU/request", 'p99 with', 'non-2xx/errors'],
+    result.servers.map((s) => [
+      s.server,
+      s.limiter,
+      rate(s.withoutLimiter.requestsPerSecond, ' req/s'),
+      rate(s.withLimiter.requestsPerSecond, ' req/s'),
+      percent(s.cost),
+      us(s.withoutLimiter.cpuUsPerRequest),
+      us(s.withLimiter.cpuUsPerRequest),
+      us(s.limiterCpuUsPerRequest),
+      ms(s.withLimiter.p99Ms),
+      String(s.withLimiter.non2xx + s.withLimiter.errors + s.withoutLimiter.non2xx + s.withoutLimiter.errors),
+    ]),
+    2,
   );
 }
 

@@ -57,6 +57,17 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     expect(endToEnd.enabled.requestsPerSecond).toBeGreaterThan(0);
     expect(endToEnd.disabled.requestsPerSecond).toBeGreaterThan(0);
     expect(endToEnd.noHeaders.requestsPerSecond).toBeGreaterThan(0);
+    // Floodgate and its two peers, each with and without its limiter, with requests/s and CPU per request.
+    expect(endToEnd.servers.map((s: any) => s.name)).toEqual(['floodgate', 'fastify', 'express']);
+    for (const s of endToEnd.servers) {
+      for (const side of [s.withLimiter, s.withoutLimiter]) {
+        expect(side.requestsPerSecond).toBeGreaterThan(0);
+        // Read from /proc/<pid>/stat: null (NaN) where there is none.
+        if (process.platform === 'linux') expect(side.cpuUsPerRequest).toBeGreaterThan(0);
+      }
+      expect(Number.isFinite(s.cost)).toBe(true);
+      expect(Number.isFinite(s.limiterCpuUsPerRequest)).toBe(true);
+    }
     expect(memory.figures.map((f: any) => f.name)).toEqual([
       'sliding_window',
       'fixed_window',

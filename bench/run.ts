@@ -1,5 +1,5 @@
 /**
- * Floodgate's benchmark: `npm run bench` (about 8 minutes on 2 cores), `npm run bench -- --quick` (under 3),
+ * Floodgate's benchmark: `npm run bench` (about 8 minutes on 2 cores), `npm run bench -- --quick` (about 4),
  * `-- --smoke` (seconds; what the smoke test runs). Options: `--out <file>` (default
  * bench/results.json), `--only <section,...>` (in-process, redis, hook-path, end-to-end, memory,
  * accuracy).

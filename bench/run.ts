@@ -1,5 +1,5 @@
 /**
- * Floodgate's benchmark: `npm run bench` (about 8 minutes on 2 cores), `npm run bench -- --quick` (under 3),
+ * Floodgate's benchmark: `npm run bench` (about 8 minutes on 2 cores), `npm run bench -- --quick` (about 4),
  * `-- --smoke` (seconds; what the smoke test runs). Options: `--out <file>` (default
  * bench/results.json), `--only <section,...>` (in-process, redis, hook-path, end-to-end, memory,
  * accuracy).
@@ -133,7 +133,7 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
   if (s.redis) {
     add(
       '2. Redis decisions/s',
-      `Local redis-server ${s.redis.server}, ${s.redis.users.toLocaleString('en')} users, 30/m, runs of ${s.redis.durationMs} ms from an empty database; c = decisions in flight.`,
+      `Local redis-server ${s.redis.server}, ${s.redis.users.toLocaleString('en')} users, 30/m, runs of ${s.redis.durationMs} ms from an empty database; c = decisions in flight. Floor: INCR + PEXPIRE per key, the requests of one tick in one Lua call (batched as the store is); unbatched floor: one Lua call per request.`,
       report.redisTable(s.redis),
     );
   }
@@ -143,8 +143,12 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
   if (s.endToEnd) {
     add(
       '4. End to end (POST /v1/messages, autocannon in a second process)',
-      `${s.endToEnd.connections} connections, ${s.endToEnd.durationS} s per run${s.endToEnd.pinned ? ', gateway and autocannon on separate CPUs' : ''}, ${s.endToEnd.users.toLocaleString('en')} users in rotation (30/m each); the limiter costs ${(Math.max(0, s.endToEnd.cost) * 100).toFixed(1)}% of requests/s (${(Math.max(0, s.endToEnd.costNoHeaders) * 100).toFixed(1)}% with headers "none").`,
-      report.endToEndTable(s.endToEnd),
+      `${s.endToEnd.connections} connections, ${s.endToEnd.durationS} s per run${s.endToEnd.pinned ? ', servers and autocannon on separate CPUs' : ''}, ${s.endToEnd.users.toLocaleString('en')} users in rotation (30/m each); the limiter costs ${(Math.max(0, s.endToEnd.cost) * 100).toFixed(1)}% of requests/s (${(Math.max(0, s.endToEnd.costNoHeaders) * 100).toFixed(1)}% with headers "none").`,
+      [
+        report.endToEndTable(s.endToEnd),
+        `The same load on peers, each with and without its usual limiter (in-memory store, 30/m keyed per user by the body's user_id): fastify with @fastify/rate-limit (its preHandler hook, after the body is parsed), express with express-rate-limit (after express.json()); both echo as Floodgate does. Limiter costs: 1 - with/without requests/s; CPU/request: the server process's user + system time over a run / requests served; the limiter's: with minus without.`,
+        report.endToEndServersTable(s.endToEnd),
+      ].join('\n\n'),
     );
   }
   if (s.memory) {

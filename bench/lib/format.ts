@@ -22,6 +22,12 @@ export function ms(value: number): string {
   return value < 10 ? `${value.toFixed(2)} ms` : `${value.toFixed(1)} ms`;
 }
 
+/** Microseconds, e.g. of CPU time per request. */
+export function us(value: number): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  return `${value.toFixed(1)} µs`;
+}
+
 export function bytes(value: number): string {
   if (!Number.isFinite(value)) return 'n/a';
   return `${Math.round(value)} B`;

@@ -39,7 +39,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     inProcess: { users: 1_000, rounds: 40, warmup: 0, runs: 1 },
     redis: { users: 1_000, durationMs: 100, concurrency: [1, 64, 256], latencyAt: 64, warmup: 0, runs: 1 },
     hookPath: { users: 1_000, messages: 5_000, batch: 256, warmup: 0, runs: 1 },
-    endToEnd: { users: 1_000, durationS: 1, connections: 8, warmup: 0, runs: 1 },
+    endToEnd: { users: 1_000, durationS: 0.5, connections: 8, warmup: 0, runs: 1 },
     memory: { users: 20_000, fullRingUsers: 2_000, rlfUsers: 20_000 },
     accuracy: { algorithms: ['sliding_window'], limit: 10, windowS: 1, windows: 1, instances: 3, clientsPerInstance: 2 },
   },

@@ -4,7 +4,11 @@
  * the plugin's createRedisClient (auto-pipelining, fail-fast; the command timeout raised to 1 s so
  * a loaded machine's stalls are counted as slow, not failed). Each run starts from an empty
  * database; 10,000 users, 30/m, so nearly every decision is an admission. Contenders:
- *  - floor: a one-key Lua script, INCR and (on a new key) PEXPIRE, through the same kind of client;
+ *  - batchedFloor: the floor Floodgate's store is held to. The same INCR and (on a new key) PEXPIRE per
+ *    request, batched as the store batches: the requests asked in one tick go as one script call over
+ *    all their keys (queued, flushed on process.nextTick, at most 512 per call);
+ *  - unbatchedFloor: the same work as a one-key Lua script, one EVALSHA per request (auto-pipelined,
+ *    but one command per request: the store's batching beats it, so it is no floor for the store);
  *  - RateLimiterRedis consume() (its own Lua script, a fixed-window counter);
  *  - Floodgate's RedisStore.decide() for each algorithm (one EVALSHA deciding on Redis time).
  */
@@ -28,6 +32,75 @@ const FLOOR_LUA = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
+/** FLOOR_LUA for every key of a batch, in one call: each request's count, in order. */
+const BATCHED_FLOOR_LUA = `local ttl = ARGV[1]
+local out = {}
+for i = 1, #KEYS do
+  local n = redis.call('INCR', KEYS[i])
+  if n == 1 then redis.call('PEXPIRE', KEYS[i], ttl) end
+  out[i] = n
+end
+return out`;
+
+/** Most requests one call of the batched floor takes, as RedisStore's MAX_BATCH. */
+const FLOOR_MAX_BATCH = 512;
+
+type BatchCommand = (...args: (string | number)[]) => Promise<number[]>;
+
+interface Queued {
+  key: string;
+  resolve(count: number): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The batched floor: requests asked in the same tick are queued and flushed on process.nextTick as
+ * one script call whose keys are theirs (the key count first, as RedisStore's batch command), the
+ * way RedisStore.decide() batches on a single server; nothing else is done for a request.
+ */
+class BatchedFloor {
+  private queue: Queued[] = [];
+
+  constructor(
+    private readonly command: BatchCommand,
+    private readonly ttlMs: number,
+  ) {}
+
+  decide(key: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.queue.length === 0) process.nextTick(this.flush);
+      this.queue.push({ key, resolve, reject });
+    });
+  }
+
+  private readonly flush = (): void => {
+    const queue = this.queue;
+    this.queue = [];
+    for (let from = 0; from < queue.length; from += FLOOR_MAX_BATCH) this.send(queue.slice(from, from + FLOOR_MAX_BATCH));
+  };
+
+  private send(batch: Queued[]): void {
+    const args: (string | number)[] = [batch.length];
+    for (const { key } of batch) args.push(key);
+    args.push(this.ttlMs);
+    let reply: Promise<number[]>;
+    try {
+      reply = this.command(...args);
+    } catch (error) {
+      for (const { reject } of batch) reject(error);
+      return;
+    }
+    reply.then(
+      (counts) => {
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(counts[i]!);
+      },
+      (error: unknown) => {
+        for (const { reject } of batch) reject(error);
+      },
+    );
+  }
+}
+
 interface Run extends Throughput {
   errors: number;
   p50: number;
@@ -45,9 +118,10 @@ export interface ContenderFigure {
   /** Median over runs of each run's p50/p99, when this concurrency records latency. */
   latency?: Latency;
   errors: number;
-  /** Per-run ratios' medians. */
+  /** Per-run ratios' medians: against RateLimiterRedis, the batched floor and the unbatched one. */
   vsRlf: number;
-  vsFloor: number;
+  vsBatchedFloor: number;
+  vsUnbatchedFloor: number;
 }
 
 export interface ConcurrencyResult {
@@ -77,11 +151,19 @@ export async function runRedis(params: RedisParams, log: (line: string) => void)
     const server = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? 'unknown';
     const keys = buildChecks('sliding_window', 1, params.users).map((c) => c[0]!.key);
 
+    const ttl = USER_RATE.seconds * 1000;
+    // Defined before any call, as RedisStore does (ioredis's auto-pipeline copies a client's scripts
+    // when it starts a pipeline).
+    const batchedClient = await client();
+    batchedClient.defineCommand('benchFloorBatch', { lua: BATCHED_FLOOR_LUA });
+    const batched = new BatchedFloor((batchedClient as unknown as Record<string, BatchCommand>).benchFloorBatch!.bind(batchedClient), ttl);
     const floorClient = await client();
     floorClient.defineCommand('benchFloor', { numberOfKeys: 1, lua: FLOOR_LUA });
     const floorCommand = (floorClient as unknown as Record<string, (key: string, ttl: number) => Promise<number>>).benchFloor!.bind(floorClient);
-    const ttl = USER_RATE.seconds * 1000;
-    const deciders: { name: string; decide: Decide }[] = [{ name: 'floor', decide: (u) => floorCommand(`bf:${keys[u]}`, ttl) }];
+    const deciders: { name: string; decide: Decide }[] = [
+      { name: 'batchedFloor', decide: (u) => batched.decide(`bb:${keys[u]}`) },
+      { name: 'unbatchedFloor', decide: (u) => floorCommand(`bf:${keys[u]}`, ttl) },
+    ];
 
     const rlf = new RateLimiterRedis({ storeClient: await client(), points: USER_RATE.points, duration: USER_RATE.seconds, keyPrefix: 'rlf' });
     deciders.push({ name: 'rlf', decide: (u) => rlf.consume(keys[u]!) });
@@ -110,7 +192,8 @@ export async function runRedis(params: RedisParams, log: (line: string) => void)
           ...(withLatency ? { latency: { p50Ms: median(samples[name]!.map((s) => s.p50)), p99Ms: median(samples[name]!.map((s) => s.p99)) } } : {}),
           errors: samples[name]!.reduce((sum, s) => sum + s.errors, 0),
           vsRlf: pairedRatio(rates(name), rates('rlf')),
-          vsFloor: pairedRatio(rates(name), rates('floor')),
+          vsBatchedFloor: pairedRatio(rates(name), rates('batchedFloor')),
+          vsUnbatchedFloor: pairedRatio(rates(name), rates('unbatchedFloor')),
         })),
       });
     }

@@ -44,8 +44,12 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     }
     expect(redis.byConcurrency.map((c: any) => c.concurrency)).toEqual([1, 64, 256]);
     for (const c of redis.byConcurrency) {
-      expect(c.contenders.map((x: any) => x.name)).toEqual(['floor', 'rlf', 'sliding_window', 'fixed_window', 'token_bucket']);
-      for (const x of c.contenders) expect(x.rate.median).toBeGreaterThan(0);
+      expect(c.contenders.map((x: any) => x.name)).toEqual(['batchedFloor', 'unbatchedFloor', 'rlf', 'sliding_window', 'fixed_window', 'token_bucket']);
+      for (const x of c.contenders) {
+        expect(x.rate.median).toBeGreaterThan(0);
+        expect(x.vsBatchedFloor).toBeGreaterThan(0);
+        expect(x.vsUnbatchedFloor).toBeGreaterThan(0);
+      }
     }
     expect(redis.byConcurrency[1].contenders[0].latency.p99Ms).toBeGreaterThan(0);
     expect(hookPath.limiter.median).toBeGreaterThan(0);
@@ -53,6 +57,17 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     expect(endToEnd.enabled.requestsPerSecond).toBeGreaterThan(0);
     expect(endToEnd.disabled.requestsPerSecond).toBeGreaterThan(0);
     expect(endToEnd.noHeaders.requestsPerSecond).toBeGreaterThan(0);
+    // Floodgate and its two peers, each with and without its limiter, with requests/s and CPU per request.
+    expect(endToEnd.servers.map((s: any) => s.name)).toEqual(['floodgate', 'fastify', 'express']);
+    for (const s of endToEnd.servers) {
+      for (const side of [s.withLimiter, s.withoutLimiter]) {
+        expect(side.requestsPerSecond).toBeGreaterThan(0);
+        // Read from /proc/<pid>/stat: null (NaN) where there is none.
+        if (process.platform === 'linux') expect(side.cpuUsPerRequest).toBeGreaterThan(0);
+      }
+      expect(Number.isFinite(s.cost)).toBe(true);
+      expect(Number.isFinite(s.limiterCpuUsPerRequest)).toBe(true);
+    }
     expect(memory.figures.map((f: any) => f.name)).toEqual([
       'sliding_window',
       'fixed_window',

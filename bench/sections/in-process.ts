@@ -7,11 +7,11 @@
  *  - RateLimiterMemory: consume() awaited per request; for three rules, three limiters consumed in
  *    turn as an RLF user would (await each; the first refusal stops the request);
  *  - Floodgate's MemoryStore.decide() with the Policy's pre-built checks and the system clock;
- *  - Floodgate's full limiter path: RateLimiter.onPrompt (+ onTool for three rules) with a context.
+ *  - Floodgate's full limiter path: RateLimiter.prompt (+ tool for three rules) with a subject.
  */
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { ALGORITHMS } from '../../plugins/rate-limiter/algorithms/index.ts';
-import { RateLimiter } from '../../plugins/rate-limiter/limiter.ts';
+import { RateLimiter } from '../../plugins/rate-limiter/rate-limiter.ts';
 import type { PolicyCheck } from '../../plugins/rate-limiter/policy.ts';
 import { MemoryStore } from '../../plugins/rate-limiter/store/memory.ts';
 import { systemClock } from '../../src/clock.ts';
@@ -198,9 +198,7 @@ async function limiterRun(algorithm: AlgorithmName, rules: 1 | 3, contexts: Hook
   // A tool message pays a prompt decision (user + tenant) and a tool decision (tenant + tool): the
   // tenant is charged twice per message, so its limit is doubled to bind where it does above.
   const options = limiterOptions(algorithm, rules, rules === 3 ? { by_tenant: `${2 * TENANT_RATE.points}/m` } : {});
-  const limiter = new RateLimiter({
-    options,
-    store: new MemoryStore(ALGORITHMS[algorithm], options.max_keys),
+  const limiter = await RateLimiter.open(options, {
     clock: systemClock,
     logger: quietLogger('info'),
     identity: new IdentityHasher('bench-identity-salt'),
@@ -211,10 +209,11 @@ async function limiterRun(algorithm: AlgorithmName, rules: 1 | 3, contexts: Hook
     for (let r = 0; r < rounds; r++) {
       for (let u = 0; u < contexts.length; u++) {
         const context = contexts[u]!;
-        const prompt = limiter.onPrompt(context) as { continue: boolean };
+        const subject = { channel: context.channel, user: context.user_id, tenant: context.tenant_id };
+        const prompt = limiter.prompt({ ...subject, callId: context.message_id }) as { continue: boolean };
         if (rules === 1) {
           if (prompt.continue) admitted++;
-        } else if (prompt.continue && (limiter.onTool(context, TOOL) as { continue: boolean }).continue) {
+        } else if (prompt.continue && (limiter.tool({ ...subject, tool: TOOL }) as { continue: boolean }).continue) {
           admitted++;
         }
       }

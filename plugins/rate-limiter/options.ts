@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ALGORITHM_NAMES } from './algorithms/types.ts';
 import { normalizeToolName } from './keys.ts';
 import { parseRate, rateList, RateSyntaxError, type Rate } from './rate.ts';
-import { TEMPLATE_PLACEHOLDERS, DEFAULT_MESSAGE, templateProblems } from './reply.ts';
+import { DEFAULT_REPLIES, templateProblems, type ReplyKind } from './present/reply.ts';
 
 /** A rate, or an issue at `path` saying what is wrong with it. */
 function rateOrIssue(text: unknown, ctx: z.RefinementCtx, path: (string | number)[]): Rate | undefined {
@@ -127,9 +127,15 @@ const ToolSetting = Setting.superRefine((setting, ctx) => {
   if (setting.rates.length === 0) ctx.addIssue({ code: 'custom', message: 'a tool setting needs a rate', path: ['rate'] });
 });
 
-const Template = z.string().superRefine((text, ctx) => {
-  for (const problem of templateProblems(text)) ctx.addIssue({ code: 'custom', message: problem, input: text });
-});
+/** A reply template of one kind, checked for placeholders that kind has no value for. */
+function template(kind: ReplyKind) {
+  return z
+    .string()
+    .superRefine((text, ctx) => {
+      for (const problem of templateProblems(text, kind)) ctx.addIssue({ code: 'custom', message: problem, input: text });
+    })
+    .default(DEFAULT_REPLIES[kind]);
+}
 
 export const BACKENDS = ['memory', 'redis'] as const;
 /** Which rate-limit headers answers carry (Retry-After on a refusal always). */
@@ -161,8 +167,14 @@ export const RateLimiterOptions = z
     concurrency_lease_ms: z.number().int().min(1_000).max(3_600_000).default(60_000),
     algorithm: z.enum(ALGORITHM_NAMES).default('sliding_window'),
     backend: z.enum(BACKENDS).default('memory'),
-    /** The friendly reply; placeholders {retry_after} and {limit}. */
-    message: Template.default(DEFAULT_MESSAGE),
+    /** The friendly reply to a user over a rate or token budget; placeholders {retry_after} and {limit}. */
+    message: template('message'),
+    /** The reply when too many of a user's (or team's) calls are in flight; {in_progress} and {retry_after}. */
+    concurrency_message: template('concurrency_message'),
+    /** The reply to one call larger than a whole token budget; {tokens} and {limit}. */
+    too_large_message: template('too_large_message'),
+    /** The reply while the shared backend is down under on_backend_error "closed"; {retry_after}. */
+    unavailable_message: template('unavailable_message'),
     /**
      * Rate-limit headers on answers: all (the X-RateLimit-* trio and the IETF RateLimit-Policy and
      * RateLimit fields), ietf, legacy (X-RateLimit-*) or none. Retry-After goes with every refusal.
@@ -223,4 +235,3 @@ export const RateLimiterOptions = z
   });
 
 export type RateLimiterOptions = z.infer<typeof RateLimiterOptions>;
-export { TEMPLATE_PLACEHOLDERS };

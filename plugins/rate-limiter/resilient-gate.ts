@@ -1,13 +1,7 @@
-import { isThenable } from './thenable.ts';
+import type { Clock } from '../../src/plugin-sdk.ts';
+import type { CircuitBreaker } from './breaker.ts';
 import type { BackendErrorPolicy } from './store/resilient.ts';
-import type { ConcurrencyGate, SlotRequest, SlotResult } from './concurrency/types.ts';
-
-/** The shared gate could not answer and the policy is "closed": the call is refused as unavailable. */
-export class GateUnavailable extends Error {
-  constructor(cause: unknown) {
-    super('concurrency backend unavailable', { cause });
-  }
-}
+import { refusal, type ConcurrencyGate, type SlotRequest, type SlotResult } from './concurrency/types.ts';
 
 const NO_SLOT: SlotResult = { ok: true, release: () => undefined };
 
@@ -16,12 +10,17 @@ export interface ResilientGateOptions {
   /** Holds slots in this process while the primary fails, under the "fallback" policy. */
   fallback: ConcurrencyGate;
   policy: BackendErrorPolicy;
+  /** Shared with the rate store: one view of whether the backend answers. */
+  breaker: CircuitBreaker;
+  clock: Clock;
   onFailure?: (error: unknown) => void;
 }
 
 /**
- * The Redis gate with the same failure policy as the rate store: when Redis cannot answer, slots are
- * held in this process (fallback), not held at all (open), or the call is refused (closed).
+ * The Redis gate behind the backend's one breaker, with the same failure policy as the rate store:
+ * while Redis cannot answer, slots are held in this process (fallback), not held at all (open), or
+ * the call is refused as unavailable (closed). An open breaker answers at once, without waiting out
+ * a Redis timeout per call.
  */
 export class ResilientGate implements ConcurrencyGate {
   constructor(private readonly options: ResilientGateOptions) {}
@@ -30,25 +29,28 @@ export class ResilientGate implements ConcurrencyGate {
     return this.options.primary.held + this.options.fallback.held;
   }
 
-  acquire(request: SlotRequest): SlotResult | Promise<SlotResult> {
-    let answer: SlotResult | Promise<SlotResult>;
+  async acquire(request: SlotRequest): Promise<SlotResult> {
+    const { breaker, clock, primary } = this.options;
+    if (!breaker.allow(clock.now())) return this.degraded(request);
     try {
-      answer = this.options.primary.acquire(request);
+      const slot = await primary.acquire(request);
+      breaker.success();
+      return slot;
     } catch (error) {
-      return this.failed(error, request);
+      this.options.onFailure?.(error);
+      breaker.failure(clock.now());
+      return this.degraded(request);
     }
-    return isThenable(answer) ? answer.then(undefined, (error: unknown) => this.failed(error, request)) : answer;
   }
 
-  private failed(error: unknown, request: SlotRequest): SlotResult | Promise<SlotResult> {
-    this.options.onFailure?.(error);
+  private degraded(request: SlotRequest): SlotResult | Promise<SlotResult> {
     switch (this.options.policy) {
       case 'fallback':
         return this.options.fallback.acquire(request);
       case 'open':
         return NO_SLOT;
       case 'closed':
-        throw new GateUnavailable(error);
+        return refusal(request, 'unavailable', undefined, 0);
     }
   }
 

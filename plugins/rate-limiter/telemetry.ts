@@ -1,5 +1,7 @@
 import { type MessageBus, type Counter, type Histogram, type MetricsRegistry } from '../../src/plugin-sdk.ts';
 import type { RateLimitDecisionEvent } from './events.ts';
+import { retryAfterSeconds, ruleName, type Outcome } from './engine/outcome.ts';
+import { CONCURRENCY_RETRY_S } from './present/presenter.ts';
 import type { BreakerState } from './breaker.ts';
 
 const PREFIX = 'floodgate_ratelimit';
@@ -10,8 +12,8 @@ const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, o
 export interface TelemetrySources {
   /** Keys held in this process. */
   keys: () => number;
-  /** The Redis breaker's state; absent on the memory backend. */
-  breaker?: () => BreakerState;
+  /** The Redis breaker's state; undefined on the memory backend (the gauge then reads "closed"). */
+  breaker: () => BreakerState | undefined;
 }
 
 /**
@@ -48,14 +50,33 @@ export class LimiterTelemetry {
       metrics.counter(`${PREFIX}_settlements_total`, 'Prompt fetches whose end adjusted their charge, by outcome.', ['outcome']),
     );
     this.faults = this.track(
-      metrics.counter(`${PREFIX}_faults_total`, 'Unexpected errors inside the limiter (each request was let through).'),
+      metrics.counter(`${PREFIX}_faults_total`, 'Errors inside the limiter after it answered (shadow decisions, settlements).'),
     );
     this.track(metrics.gauge(`${PREFIX}_keys`, 'Rate-limit keys held in this process.', sources.keys));
-    const breaker = sources.breaker;
-    if (breaker) {
-      this.track(
-        metrics.gauge(`${PREFIX}_breaker_state`, 'Redis circuit breaker: 0 closed, 1 half-open, 2 open.', () => BREAKER_VALUE[breaker()]),
-      );
+    // Registered whatever the backend: a reload may move the state to Redis (or away) while this lives on.
+    this.track(
+      metrics.gauge(`${PREFIX}_breaker_state`, 'Redis circuit breaker: 0 closed, 1 half-open, 2 open.', () => BREAKER_VALUE[sources.breaker() ?? 'closed']),
+    );
+  }
+
+  /** Counts one outcome (see decided()). */
+  observe(outcome: Outcome): void {
+    const { step, subject, latencyMs } = outcome;
+    switch (outcome.kind) {
+      case 'admitted': {
+        const rule = outcome.decision === undefined ? undefined : ruleName(outcome.checks[outcome.binding]!.rule);
+        return this.decided(step, subject.channel, 'admitted', rule, undefined, latencyMs);
+      }
+      case 'limited': {
+        const rule = ruleName(outcome.checks[outcome.binding]!.rule);
+        return this.decided(step, subject.channel, 'refused', rule, retryAfterSeconds(outcome.decision.retryAfterMs), latencyMs);
+      }
+      case 'concurrency_limited':
+        return this.decided(step, subject.channel, 'refused', `${outcome.limit.label}-concurrency`, CONCURRENCY_RETRY_S, latencyMs);
+      case 'too_large':
+        return this.decided(step, subject.channel, 'refused', ruleName(outcome.rule), undefined, latencyMs);
+      case 'unavailable':
+        return this.decided(step, subject.channel, 'unavailable', undefined, retryAfterSeconds(outcome.retryAfterMs), latencyMs);
     }
   }
 

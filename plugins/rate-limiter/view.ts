@@ -16,7 +16,7 @@ declare module '../../src/plugin-sdk.ts' {
     limits: LimitsAdmin;
   }
 }
-import { ceilSeconds } from './headers.ts';
+import { ceilSeconds } from './engine/outcome.ts';
 import { ownsKey, type KeyScope } from './keys.ts';
 import type { Policy, PolicyCheck } from './policy.ts';
 import type { RuleResult } from './store/types.ts';
@@ -24,7 +24,8 @@ import type { RuleResult } from './store/types.ts';
 /** What the view needs of the running limiter; a function, so a reload's new policy or store is used. */
 export interface ViewSource {
   policy(): Policy;
-  peek(checks: readonly PolicyCheck[]): Promise<RuleResult[]>;
+  /** `local`: read from this process's memory, because the shared backend could not be read. */
+  peek(checks: readonly PolicyCheck[]): Promise<{ results: RuleResult[]; local: boolean }>;
   /** Concurrency slots in use per key. */
   inUse(keys: readonly string[]): Promise<number[]>;
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
@@ -51,12 +52,14 @@ export class LimitsView implements LimitsAdmin {
         if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check });
       }
     }
-    const [results, slotsInUse] = await Promise.all([
+    const [{ results, local }, slotsInUse] = await Promise.all([
       this.source.peek(rows.map((r) => r.check)),
       prompt.slots.length > 0 ? this.source.inUse(prompt.slots.map((slot) => slot.key)) : Promise.resolve([]),
     ]);
     return {
       channel: query.channel,
+      // While Redis is down the view still answers, from what this gateway decided by itself.
+      ...(local ? { backend_unavailable: true } : {}),
       rules: rows.map(({ rule, check }, i) => ({
         rule,
         limit: check.rule.source,

@@ -43,6 +43,10 @@ interface Waiter {
 
 const NOOP_RELEASE: SlotResult = { ok: true, release: () => {} };
 
+function sameSlot(slot: SlotResult): SlotResult {
+  return slot;
+}
+
 /**
  * Concurrency slots of one process. Each key counts its slots in use; a call that finds a key full
  * waits in line (first come, first served among the waiters that can go: a release grants, in
@@ -87,14 +91,27 @@ export class MemoryConcurrencyGate implements ConcurrencyGate {
   }
 
   acquire(request: SlotRequest): SlotResult | Promise<SlotResult> {
+    return this.take(request, sameSlot);
+  }
+
+  /**
+   * acquire() handing the result to `next`: called at once when the answer is known now (room, or no
+   * queue), after the wait otherwise.
+   */
+  take<T>(request: SlotRequest, next: (slot: SlotResult) => T | Promise<T>): T | Promise<T> {
     const { limits, signal } = request;
-    if (limits.length === 0) return NOOP_RELEASE;
-    if (this.closed || signal?.aborted) return refusal(request, 'aborted', undefined, 0);
+    if (limits.length === 0) return next(NOOP_RELEASE);
+    if (this.closed || signal?.aborted) return next(refusal(request, 'aborted', undefined, 0));
     // Expired leases first, and their waiters served, so a newcomer does not take what they waited for.
     this.expire();
     const full = this.firstFull(limits);
-    if (full === undefined) return this.grant(this.stateList(limits), signal);
-    if (request.queueTimeoutMs <= 0) return refusal(request, 'timeout', full, 0);
+    if (full === undefined) return next(this.grant(this.stateList(limits), signal));
+    if (request.queueTimeoutMs <= 0) return next(refusal(request, 'timeout', full, 0));
+    return this.wait(request, full).then(next);
+  }
+
+  private wait(request: SlotRequest, full: SlotLimit): Promise<SlotResult> {
+    const { limits, signal } = request;
     return new Promise<SlotResult>((resolve) => {
       const waiter: Waiter = {
         seq: ++this.seq,

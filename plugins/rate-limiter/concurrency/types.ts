@@ -26,7 +26,8 @@ export type SlotResult =
     }
   | {
       ok: false;
-      reason: 'timeout' | 'aborted';
+      /** `unavailable`: the shared backend could not answer and on_backend_error is "closed". */
+      reason: 'timeout' | 'aborted' | 'unavailable';
       /** The limit that was full (for 'aborted', the one waited on, or the first). */
       limit: SlotLimit;
       waitedMs: number;
@@ -50,6 +51,6 @@ export interface ConcurrencyGate {
 }
 
 /** The refusal for a request that never got to wait (aborted before, or the gate is closed). */
-export function refusal(request: SlotRequest, reason: 'timeout' | 'aborted', limit: SlotLimit | undefined, waitedMs: number): SlotResult {
+export function refusal(request: SlotRequest, reason: 'timeout' | 'aborted' | 'unavailable', limit: SlotLimit | undefined, waitedMs: number): SlotResult {
   return { ok: false, reason, limit: limit ?? request.limits[0]!, waitedMs };
 }

@@ -1,6 +1,6 @@
 import { type Clock } from '../../../src/plugin-sdk.ts';
-import { isThenable } from '../thenable.ts';
 import { CircuitBreaker, type BreakerState } from '../breaker.ts';
+import type { MemoryStore } from './memory.ts';
 import type { Decision, RateStore, RuleCheck } from './types.ts';
 
 export type BackendErrorPolicy = 'fallback' | 'open' | 'closed';
@@ -8,9 +8,11 @@ export type BackendErrorPolicy = 'fallback' | 'open' | 'closed';
 export interface ResilientStoreOptions {
   primary: RateStore;
   /** Decides while the primary is failing, under the "fallback" policy. */
-  fallback: RateStore;
+  fallback: MemoryStore;
   policy: BackendErrorPolicy;
   clock: Clock;
+  /** The breaker this store shares with everything else that talks to the same backend; made here when absent. */
+  breaker?: CircuitBreaker;
   failureThreshold?: number;
   probeIntervalMs?: number;
   /** Called once per breaker transition (never per request). */
@@ -61,11 +63,13 @@ export class ResilientStore implements RateStore {
 
   constructor(private readonly options: ResilientStoreOptions) {
     const probeIntervalMs = options.probeIntervalMs ?? 1_000;
-    this.breaker = new CircuitBreaker({
-      failureThreshold: options.failureThreshold ?? 3,
-      probeIntervalMs,
-      onChange: (state, previous) => options.onStateChange?.(state, previous, this.lastError),
-    });
+    this.breaker =
+      options.breaker ??
+      new CircuitBreaker({
+        failureThreshold: options.failureThreshold ?? 3,
+        probeIntervalMs,
+        onChange: (state, previous) => options.onStateChange?.(state, previous, this.lastError),
+      });
     this.unavailable = { allowed: false, unavailable: true, retryAfterMs: probeIntervalMs, results: [] };
   }
 
@@ -112,11 +116,8 @@ export class ResilientStore implements RateStore {
   private degraded(checks: readonly RuleCheck[], now: number): Decision | Promise<Decision> {
     this.counters.degraded++;
     switch (this.options.policy) {
-      case 'fallback': {
-        const { fallback } = this.options;
-        const decision = fallback.decide(checks, now);
-        return isThenable(decision) ? decision.then((d) => chargedBy(fallback, d)) : chargedBy(fallback, decision);
-      }
+      case 'fallback':
+        return chargedBy(this.options.fallback, this.options.fallback.decide(checks, now));
       case 'open':
         return ADMIT;
       case 'closed':

@@ -193,7 +193,7 @@ function sharedBehaviour(harness: () => Harness): void {
     const tenantLimit = tenant(4);
     const holding = new Map<string, number>();
     const most = new Map<string, number>();
-    const outcomes = { ok: 0, timeout: 0, aborted: 0 };
+    const outcomes = { ok: 0, timeout: 0, aborted: 0, unavailable: 0 };
     const modes = { before: 0, queued: 0, held: 0, after: 0, normal: 0 };
     const violations: string[] = [];
     const take = (limits: readonly SlotLimit[], by: 1 | -1) => {
@@ -256,7 +256,8 @@ function sharedBehaviour(harness: () => Harness): void {
     expect(violations).toEqual([]);
     expect(outcomes.ok + outcomes.timeout + outcomes.aborted).toBe(1_000);
     // Every kind of call happened, and the limits were reached (there was contention to get wrong).
-    for (const count of [...Object.values(outcomes), ...Object.values(modes)]) expect(count).toBeGreaterThan(10);
+    expect(outcomes.unavailable).toBe(0);
+    for (const count of [outcomes.ok, outcomes.timeout, outcomes.aborted, ...Object.values(modes)]) expect(count).toBeGreaterThan(10);
     expect(most.get(tenantLimit.key)).toBe(4);
     expect(Math.max(...users.map((u) => most.get(user(u, 3).key) ?? 0))).toBe(3);
 

@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
+import type { Backend } from '../../../plugins/rate-limiter/backend/types.ts';
+import { MemoryBackend } from '../../../plugins/rate-limiter/backend/memory.ts';
 import { ALGORITHMS } from '../../../plugins/rate-limiter/algorithms/index.ts';
-import { RateLimiter } from '../../../plugins/rate-limiter/limiter.ts';
-import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
+import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
+import { RateLimiter } from '../../../plugins/rate-limiter/rate-limiter.ts';
 import type { Decision, RateStore, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
+import { MessageBus } from '../../../src/bus/bus.ts';
 import { ManualClock } from '../../../src/clock.ts';
+import { HookRunner } from '../../../src/hooks/runner.ts';
 import type { HookContext, HookResult, Violation } from '../../../src/hooks/schemas.ts';
 import { createLogger, IdentityHasher } from '../../../src/logger.ts';
+import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { CapturedLog } from './helpers.ts';
 
 const USER = 'alice@example.com';
@@ -24,20 +29,56 @@ interface Setup {
   store?: RateStore;
 }
 
+/** A backend over any rate store (a test's fake one): slots are always free. */
+function storeBackend(store: RateStore): Backend {
+  return {
+    decide: (checks, now, next) => {
+      const decision = store.decide(checks, now);
+      return decision instanceof Promise ? decision.then(next) : next(decision);
+    },
+    acquire: (_request, next) => next({ ok: true, release: () => undefined }),
+    adjust: (decision, checks, deltas, now) => void store.adjust(decision, checks, deltas, now),
+    peek: async () => ({ results: [], local: false }),
+    inUse: async (keys) => keys.map(() => 0),
+    forget: async () => 0,
+    get keys() {
+      return store.size;
+    },
+    breaker: undefined,
+    close: () => store.close(),
+  };
+}
+
+/** Decisions counted in /metrics, by outcome. */
+function decisionCounts(metrics: MetricsRegistry): Record<string, number> {
+  const counts: Record<string, number> = { admitted: 0, refused: 0, unavailable: 0 };
+  for (const match of metrics.render().matchAll(/^floodgate_ratelimit_decisions_total\{[^}]*outcome="(\w+)"[^}]*\} (\d+)$/gm)) {
+    counts[match[1]!] = (counts[match[1]!] ?? 0) + Number(match[2]);
+  }
+  return counts;
+}
+
 function setup({ config, mode = 'enforce', store }: Setup) {
   const options = RateLimiterOptions.parse(config);
   const clock = new ManualClock(T0);
   const log = new CapturedLog();
-  const memory = new MemoryStore(ALGORITHMS[options.algorithm], options.max_keys);
-  const limiter = new RateLimiter({
-    options,
-    store: store ?? memory,
-    clock,
-    logger: createLogger({ destination: log }),
-    identity: new IdentityHasher('test-salt'),
-    mode,
-  });
-  return { limiter, clock, log, memory };
+  const metrics = new MetricsRegistry();
+  const backend = store ? storeBackend(store) : new MemoryBackend(options, clock);
+  const memory = backend instanceof MemoryBackend ? backend.store : undefined;
+  const logger = createLogger({ destination: log });
+  const host = { clock, logger, identity: new IdentityHasher('test-salt'), mode, metrics, bus: new MessageBus() };
+  const limiter = RateLimiter.using(options, host, backend);
+  const subject = (ctx: HookContext) => ({ channel: ctx.channel, user: ctx.user_id, tenant: ctx.tenant_id });
+  const api = {
+    policy: () => limiter.engine.policy,
+    onPrompt: (ctx: HookContext, call: { estimatedTokens?: number } = {}) =>
+      limiter.prompt({ ...subject(ctx), callId: `${ctx.channel}\0${ctx.message_id}\0chat`, estimatedTokens: call.estimatedTokens }),
+    onPromptDone: (ctx: HookContext, end: { outcome: 'completed' | 'failed' | 'cancelled'; actualTokens?: number }) =>
+      limiter.promptEnded(`${ctx.channel}\0${ctx.message_id}\0chat`, end),
+    onTool: (ctx: HookContext, tool: string) => limiter.tool({ ...subject(ctx), tool }),
+    stats: () => ({ ...decisionCounts(metrics), keys: backend.keys }),
+  };
+  return { limiter: api, rateLimiter: limiter, clock, log, memory: memory!, metrics, logger };
 }
 
 function violationOf(result: HookResult): Violation {
@@ -75,7 +116,7 @@ describe('RateLimiter: refusing a flood', () => {
     expect(violation.retryAfter).toBe(60);
     expect(violation.headers['Retry-After']).toBe('60');
     expect(violation.headers['X-RateLimit-Remaining']).toBe('0');
-    expect(limiter.stats()).toEqual({ admitted: 3, refused: 1, faults: 0, keys: 1 });
+    expect(limiter.stats()).toEqual({ admitted: 3, refused: 1, unavailable: 0, keys: 1 });
   });
 
   it('puts the binding rule in a custom message: the tenant limit when the tenant is the one exhausted', async () => {
@@ -238,44 +279,42 @@ describe('RateLimiter: logging', () => {
   });
 });
 
-describe('RateLimiter: failing open', () => {
-  it('lets requests through when the store throws, counting and logging the fault at most once per 10 s', async () => {
+describe('RateLimiter: a failing limiter reaches the host, whose on_error decides', () => {
+  /** The limiter's prompt hook in a real hook runner, as the plugin host registers it. */
+  function hosted(onError: 'fail_open' | 'fail_closed', store: RateStore) {
+    const h = setup({ config: { by_user: '1/m' }, store });
+    const runner = new HookRunner(h.logger, h.clock, 1_000);
+    runner.register({ plugin: 'rate_limiter', hook: 'prePromptFetch', priority: 10, mode: 'enforce', onError, handler: (p) => h.limiter.onPrompt(p.context) });
+    const run = () => runner.run('prePromptFetch', { prompt_id: 'chat', text: 'hi', context: context() });
+    return { ...h, run };
+  }
+
+  it('fail_open: lets requests through when the store throws, logging it at most once per 10 s', async () => {
     const store = new FakeStore(() => {
       throw new Error('connection refused');
     });
-    const { limiter, log, clock } = setup({ config: { by_user: '1/m' }, store });
+    const { run, log, clock } = hosted('fail_open', store);
     for (let i = 0; i < 50; i++) {
-      expect(await limiter.onPrompt(context())).toEqual({ continue: true });
+      expect(await run()).toEqual({ stopped: false, headers: undefined });
       clock.advance(100);
     }
-    expect(await limiter.onTool(context(), 'search')).toEqual({ continue: true });
-    expect(store.calls).toBe(51);
-    expect(limiter.stats()).toMatchObject({ admitted: 0, refused: 0, faults: 51 });
-
+    expect(store.calls).toBe(50);
     const errors = log.at('error');
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatchObject({
-      msg: 'rate limiter failed; request allowed (fail open)',
-      hook: 'prePromptFetch',
-      faults: 1,
-      err_message: 'connection refused',
-    });
-
+    expect(errors[0]).toMatchObject({ plugin: 'rate_limiter', hook: 'prePromptFetch', on_error: 'fail_open', err_message: 'connection refused' });
     clock.advance(10_000);
-    expect(await limiter.onTool(context(), 'search')).toEqual({ continue: true });
-    expect(store.calls).toBe(52);
+    await run();
     expect(log.at('error')).toHaveLength(2);
-    expect(log.at('error')[1]).toMatchObject({ hook: 'preToolInvoke', faults: 52 });
   });
 
-  it('lets requests through when the store returns a rejected promise', async () => {
-    const store = new FakeStore(() => Promise.reject(new Error('timed out after 50 ms')));
-    const { limiter, log } = setup({ config: { by_user: '1/m' }, store });
-    for (let i = 0; i < 3; i++) expect(await limiter.onPrompt(context())).toEqual({ continue: true });
-    expect(store.calls).toBe(3);
-    expect(limiter.stats().faults).toBe(3);
-    expect(log.at('error')).toHaveLength(1);
-    expect(log.at('error')[0]).toMatchObject({ err_message: 'timed out after 50 ms' });
+  it('fail_closed: refuses with 503 when the limiter itself throws, and never names the user', async () => {
+    const store = new FakeStore(() => Promise.reject(new Error('bug in the store')));
+    const { run, log } = hosted('fail_closed', store);
+    const outcome = await run();
+    expect(outcome).toMatchObject({ stopped: true, plugin: 'rate_limiter', violation: { code: 'plugin_unavailable', httpStatus: 503 } });
+    expect(store.calls).toBe(1);
+    expect(log.at('error')[0]).toMatchObject({ on_error: 'fail_closed', err_message: 'bug in the store' });
+    expect(JSON.stringify(outcome) + log.raw.join('')).not.toContain(USER);
   });
 
   it('does not ask the store when no rule applies', async () => {
@@ -285,7 +324,6 @@ describe('RateLimiter: failing open', () => {
     const { limiter, log } = setup({ config: { by_tenant: '1/m' }, store });
     expect(await limiter.onPrompt(context({ tenant_id: undefined }))).toEqual({ continue: true });
     expect(store.calls).toBe(0);
-    expect(limiter.stats().faults).toBe(0);
     expect(log.at('error')).toEqual([]);
   });
 });
@@ -311,7 +349,7 @@ describe('RateLimiter: asynchronous stores', () => {
     expect(violation.retryAfter).toBe(45);
     expect(violationOf(await limiter.onPrompt(context())).silent).toBe(true);
     expect(store.calls).toBe(4);
-    expect(limiter.stats()).toMatchObject({ admitted: 2, refused: 2, faults: 0 });
+    expect(limiter.stats()).toMatchObject({ admitted: 2, refused: 2 });
 
     clock.advance(45_000);
     expect((await limiter.onPrompt(context())).continue).toBe(true);
@@ -332,7 +370,8 @@ describe('RateLimiter: a store that decides without looking (backend down)', () 
     const { limiter, log, clock } = setup({ config: { by_user: '3/m' }, store });
     const first = violationOf(await limiter.onPrompt(context()));
     expect(first).toMatchObject({ code: 'limiter_unavailable', httpStatus: 503, silent: false, retryAfter: 1 });
-    expect(first.headers).toEqual({ 'Retry-After': '1' });
+    // The retry time is the refusal's own field: channels turn it into Retry-After.
+    expect(first.headers).toEqual({});
     expect(first.description).toMatch(/try again/i);
     expect(first.description).not.toMatch(/too fast/);
     expect(violationOf(await limiter.onPrompt(context())).silent).toBe(true);
@@ -341,7 +380,7 @@ describe('RateLimiter: a store that decides without looking (backend down)', () 
     const everything = JSON.stringify(first) + log.raw.join('\n');
     expect(everything).not.toContain(USER);
     expect(everything).not.toContain(TENANT);
-    expect(limiter.stats()).toMatchObject({ refused: 3, faults: 0 });
+    expect(limiter.stats()).toMatchObject({ unavailable: 3 });
   });
 });
 
@@ -395,11 +434,11 @@ describe('RateLimiter: several windows per rule', () => {
 describe('RateLimiter: token commits run on the limiter clock', () => {
   it('a commit lands in the window the estimate was charged to, by the injected clock', async () => {
     const { limiter, clock, memory } = setup({ config: { by_user: { tokens: '100/m' } } });
-    const call = { promptId: 'chat', estimatedTokens: 50 };
+    const call = { estimatedTokens: 50 };
     expect((await limiter.onPrompt(context({ message_id: 'm-1' }), call)).continue).toBe(true);
     clock.advance(30_000);
-    limiter.onPromptDone(context({ message_id: 'm-1' }), { promptId: 'chat', outcome: 'completed', actualTokens: 10 });
-    const key = limiter.policy.promptPlan(limiter.policy.subject('http', USER, TENANT)).tokens[0]!;
+    limiter.onPromptDone(context({ message_id: 'm-1' }), { outcome: 'completed', actualTokens: 10 });
+    const key = limiter.policy().promptPlan(limiter.policy().subject('http', USER, TENANT)).tokens[0]!;
     expect(memory.peek([key], clock.now())[0]).toMatchObject({ remaining: 90 });
     // 90 tokens fit now; 91 do not until the committed 10 leave the window, a minute after they were charged.
     expect((await limiter.onPrompt(context({ message_id: 'm-2' }), { estimatedTokens: 91 })).continue).toBe(false);

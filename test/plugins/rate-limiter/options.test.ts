@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
-import { DEFAULT_MESSAGE } from '../../../plugins/rate-limiter/reply.ts';
+import { DEFAULT_MESSAGE, DEFAULT_REPLIES } from '../../../plugins/rate-limiter/present/reply.ts';
 import { formatIssues } from '../../../src/config/issues.ts';
 
 /** The operator-facing problem lines for a config, as the host would print them (without its prefix). */
@@ -30,6 +30,9 @@ describe('RateLimiterOptions: valid configs', () => {
       algorithm: 'sliding_window',
       backend: 'memory',
       message: DEFAULT_MESSAGE,
+      concurrency_message: DEFAULT_REPLIES.concurrency_message,
+      too_large_message: DEFAULT_REPLIES.too_large_message,
+      unavailable_message: DEFAULT_REPLIES.unavailable_message,
       headers: 'all',
       max_keys: 100_000,
       redis_key_prefix: 'fg',

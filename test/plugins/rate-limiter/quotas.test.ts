@@ -206,7 +206,7 @@ describe.each(BACKENDS)('quotas on %s', (backend) => {
       expect(refused).toMatchObject({
         code: 'concurrency_limited',
         httpStatus: 429,
-        headers: { 'Retry-After': '1' },
+        retryAfter: 1,
         details: { rule: 'user', max_concurrent: 1 },
       });
       expect(refused.description).toBe('Sorry, you have 1 request in progress already. Please wait for one to finish and try again.');

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { slidingWindow, type Algorithm } from '../../../plugins/rate-limiter/algorithms/index.ts';
-import { bindingIndex, ceilSeconds, rateLimitHeaders } from '../../../plugins/rate-limiter/headers.ts';
+import { bindingIndex, ceilSeconds } from '../../../plugins/rate-limiter/engine/outcome.ts';
+import { rateLimitHeaders } from '../../../plugins/rate-limiter/present/headers.ts';
 import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import { Policy } from '../../../plugins/rate-limiter/policy.ts';
-import { DEFAULT_MESSAGE, humanDuration, renderReply, templateProblems } from '../../../plugins/rate-limiter/reply.ts';
+import { DEFAULT_MESSAGE, humanDuration, renderReply, templateProblems } from '../../../plugins/rate-limiter/present/reply.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import type { Decision, RuleResult } from '../../../plugins/rate-limiter/store/types.ts';
 

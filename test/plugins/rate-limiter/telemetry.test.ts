@@ -8,7 +8,7 @@ describe('LimiterTelemetry', () => {
   it('counts decisions by hook, outcome and rule, and emits a bus event only to listeners', () => {
     const metrics = new MetricsRegistry();
     const bus = new MessageBus();
-    const telemetry = new LimiterTelemetry(metrics, bus, { keys: () => 7 });
+    const telemetry = new LimiterTelemetry(metrics, bus, { keys: () => 7, breaker: () => undefined });
     telemetry.decided('prePromptFetch', 'http', 'admitted', 'user', undefined, 0.02);
     const events: RateLimitDecisionEvent[] = [];
     bus.on('ratelimit:decision', (e) => events.push(e));

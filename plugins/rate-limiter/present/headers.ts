@@ -1,28 +1,7 @@
-import type { HeaderStyle } from './options.ts';
-import type { PolicyCheck } from './policy.ts';
-import type { Decision, RuleResult } from './store/types.ts';
-
-/** Seconds as headers carry them: whole, rounded up, so a client waiting that long is never early. */
-export function ceilSeconds(ms: number): number {
-  return Math.ceil(ms / 1000);
-}
-
-/**
- * The rule whose numbers a client should heed: when refused, the refusing rule that makes it wait
- * longest; when admitted, the rule with the fewest requests left.
- */
-export function bindingIndex(decision: Decision): number {
-  let best = 0;
-  for (let i = 1; i < decision.results.length; i++) {
-    const a = decision.results[i]!;
-    const b = decision.results[best]!;
-    const better = decision.allowed
-      ? a.remaining < b.remaining || (a.remaining === b.remaining && a.resetMs > b.resetMs)
-      : a.retryAfterMs > b.retryAfterMs;
-    if (better) best = i;
-  }
-  return best;
-}
+import { ceilSeconds, retryAfterSeconds } from '../engine/outcome.ts';
+import type { HeaderStyle } from '../options.ts';
+import type { PolicyCheck } from '../policy.ts';
+import type { Decision, RuleResult } from '../store/types.ts';
 
 /**
  * X-RateLimit-Limit/-Remaining/-Reset (reset in seconds from now) for the binding rule, and the IETF
@@ -32,7 +11,7 @@ export function bindingIndex(decision: Decision): number {
  */
 export function rateLimitHeaders(checks: readonly PolicyCheck[], decision: Decision, binding: number, style: HeaderStyle = 'all'): Record<string, string> {
   const headers = style === 'none' ? {} : limitHeaders(checks, decision, binding, style);
-  if (!decision.allowed) headers['Retry-After'] = String(Math.max(1, ceilSeconds(decision.retryAfterMs)));
+  if (!decision.allowed) headers['Retry-After'] = String(retryAfterSeconds(decision.retryAfterMs));
   return headers;
 }
 

@@ -1,0 +1,195 @@
+import type { Clock } from '../../../src/plugin-sdk.ts';
+import type { Backend } from '../backend/types.ts';
+import type { SlotResult } from '../concurrency/types.ts';
+import type { RateLimiterOptions } from '../options.ts';
+import { Policy, withCost, type PolicyCheck, type PromptPlan, type Subject } from '../policy.ts';
+import type { Decision } from '../store/types.ts';
+import { bindingIndex, type Outcome, type Step } from './outcome.ts';
+import { Reservations, type Charge, type PromptEnd } from './reservations.ts';
+import { decideShadow, type ShadowReport } from './shadow.ts';
+
+/** Who asks, as the host names them (ids as received: they are normalised here). */
+export interface Requester {
+  channel: string;
+  user: string;
+  tenant?: string | undefined;
+}
+
+/** A prompt fetch (a model call) to decide. */
+export interface PromptRequest extends Requester {
+  /** Which call a later promptEnded() settles: unique among the calls in flight. */
+  callId: string;
+  /** Tokens the call is expected to use (prompt and answer); reserved in every token window. */
+  estimatedTokens?: number | undefined;
+  /**
+   * Where the call's abort signal can be read: what it holds is let go when it aborts. Read only by
+   * calls that hold something until their end (a signal can cost more to make than a decision).
+   */
+  abort?: { readonly signal: AbortSignal | undefined } | undefined;
+}
+
+/** A tool call to decide. */
+export interface ToolRequest extends Requester {
+  tool: string;
+}
+
+export interface LimiterDeps {
+  clock: Clock;
+  mode: 'enforce' | 'permissive';
+  /** Sees every outcome, before the host does (metrics, logs). */
+  observe?: (outcome: Outcome) => void;
+  shadow: ShadowReport;
+  settled?: (outcome: 'committed' | 'refunded') => void;
+}
+
+/** Held: the global `performance` is a lazy getter on Node 20, paid on every lookup. */
+const perf = performance;
+
+/**
+ * The host-independent limiter: decides a prompt fetch or a tool call against every rule that
+ * applies, all at once, and settles a prompt fetch's end. Each decision is handed to `then` as an
+ * Outcome, at once when the backend answers at once (memory), later otherwise (Redis).
+ */
+export class Limiter {
+  policy: Policy;
+  private readonly reservations: Reservations;
+
+  constructor(
+    private options: RateLimiterOptions,
+    private backend: Backend,
+    private readonly deps: LimiterDeps,
+  ) {
+    this.policy = new Policy(options);
+    this.reservations = new Reservations(
+      options.max_keys,
+      () => this.backend,
+      () => deps.clock.now(),
+      (error) => deps.shadow.failedLater('prePromptFetch', error),
+      deps.settled,
+    );
+  }
+
+  /** A reloaded config (and, when the state moves, the new backend): counts in a kept backend carry over. */
+  reconfigure(options: RateLimiterOptions, mode: 'enforce' | 'permissive', backend = this.backend): void {
+    this.options = options;
+    this.deps.mode = mode;
+    this.backend = backend;
+    this.policy = new Policy(options);
+  }
+
+  /** How long a prompt fetch may wait for a concurrency slot. A permissive limiter never holds traffic up. */
+  queueMs(planned = this.policy.maxQueueMs): number {
+    return this.deps.mode === 'permissive' ? 0 : planned;
+  }
+
+  /** Prompt fetches admitted and not yet ended. */
+  get inFlight(): number {
+    return this.reservations.size;
+  }
+
+  prompt<T>(request: PromptRequest, then: (outcome: Outcome) => T): T | Promise<T> {
+    const subject = this.subject(request);
+    const plan = this.policy.promptPlan(subject);
+    const started = perf.now();
+    if (subject.exempt) return then(admitted('prePromptFetch', subject, started));
+    if (plan.slots.length === 0) return this.ratePrompt(request, subject, plan, undefined, started, then);
+    const slotRequest = { limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: request.abort?.signal };
+    return this.backend.acquire(slotRequest, (slot) =>
+      slot.ok ? this.ratePrompt(request, subject, plan, slot.release, started, then) : then(slotRefusal(subject, slot, started)),
+    );
+  }
+
+  /** The prompt fetch `callId` ended: its slot is freed and its reservation settled. */
+  promptEnded(callId: string, end: PromptEnd): void {
+    this.reservations.end(callId, end);
+  }
+
+  tool<T>(request: ToolRequest, then: (outcome: Outcome) => T): T | Promise<T> {
+    const subject = this.subject(request);
+    const started = perf.now();
+    if (subject.exempt) return then(admitted('preToolInvoke', subject, started));
+    const plan = this.policy.toolPlan(subject, request.tool);
+    const now = this.deps.clock.now();
+    const conclude = (decision: Decision | undefined): T => {
+      const outcome = this.observed(decision ? decided('preToolInvoke', subject, plan.checks, decision, started) : admitted('preToolInvoke', subject, started));
+      if (outcome.kind === 'admitted' && plan.shadow.length > 0) {
+        decideShadow(this.backend, this.deps.shadow, 'preToolInvoke', subject, plan.shadow, 1, now, undefined);
+      }
+      return then(outcome);
+    };
+    return plan.checks.length === 0 ? conclude(undefined) : this.backend.decide(plan.checks, now, conclude);
+  }
+
+  private subject(request: Requester): Subject {
+    return this.policy.subject(request.channel, request.user, request.tenant);
+  }
+
+  /**
+   * A prompt fetch's rates and token budgets (the estimate reserved), decided once any slot is held.
+   * What it was charged is held until its end only when the end changes something: tokens to
+   * settle, a slot to free. Plain request limits hold nothing (a cancelled call counts).
+   */
+  private ratePrompt<T>(
+    request: PromptRequest,
+    subject: Subject,
+    plan: PromptPlan,
+    release: (() => void) | undefined,
+    started: number,
+    then: (outcome: Outcome) => T,
+  ): T | Promise<T> {
+    const step = 'prePromptFetch';
+    const cost = Math.max(1, Math.ceil(request.estimatedTokens ?? 1));
+    const tooLarge = plan.tokens.find((check) => cost > check.rule.limit);
+    if (tooLarge !== undefined) {
+      release?.();
+      return then(this.observed({ kind: 'too_large', step, subject, rule: tooLarge.rule, tokens: cost, latencyMs: perf.now() - started }));
+    }
+    const checks = plan.tokens.length > 0 ? plan.checks.concat(withCost(plan.tokens, cost)) : plan.checks;
+    const now = this.deps.clock.now();
+    const admit = (decision: Decision | undefined): T => {
+      const outcome = this.observed(decision ? decided(step, subject, checks, decision, started) : admitted(step, subject, started));
+      if (outcome.kind !== 'admitted') {
+        release?.();
+        return then(outcome);
+      }
+      const keep = plan.tokens.length > 0 || plan.shadowTokens || release !== undefined;
+      const charges: Charge[] = decision ? [{ checks, decision }] : [];
+      if (plan.shadow.length > 0) decideShadow(this.backend, this.deps.shadow, step, subject, plan.shadow, cost, now, keep ? charges : undefined);
+      if (keep) this.reservations.hold(request.callId, { backend: this.backend, charges, release, signal: request.abort?.signal });
+      return then(outcome);
+    };
+    return checks.length === 0 ? admit(undefined) : this.backend.decide(checks, now, admit);
+  }
+
+  private observed(outcome: Outcome): Outcome {
+    this.deps.observe?.(outcome);
+    return outcome;
+  }
+}
+
+function admitted(step: Step, subject: Subject, started: number): Outcome {
+  return { kind: 'admitted', step, subject, checks: NO_CHECKS, decision: undefined, binding: 0, latencyMs: perf.now() - started };
+}
+
+const NO_CHECKS: readonly PolicyCheck[] = Object.freeze([]);
+
+/** A store's decision as an outcome: admitted (blind, when the backend admitted without looking), limited, or unavailable. */
+function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], decision: Decision, started: number): Outcome {
+  const latencyMs = perf.now() - started;
+  if (decision.results.length === 0) {
+    return decision.allowed
+      ? { kind: 'admitted', step, subject, checks, decision: undefined, binding: 0, latencyMs }
+      : { kind: 'unavailable', step, subject, retryAfterMs: decision.retryAfterMs, latencyMs };
+  }
+  const binding = bindingIndex(decision);
+  return decision.allowed
+    ? { kind: 'admitted', step, subject, checks, decision, binding, latencyMs }
+    : { kind: 'limited', step, subject, checks, decision, binding, latencyMs };
+}
+
+/** No slot: the cap was full for the whole queue time, or the shared backend could not answer. */
+function slotRefusal(subject: Subject, slot: Extract<SlotResult, { ok: false }>, started: number): Outcome {
+  const latencyMs = perf.now() - started;
+  if (slot.reason === 'unavailable') return { kind: 'unavailable', step: 'prePromptFetch', subject, retryAfterMs: 1_000, latencyMs };
+  return { kind: 'concurrency_limited', step: 'prePromptFetch', subject, limit: slot.limit, latencyMs };
+}

@@ -1,0 +1,56 @@
+import { KeyedThrottle, type Clock, type IdentityHasher, type Logger } from '../../../src/plugin-sdk.ts';
+import type { PolicyCheck } from '../policy.ts';
+import type { Outcome, Step } from './outcome.ts';
+
+const LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Log lines about refusals, at most one per key per 10 s: a flood is not a log flood. Keys appear
+ * only as salted hashes; ids never.
+ */
+export class RefusalLog {
+  private readonly logged: KeyedThrottle;
+
+  constructor(
+    private readonly deps: { clock: Clock; logger: Logger; identity: IdentityHasher },
+    maxKeys: number,
+    private mode: 'enforce' | 'permissive',
+  ) {
+    this.logged = new KeyedThrottle(maxKeys);
+  }
+
+  reconfigure(mode: 'enforce' | 'permissive'): void {
+    this.mode = mode;
+  }
+
+  observe(outcome: Outcome): void {
+    if (outcome.kind !== 'limited') return;
+    const { rule, key } = outcome.checks[outcome.binding]!;
+    if (!this.logged.pass(key, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
+    this.deps.logger.warn(
+      {
+        hook: outcome.step,
+        rule: rule.label,
+        limit: rule.source,
+        retry_after_s: Math.max(1, Math.ceil(outcome.decision.retryAfterMs / 1000)),
+        subject: this.deps.identity.hash(key),
+        mode: this.mode,
+      },
+      this.mode === 'enforce' ? 'rate limit exceeded; request refused' : 'rate limit exceeded; request allowed (permissive)',
+    );
+  }
+
+  shadowRefused(step: Step, check: PolicyCheck): void {
+    if (!this.logged.pass(`\0shadow${check.key}`, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
+    this.deps.logger.info(
+      { hook: step, rule: check.rule.label, limit: check.rule.source, subject: this.deps.identity.hash(check.key), mode: 'shadow' },
+      'shadow rule would refuse; request allowed',
+    );
+  }
+
+  /** Something the limiter did after the answer failed (a shadow decision, a settlement): nobody else can hear it. */
+  failedLater(step: string, message: string): void {
+    if (!this.logged.pass('\0late-failure', this.deps.clock.now(), LOG_INTERVAL_MS)) return;
+    this.deps.logger.error({ hook: step, err_message: message }, 'rate limiter failed after answering');
+  }
+}

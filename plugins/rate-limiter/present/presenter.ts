@@ -1,0 +1,119 @@
+import { CONTINUE, KeyedThrottle, type Clock, type HookResult, type Violation } from '../../../src/plugin-sdk.ts';
+import { retryAfterSeconds, type Outcome } from '../engine/outcome.ts';
+import { identityKey } from '../keys.ts';
+import type { RateLimiterOptions } from '../options.ts';
+import type { Subject } from '../policy.ts';
+import { rateLimitHeaders } from './headers.ts';
+import { humanDuration, inProgress, renderReply, renderTemplate } from './reply.ts';
+
+/** Seconds a client is told to wait after a concurrency refusal: a slot frees when any call ends. */
+export const CONCURRENCY_RETRY_S = 1;
+
+/**
+ * Turns an outcome into what the host answers: an admission with its rate-limit headers, or a
+ * refusal with a friendly, id-free reply, its retry time and headers. Chat channels answer a flooder
+ * once per cooldown: later refusals in it are marked silent.
+ */
+export class Presenter {
+  /** Who was told to slow down recently. */
+  private readonly told: KeyedThrottle;
+
+  constructor(
+    private options: RateLimiterOptions,
+    private readonly clock: Clock,
+  ) {
+    this.told = new KeyedThrottle(options.max_keys);
+  }
+
+  reconfigure(options: RateLimiterOptions): void {
+    this.options = options;
+  }
+
+  result(outcome: Outcome): HookResult {
+    switch (outcome.kind) {
+      case 'admitted': {
+        const { decision } = outcome;
+        if (decision === undefined || this.options.headers === 'none') return CONTINUE;
+        return { continue: true, headers: rateLimitHeaders(outcome.checks, decision, outcome.binding, this.options.headers) };
+      }
+      case 'limited':
+        return { continue: false, violation: this.limited(outcome) };
+      case 'concurrency_limited': {
+        const { limit } = outcome.limit;
+        const whose = outcome.limit.label === 'tenant' ? 'tenant' : 'user';
+        return this.refusal(outcome.subject, 'concurrency_limited', 'Too many requests in flight', 429, CONCURRENCY_RETRY_S, {
+          description: renderTemplate(this.options.concurrency_message, {
+            in_progress: inProgress(limit, whose),
+            retry_after: humanDuration(CONCURRENCY_RETRY_S),
+          }),
+          details: { rule: outcome.limit.label, max_concurrent: limit },
+        });
+      }
+      case 'too_large': {
+        const { rule, tokens } = outcome;
+        const description = renderTemplate(this.options.too_large_message, { tokens: String(tokens), limit: rule.description });
+        // No wait would help: no retry time, and every such request is answered.
+        return {
+          continue: false,
+          violation: {
+            code: 'request_too_large',
+            reason: 'Request larger than the token budget',
+            description,
+            httpStatus: 413,
+            headers: {},
+            details: { rule: rule.name, window: rule.window, limit: rule.source, tokens },
+            silent: false,
+          },
+        };
+      }
+      case 'unavailable': {
+        const retryAfter = retryAfterSeconds(outcome.retryAfterMs);
+        return this.refusal(outcome.subject, 'limiter_unavailable', 'Rate limiter temporarily unavailable', 503, retryAfter, {
+          description: renderTemplate(this.options.unavailable_message, { retry_after: humanDuration(retryAfter) }),
+          details: {},
+        });
+      }
+    }
+  }
+
+  private limited(outcome: Extract<Outcome, { kind: 'limited' }>): Violation {
+    const { checks, decision, binding } = outcome;
+    const { rule } = checks[binding]!;
+    const retryAfter = retryAfterSeconds(decision.retryAfterMs);
+    const refusal = this.refusal(outcome.subject, 'rate_limited', 'Rate limit exceeded', 429, retryAfter, {
+      description: renderReply(this.options.message, retryAfter, rule.description),
+      details: { rule: rule.name, window: rule.window, limit: rule.source },
+    });
+    refusal.violation.headers = rateLimitHeaders(checks, decision, binding, this.options.headers);
+    return refusal.violation;
+  }
+
+  private refusal(
+    subject: Subject,
+    code: string,
+    reason: string,
+    httpStatus: number,
+    retryAfter: number,
+    text: { description: string; details: Record<string, unknown> },
+  ): { continue: false; violation: Violation } {
+    const cooldownS = this.options.reply_cooldown ?? retryAfter;
+    return {
+      continue: false,
+      violation: {
+        code,
+        reason,
+        description: text.description,
+        httpStatus,
+        retryAfter,
+        headers: {},
+        details: text.details,
+        silent: !this.firstInCooldown(subject, cooldownS * 1000),
+      },
+    };
+  }
+
+  /** Whether this refusal is the user's first in `cooldownMs` (chat channels answer only that one). */
+  private firstInCooldown(subject: Subject, cooldownMs: number): boolean {
+    return this.told.pass(identityKey(subject.channel, subject.user), this.clock.now(), cooldownMs);
+  }
+}

@@ -1,0 +1,151 @@
+import { errorMessage, type Clock, type HookResult, type IdentityHasher, type Logger, type MessageBus, type MetricsRegistry } from '../../src/plugin-sdk.ts';
+import { MemoryBackend } from './backend/memory.ts';
+import { RedisBackend } from './backend/redis.ts';
+import type { Backend } from './backend/types.ts';
+import { Limiter, type PromptRequest, type ToolRequest } from './engine/limiter.ts';
+import { ruleName, type Outcome } from './engine/outcome.ts';
+import { RefusalLog } from './engine/refusal-log.ts';
+import type { PromptEnd } from './engine/reservations.ts';
+import type { RateLimiterOptions } from './options.ts';
+import { Presenter } from './present/presenter.ts';
+import { LimiterTelemetry } from './telemetry.ts';
+import { LimitsView } from './view.ts';
+
+export interface RateLimiterHost {
+  clock: Clock;
+  logger: Logger;
+  /** Salted hashes that stand for keys in log lines. */
+  identity: IdentityHasher;
+  mode: 'enforce' | 'permissive';
+  /** Metrics and bus events, where the host has them. */
+  metrics?: MetricsRegistry;
+  bus?: MessageBus;
+}
+
+/** Settings that decide where state lives: changing any of them on reload opens a new backend. */
+function backendSettings(options: RateLimiterOptions): string {
+  const { algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error, concurrency_lease_ms } =
+    options;
+  return JSON.stringify({ algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error, concurrency_lease_ms });
+}
+
+function openBackend(options: RateLimiterOptions, host: RateLimiterHost, telemetry: LimiterTelemetry | undefined): Promise<Backend> {
+  if (options.backend === 'memory') return Promise.resolve(new MemoryBackend(options, host.clock));
+  return RedisBackend.open(options, {
+    clock: host.clock,
+    logger: host.logger,
+    events: {
+      failed: (error) => telemetry?.backendFailed(errorMessage(error)),
+      breakerChanged: (state, previous) => telemetry?.breakerChanged(state, previous),
+    },
+  });
+}
+
+/**
+ * The rate limiter, put together for a host: the backend its options ask for, the engine deciding,
+ * the presenter turning outcomes into answers, and the observers (metrics, events, logs). Hosts call
+ * prompt() and tool() with their subject and get a HookResult; promptEnded() settles a prompt's end.
+ */
+export class RateLimiter {
+  readonly engine: Limiter;
+  readonly view: LimitsView;
+  private readonly presenter: Presenter;
+  private readonly refusals: RefusalLog;
+  private readonly present = (outcome: Outcome): HookResult => this.presenter.result(outcome);
+
+  private constructor(
+    private options: RateLimiterOptions,
+    /** The backend in use: replaced when a reload moves the state. */
+    private readonly current: { backend: Backend },
+    private readonly telemetry: LimiterTelemetry | undefined,
+    private readonly host: RateLimiterHost,
+  ) {
+    const { clock, logger, identity } = host;
+    this.refusals = new RefusalLog({ clock, logger, identity }, options.max_keys, host.mode);
+    this.presenter = new Presenter(options, clock);
+    this.engine = new Limiter(options, current.backend, {
+      clock,
+      mode: host.mode,
+      observe: (outcome) => {
+        telemetry?.observe(outcome);
+        this.refusals.observe(outcome);
+      },
+      shadow: {
+        refused: (step, subject, check) => {
+          telemetry?.decided(step, subject.channel, 'shadow_refused', ruleName(check.rule), undefined, 0);
+          this.refusals.shadowRefused(step, check);
+        },
+        failedLater: (step, error) => {
+          telemetry?.fault();
+          this.refusals.failedLater(step, errorMessage(error));
+        },
+      },
+      settled: telemetry ? (outcome) => telemetry.settled(outcome) : undefined,
+    });
+    this.view = new LimitsView({
+      policy: () => this.engine.policy,
+      peek: (checks) => this.current.backend.peek(checks),
+      inUse: (keys) => this.current.backend.inUse(keys),
+      forget: (scope, owns) => this.current.backend.forget(scope, owns),
+    });
+  }
+
+  /** Opens the backend the options ask for (memory, or Redis: connecting, or starting with the breaker open). */
+  static async open(options: RateLimiterOptions, host: RateLimiterHost): Promise<RateLimiter> {
+    const current = {} as { backend: Backend };
+    const telemetry = RateLimiter.telemetryFor(host, current);
+    current.backend = await openBackend(options, host, telemetry);
+    return new RateLimiter(options, current, telemetry, host);
+  }
+
+  /** Over a backend of the host's own (another store, or a test's). */
+  static using(options: RateLimiterOptions, host: RateLimiterHost, backend: Backend): RateLimiter {
+    const current = { backend };
+    return new RateLimiter(options, current, RateLimiter.telemetryFor(host, current), host);
+  }
+
+  private static telemetryFor(host: RateLimiterHost, current: { backend?: Backend }): LimiterTelemetry | undefined {
+    const { metrics, bus } = host;
+    if (metrics === undefined || bus === undefined) return undefined;
+    return new LimiterTelemetry(metrics, bus, { keys: () => current.backend?.keys ?? 0, breaker: () => current.backend?.breaker });
+  }
+
+  prompt(request: PromptRequest): HookResult | Promise<HookResult> {
+    return this.engine.prompt(request, this.present);
+  }
+
+  tool(request: ToolRequest): HookResult | Promise<HookResult> {
+    return this.engine.tool(request, this.present);
+  }
+
+  promptEnded(callId: string, end: PromptEnd): void {
+    this.engine.promptEnded(callId, end);
+  }
+
+  /** How long a prompt may wait for a concurrency slot (the host's hook timeout is extended by it). */
+  queueMs(): number {
+    return this.engine.queueMs();
+  }
+
+  /**
+   * Takes a reloaded config. Counts carry over while the backend settings stay; when they change
+   * (another algorithm or backend), a new backend opens and counts start afresh there. Returns
+   * whether counts were kept.
+   */
+  async reconfigure(options: RateLimiterOptions, mode: 'enforce' | 'permissive'): Promise<boolean> {
+    const kept = backendSettings(options) === backendSettings(this.options);
+    const previous = this.current.backend;
+    if (!kept) this.current.backend = await openBackend(options, this.host, this.telemetry);
+    this.options = options;
+    this.engine.reconfigure(options, mode, this.current.backend);
+    this.presenter.reconfigure(options);
+    this.refusals.reconfigure(mode);
+    if (!kept) await previous.close();
+    return kept;
+  }
+
+  async close(): Promise<void> {
+    this.telemetry?.dispose();
+    await this.current.backend.close();
+  }
+}

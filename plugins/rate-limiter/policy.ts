@@ -20,7 +20,7 @@ export interface CompiledRule extends Rule {
   label: string;
   /** The window, e.g. "1h": a refusal names it. */
   window: string;
-  /** Appended to the key: token windows and each of several windows count on their own. */
+  /** Appended to the key: token windows and each window count on their own. */
   keySuffix: string;
   /** Requests, or tokens (prompt fetches only: reserved from the estimate, settled afterwards). */
   unit: 'requests' | 'tokens';
@@ -107,7 +107,8 @@ function compile(name: CompiledRule['name'], rate: Rate, several: boolean, unit:
     policyItem: `"${label}";q=${rate.limit};w=${seconds}${unit === 'tokens' ? ';qu="tokens"' : ''}`,
     label,
     window,
-    keySuffix: (unit === 'tokens' ? '|tok' : '') + (several ? `|${rate.windowMs}` : ''),
+    // By window, however many the setting lists: a reload that adds a window keeps this one's count.
+    keySuffix: `${unit === 'tokens' ? '|tok' : ''}|${rate.windowMs}`,
     unit,
     shadow,
   };
@@ -157,15 +158,12 @@ export class Policy {
 
   private readonly exemptUsers: ReadonlySet<string>;
   private readonly exemptTenants: ReadonlySet<string>;
-  /** Users live under their tenant's hash tag only when a tenant setting must be decided with theirs. */
-  private readonly tenantApplies: boolean;
 
   constructor(options: RateLimiterOptions) {
     this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
     this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
     this.user = compileSetting('user', options.by_user);
     this.tenant = compileSetting('tenant', options.by_tenant);
-    this.tenantApplies = this.tenant.rates.length + this.tenant.tokens.length > 0 || this.tenant.maxConcurrent !== undefined;
     const byUser = options.by_user;
     this.toolDefault = byUser ? compileSetting('tool', { ...byUser, tokens: [], maxConcurrent: undefined }) : NO_SETTING;
     for (const [tool, setting] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compileSetting('tool', setting));
@@ -175,7 +173,9 @@ export class Policy {
     const normalTenant = tenantId === undefined ? '' : normalizeId(tenantId);
     const tenant = normalTenant === '' ? undefined : normalTenant;
     const user = normalizeId(userId);
-    const scope = keyScope(channel, user, this.tenantApplies ? tenant : undefined);
+    // A user who names a tenant lives under its hash tag whether or not a tenant rule applies now:
+    // adding or removing by_tenant on reload then keeps every user's count.
+    const scope = keyScope(channel, user, tenant);
     const exempt =
       (this.exemptUsers.size > 0 && this.exemptUsers.has(user)) || (tenant !== undefined && this.exemptTenants.size > 0 && this.exemptTenants.has(tenant));
     return { channel, user, tenant, scope, exempt };

@@ -74,7 +74,8 @@ function redisConfig(url: string, policy: 'fallback' | 'open' | 'closed'): Recor
 }
 
 /** The user's sliding-window list in Redis (prefix "fg", HTTP channel, no tenant). */
-const userKey = (user: string) => `fg:{http:${user}}u:`;
+/** The user's key for the 5/m rule: keys carry their window. */
+const userKey = (user: string) => `fg:{http:${user}}u:|60000`;
 
 /** The scheduler state of a process (R, S, T for stopped, ...), from /proc. */
 function processState(pid: number): string {

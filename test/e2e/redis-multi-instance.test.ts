@@ -57,7 +57,8 @@ function client(port: number): Redis {
 }
 
 /** The Redis list key of a user's sliding window (prefix "fg", HTTP channel, no tenant). */
-const userKey = (user: string) => `fg:{http:${user}}u:`;
+/** A user's key for a rule over `windowMs` (keys carry their window). */
+const userKey = (user: string, windowMs: number) => `fg:{http:${user}}u:|${windowMs}`;
 
 /**
  * Sends `total` messages for one body, round-robin over the gateways, `batch` at a time concurrently
@@ -146,7 +147,7 @@ describe.skipIf(!redisTestsEnabled())('rate limiting shared by several gateway p
       expect(retryAfter).toBeLessThanOrEqual(5);
     }
     // Redis holds the truth: the user's window lists exactly the 10 admissions.
-    expect(await client(redis.port).llen(userKey('flooder'))).toBe(limit);
+    expect(await client(redis.port).llen(userKey('flooder', 5_000))).toBe(limit);
     expectNoFallback(shared);
 
     // Memory: each process counts alone, so three gateways admit three times the limit.
@@ -266,9 +267,9 @@ describe.skipIf(!redisTestsEnabled())('rate limiting shared by several gateway p
     // 1 solo user key, 4 × (tenant + user), 3 × (tenant + 3 users).
     expect(perNode.flat()).toHaveLength(1 + 4 * 2 + 3 * 4);
     const llen = (key: string) => nodeClients[perNode.findIndex((keys) => keys.includes(key))]!.llen(key);
-    expect(await llen(userKey('solo'))).toBe(10);
-    for (let t = 0; t < 3; t++) expect(await llen(`fg:{t:team-${t}}`)).toBe(15);
-    for (let t = 0; t < 4; t++) expect(await llen(`fg:{t:single-${t}}u:http:owner-${t}`)).toBe(10);
+    expect(await llen(userKey('solo', 10_000))).toBe(10);
+    for (let t = 0; t < 3; t++) expect(await llen(`fg:{t:team-${t}}|10000`)).toBe(15);
+    for (let t = 0; t < 4; t++) expect(await llen(`fg:{t:single-${t}}u:http:owner-${t}|10000`)).toBe(10);
     expectNoFallback(all);
     report({ test: 'cluster', soloAdmitted: soloAdmitted.length, nodesWithKeys, keysPerNode: perNode.map((k) => k.length) });
   });

@@ -207,8 +207,8 @@ describe('Policy: tokens, concurrency and shadow settings', () => {
   it('a prompt fetch is held to the requests rules, the token windows and both concurrency caps', () => {
     const plan = policy.promptPlan(subject);
     expect(plan.checks.map((c) => [c.key, c.rule.label])).toEqual([
-      ['{t:acme}u:http:alice', 'user'],
-      ['{t:acme}', 'tenant'],
+      ['{t:acme}u:http:alice|60000', 'user'],
+      ['{t:acme}|3600000', 'tenant'],
     ]);
     expect(plan.tokens.map((c) => [c.key, c.rule.label, c.rule.unit, c.rule.policyItem])).toEqual([
       ['{t:acme}u:http:alice|tok|60000', 'user-tokens-1m', 'tokens', '"user-tokens-1m";q=20000;w=60;qu="tokens"'],
@@ -227,7 +227,7 @@ describe('Policy: tokens, concurrency and shadow settings', () => {
     const plan = policy.promptPlan(subject);
     const owned = [...plan.checks, ...plan.tokens].map((c) => c.key).concat(plan.slots.map((s) => s.key)).filter((key) => ownsKey(subject.scope, key));
     expect(owned).toEqual([
-      '{t:acme}u:http:alice',
+      '{t:acme}u:http:alice|60000',
       '{t:acme}u:http:alice|tok|60000',
       '{t:acme}u:http:alice|tok|86400000',
       '{t:acme}u:http:alice|conc',

@@ -205,7 +205,7 @@ describe.skipIf(!enabled)('Redis killed (SIGKILL) mid-flood', () => {
       const before = store!.stats();
       expect(before).toMatchObject({ breaker: 'closed', degraded: 0, failures: 0 });
       expect(before.primary).toBeGreaterThanOrEqual(40);
-      expect(await redis.exists('fg:{http:before-0}u:')).toBe(1);
+      expect(await redis.exists('fg:{http:before-0}u:|60000')).toBe(1);
 
       f.phase = 'switching';
       await redisServer.kill();

@@ -175,7 +175,7 @@ describe.skipIf(!enabled)('RedisStore on a 3-master Redis Cluster', () => {
         for (let j = 0; j < 3; j++) decisions.push(await plugin.prompt('alice'));
         expect(decisions.map((d) => d.continue)).toEqual([true, true, false]);
         // The state is on the cluster, and Redis never looked down.
-        expect(await client.exists(`start${i}:{http:alice}u:`)).toBe(1);
+        expect(await client.exists(`start${i}:{http:alice}u:|60000`)).toBe(1);
         expect(plugin.log.raw.filter((line) => line.includes('redis backend'))).toEqual([]);
         expect(plugin.log.at('warn').map((e) => e.msg)).toEqual(['rate limit exceeded; request refused']);
       } finally {

@@ -12,7 +12,8 @@
 -- then per key: limit, window (ms), unit ('r' | 't'), cost, delta (an integer, not 0, >= -cost).
 -- Returns the number of keys it changed.
 
-local call, ceil, floor, min, format, gmatch, concat = redis.call, math.ceil, math.floor, math.min, string.format, string.gmatch, table.concat
+local call, ceil, floor, min, format, rep, concat = redis.call, math.ceil, math.floor, math.min, string.format, string.rep, table.concat
+local pack, unpack = struct.pack, struct.unpack
 
 local algorithm = ARGV[1]
 local now
@@ -39,6 +40,43 @@ local function expire_at(key, ends)
   end
 end
 
+-- A tokens log as decide.lua keeps it: one 16-byte record per slot (its end in ms, its tokens, as
+-- big-endian doubles), oldest first; slots of slot_ms(window), as slotMs in sliding-log.ts.
+local RECORD = 16
+
+local function slot_ms(window)
+  local least, decade = window / 64, 1
+  while true do
+    if decade >= least then return decade end
+    if 2 * decade >= least then return 2 * decade end
+    if 5 * decade >= least then return 5 * decade end
+    decade = decade * 10
+  end
+end
+
+local function slot_end(t, window)
+  local slot = slot_ms(window)
+  return ceil(t / slot) * slot
+end
+
+-- The log as a flat array (slot ends at odd indices, tokens at even ones) and its length.
+local function read_log(key)
+  local value = call('GET', key)
+  if not value then return {}, 0 end
+  local n = #value / RECORD * 2
+  return { unpack('>' .. rep('d', n), value) }, n
+end
+
+-- Index of the slot ending at `slot`, searched from the newest back to `from` (false when none).
+local function slot_at(log, from, size, slot)
+  local j = size - 1
+  while j >= from and log[j] >= slot do
+    if log[j] == slot then return j end
+    j = j - 2
+  end
+  return false
+end
+
 local changed = 0
 
 for i = 1, #KEYS do
@@ -52,43 +90,31 @@ for i = 1, #KEYS do
   if delta == 0 then
     -- Nothing to change.
   elseif algorithm == 'sliding_window' and tokens then
-    -- The log "t1 c1 t2 c2 ...": entries that have left the window are dropped; the charge's own
-    -- entry (same time, same cost; equal entries are interchangeable, the newest is taken) changes
-    -- its cost, and goes when nothing is left of it.
-    local log, size = {}, 0
-    local value = call('GET', key)
-    if value then
-      for word in gmatch(value, '%S+') do
-        size = size + 1
-        log[size] = tonumber(word)
-      end
-    end
+    -- The log: slots that have left the window are dropped; the slot the charge went into (the slot
+    -- of its time) changes by delta, never below nothing, and goes when nothing is left in it.
+    local log, size = read_log(key)
     local from = 1
     while from <= size and log[from] <= now - window do from = from + 2 end
-    local found = false
-    local j = size - 1
-    while j >= from and log[j] >= at do
-      if log[j] == at and log[j + 1] == cost then
-        found = j
-        break
-      end
-      j = j - 2
-    end
+    local found = slot_at(log, from, size, slot_end(at, window))
     if found then
-      local left = cost + delta
+      local left = log[found + 1] + delta
       if left > 0 then log[found + 1] = left else log[found], log[found + 1] = false, false end
     elseif delta > 0 then
-      -- The entry has left the window (or the key expired): what was spent beyond it counts now.
-      local time = now
-      if size > 0 and log[size - 1] > now then time = log[size - 1] end
-      log[size + 1], log[size + 2] = time, delta
-      size = size + 2
+      -- The slot has left the window (or the key expired): what was spent beyond it counts now, in
+      -- the newest slot when that is the slot of now (or a later one: the clock stepped back).
+      local slot = slot_end(now, window)
+      if size >= from and log[size - 1] >= slot then
+        log[size] = log[size] + delta
+      else
+        log[size + 1], log[size + 2] = slot, delta
+        size = size + 2
+      end
     end
     local parts, m, newest = {}, 0, false
     for k = from, size, 2 do
       if log[k] then
-        parts[m + 1], parts[m + 2] = num(log[k]), num(log[k + 1])
-        m = m + 2
+        m = m + 1
+        parts[m] = pack('>dd', log[k], log[k + 1])
         newest = log[k]
       end
     end
@@ -97,7 +123,7 @@ for i = 1, #KEYS do
     else
       local ttl = ceil(newest + window - now)
       if ttl < 1 then ttl = 1 end
-      call('SET', key, concat(parts, ' '), 'PX', ttl)
+      call('SET', key, concat(parts), 'PX', ttl)
     end
     changed = changed + 1
   elseif algorithm == 'sliding_window' then

@@ -10,8 +10,8 @@
 -- rather than read again: inside a script, every redis.call has a cost of its own.
 --
 -- A rule counts requests (each charges 1) or tokens (each request charges its own cost). Only the
--- sliding window keeps them apart: requests in a list of admission times, tokens in a log of
--- (time, cost) entries (algorithms/sliding-log.ts), one string "t1 c1 t2 c2 ...". A cost above the
+-- sliding window keeps them apart: requests in a list of admission times, tokens in a log of slots
+-- (algorithms/sliding-log.ts), one string of fixed-width records (see read_log). A cost above the
 -- rule's limit can never be admitted: it is refused with retry_after = the window and too_large = 1.
 --
 -- KEYS: every request's keys, request after request (on a Cluster a call carries one request, whose
@@ -32,7 +32,8 @@
 -- zeros to its full length (1 + 4k), and wrote nothing (keys are only written once all of a
 -- request's reads are done).
 
-local call, ceil, floor, min, format, gmatch, concat = redis.call, math.ceil, math.floor, math.min, string.format, string.gmatch, table.concat
+local call, ceil, floor, min, format, rep = redis.call, math.ceil, math.floor, math.min, string.format, string.rep
+local pack, unpack = struct.pack, struct.unpack
 
 local algorithm = ARGV[1]
 local requests = tonumber(ARGV[2])
@@ -42,26 +43,45 @@ local function num(x)
   return format('%.17g', x)
 end
 
--- The sliding log as a flat array: times at odd indices, costs at even ones; n = its length.
-local function parse_log(value)
-  local log, n = {}, 0
-  if value then
-    for word in gmatch(value, '%S+') do
-      n = n + 1
-      log[n] = tonumber(word)
-    end
+-- A tokens log holds one record per slot, oldest first: the slot's end (ms) and the tokens charged in
+-- it, two big-endian doubles (exact for integers). At most one window of slots, so at most 65 records.
+local RECORD = 16
+
+-- The slot length: the smallest of 1, 2, 5, 10, 20, 50, ... ms that cuts the window into at most 64
+-- slots (as slotMs in sliding-log.ts).
+local function slot_ms(window)
+  local least, decade = window / 64, 1
+  while true do
+    if decade >= least then return decade end
+    if 2 * decade >= least then return 2 * decade end
+    if 5 * decade >= least then return 5 * decade end
+    decade = decade * 10
   end
-  return log, n
 end
 
--- Index of the first entry later than edge (n + 1 when there is none).
+-- The end of the slot a charge made at t is counted in.
+local function slot_end(t, window)
+  local slot = slot_ms(window)
+  return ceil(t / slot) * slot
+end
+
+-- A tokens log as stored (value, '' when there is none) and as a flat array: slot ends at odd
+-- indices, tokens at even ones; n = its length. One unpack reads every record.
+local function read_log(key)
+  local value = call('GET', key)
+  if not value then return '', {}, 0 end
+  local n = #value / RECORD * 2
+  return value, { unpack('>' .. rep('d', n), value) }, n
+end
+
+-- Index of the first slot ending later than edge (n + 1 when there is none).
 local function first_live(log, n, edge)
   local i = 1
   while i <= n and log[i] <= edge do i = i + 2 end
   return i
 end
 
--- Sum of the costs later than edge, counted from the newest back.
+-- Tokens of the slots ending later than edge, counted from the newest back.
 local function used_after(log, n, edge)
   local used, i = 0, n - 1
   while i >= 1 and log[i] > edge do
@@ -69,6 +89,20 @@ local function used_after(log, n, edge)
     i = i - 2
   end
   return used
+end
+
+-- The log charged `cost` at `now`: the slots still inside the window kept as stored, and the charge
+-- added to the newest slot when it is the slot of now (or a later one: the clock stepped back), else
+-- appended as a new slot. Returns the new value and the slot charged.
+local function charged_log(value, log, size, now, window, cost)
+  local from = first_live(log, size, now - window)
+  local live = value:sub((from - 1) / 2 * RECORD + 1)
+  local slot = slot_end(now, window)
+  if size >= from and log[size - 1] >= slot then
+    -- The last 8 bytes are the newest slot's tokens.
+    return live:sub(1, -9) .. pack('>d', log[size] + cost), log[size - 1]
+  end
+  return live .. pack('>dd', slot, cost), slot
 end
 
 local caller_time = ARGV[3] == 'c'
@@ -111,13 +145,13 @@ local function decide(now, count)
       local s = 5 * i
       local wait = 0
       if tokens then
-        -- Tokens: the log, and the costs it holds inside the window.
-        local log, size = parse_log(call('GET', key))
+        -- Tokens: the log, and the tokens it holds inside the window.
+        local value, log, size = read_log(key)
         local edge = now - window
         local used = used_after(log, size, edge)
         local excess = used + cost - limit
         if excess > 0 then
-          -- Wait until the oldest entries holding at least the excess have left the window.
+          -- Wait until the oldest slots holding at least the excess have left the window.
           local freed, j = 0, first_live(log, size, edge)
           wait = window
           while j <= size do
@@ -129,7 +163,7 @@ local function decide(now, count)
             j = j + 2
           end
         end
-        st[s - 2], st[s - 1], st[s] = log, size, used
+        st[s - 2], st[s - 1], st[s] = value, log, used
       else
         -- Requests: a list of the times of the last `limit` admissions, oldest first.
         local size = call('LLEN', key)
@@ -155,25 +189,18 @@ local function decide(now, count)
       local s = 5 * i
       local used, newest
       if tokens then
-        local log, size
-        log, size, used = st[s - 2], st[s - 1], st[s]
+        local value, log
+        value, log, used = st[s - 2], st[s - 1], st[s]
+        local size = #value / RECORD * 2
         if size > 0 then newest = log[size - 1] end
         if longest == 0 then
-          -- Entries that have left the window are dropped on every write; times stay sorted even if
-          -- the clock steps back; the key lives until its newest entry leaves the window.
-          local from = first_live(log, size, now - window)
-          local time = now
-          if size > 0 and newest > now then time = newest end
-          local parts, m = {}, 0
-          for j = from, size do
-            m = m + 1
-            parts[m] = num(log[j])
-          end
-          parts[m + 1], parts[m + 2] = num(time), num(cost)
-          local ttl = ceil(time + window - now)
+          -- Slots that have left the window are dropped on every write; the key lives until its
+          -- newest slot leaves the window.
+          local charged, slot = charged_log(value, log, size, now, window, cost)
+          local ttl = ceil(slot + window - now)
           if ttl < 1 then ttl = 1 end
-          call('SET', key, concat(parts, ' '), 'PX', ttl)
-          used, newest = used + cost, time
+          call('SET', key, charged, 'PX', ttl)
+          used, newest = used + cost, slot
         end
       else
         local size, oldest

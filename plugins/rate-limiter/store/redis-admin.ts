@@ -9,15 +9,27 @@ async function redisNow(client: Redis | Cluster): Promise<number> {
   return Number(seconds) * 1000 + Number(micros) / 1000;
 }
 
+/** Bytes of one slot of a tokens log in Redis: its end (ms) and its tokens, big-endian doubles. */
+export const TOKEN_SLOT_BYTES = 16;
+
+/** A tokens log as decide.lua stores it, as the flat array sliding-log.ts keeps ([e0, c0, e1, c1, ...]). */
+export function decodeTokenLog(value: Buffer): number[] {
+  const log: number[] = [];
+  for (let at = 0; at + TOKEN_SLOT_BYTES <= value.length; at += TOKEN_SLOT_BYTES) {
+    log.push(value.readDoubleBE(at), value.readDoubleBE(at + 8));
+  }
+  return log;
+}
+
 /**
  * One key's state as the algorithm that decide.lua mirrors keeps it: the list of times (the ring),
- * the log "t1 c1 t2 c2 ..." (tokens rules of the sliding window), the hash {s, c}, or the TAT.
+ * the log of slots (tokens rules of the sliding window), the hash {s, c}, or the TAT.
  */
 async function readState(client: Redis | Cluster, algorithm: AlgorithmName, key: string, rule: Rule): Promise<unknown> {
   if (algorithm === 'sliding_window') {
     if (rule.unit === 'tokens') {
-      const log = await client.get(key);
-      return log === null ? undefined : log.split(' ').map(Number);
+      const log = await client.getBuffer(key);
+      return log === null ? undefined : decodeTokenLog(log);
     }
     const times = (await client.lrange(key, 0, -1)).map(Number);
     return times.length === 0 ? undefined : { times, start: 0 };

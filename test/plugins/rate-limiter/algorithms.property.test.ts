@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fixedWindow, slidingLog, slidingWindow, tokenBucket } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { slotEnd, slotMs } from '../../../plugins/rate-limiter/algorithms/sliding-log.ts';
 import type { Algorithm, AlgorithmName, Rule } from '../../../plugins/rate-limiter/algorithms/types.ts';
 import { admitBurst, replay } from './helpers.ts';
 
@@ -214,7 +215,7 @@ function replayCosts(algorithm: Algorithm<unknown>, rule: Rule, arrivals: readon
   return { state, waits };
 }
 
-describe('sliding_window, tokens rules: exact', () => {
+describe('sliding_window, tokens rules: exact on slot times, never above the limit on real ones', () => {
   /** Random charges, each possibly adjusted down later (a smaller actual count, or a refund). */
   const withRefunds = costScenario.chain((s) =>
     fc.record({
@@ -229,10 +230,18 @@ describe('sliding_window, tokens rules: exact', () => {
       fc.property(withRefunds, ({ scenario: { rule, arrivals }, adjustments }) => {
         let state: number[] | undefined;
         const admitted: { t: number; cost: number; charged: number; adjusted: boolean }[] = [];
-        const held = (t: number) => admitted.filter((a) => a.t > t - rule.windowMs).reduce((sum, a) => sum + a.cost, 0);
+        const { windowMs } = rule;
+        const sum = (charges: typeof admitted) => charges.reduce((total, a) => total + a.cost, 0);
+        /** What the log counts at t: each charge until the end of its slot has left the window. */
+        const held = (t: number) => sum(admitted.filter((a) => slotEnd(a.t, windowMs) > t - windowMs));
+        /** The charges made in the span of `span` ms ending at t, by their own times. */
+        const madeWithin = (t: number, span: number) => sum(admitted.filter((a) => a.t > t - span && a.t <= t));
         arrivals.forEach(({ t, cost }, i) => {
           const wait = slidingLog.check(state, t, rule, cost);
           expect(wait === 0).toBe(held(t) + cost <= rule.limit);
+          // A refusal is at most one slot stricter than an exact log: what was charged in the window
+          // and the slot before it leaves no room.
+          if (wait > 0) expect(madeWithin(t, windowMs + slotMs(windowMs)) + cost).toBeGreaterThan(rule.limit);
           if (wait === 0) {
             state = slidingLog.consume(state, t, rule, cost);
             admitted.push({ t, cost, charged: cost, adjusted: false });
@@ -248,9 +257,11 @@ describe('sliding_window, tokens rules: exact', () => {
             const delta = Math.floor(charge.charged * keep) - charge.charged;
             if (delta === 0) continue;
             state = slidingLog.adjust(state, t, rule, charge.t, charge.charged, delta);
-            if (charge.t > t - rule.windowMs) charge.cost += delta;
+            if (slotEnd(charge.t, windowMs) > t - windowMs) charge.cost += delta;
           }
           expect(held(t)).toBeLessThanOrEqual(rule.limit);
+          // The guarantee, by the charges' own times: the window ending now holds at most the limit.
+          expect(madeWithin(t, windowMs)).toBeLessThanOrEqual(rule.limit);
           expect(slidingLog.standing(state, t, rule).remaining).toBe(rule.limit - held(t));
         });
       }),

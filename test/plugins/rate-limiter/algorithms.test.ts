@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ALGORITHMS, algorithmFor, fixedWindow, slidingLog, slidingWindow, tokenBucket } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { SLOTS_PER_WINDOW, slotEnd, slotMs } from '../../../plugins/rate-limiter/algorithms/sliding-log.ts';
 import type { Algorithm, Rule } from '../../../plugins/rate-limiter/algorithms/types.ts';
 import { parseRate } from '../../../plugins/rate-limiter/rate.ts';
 import { admitBurst, replay } from './helpers.ts';
@@ -148,12 +149,66 @@ describe('sliding_window, tokens rules (the sliding log)', () => {
     expect(slidingLog.expiresAt(state!, TOKENS)).toBe(21_000);
   });
 
-  it('drops what has left the window on every write, so the log holds one window of charges at most', () => {
+  it('drops what has left the window on every write, so the log holds one window of slots at most', () => {
     let state: number[] | undefined;
     for (let t = 0; t < 100_000; t += 500) state = slidingLog.consume(state, t, TOKENS, 1);
-    // A charge every 500 ms: the 20 of the last window (plus none older).
-    expect(state!.length / 2).toBe(20);
-    expect(state![0]).toBe(100_000 - 500 - 9500);
+    // A charge every 500 ms, each in its own 200 ms slot: the 20 of the last window, and the one made
+    // at 89 500, counted until its slot's end (89 600) leaves the window.
+    expect(state!.length / 2).toBe(21);
+    expect(state!.slice(0, 4)).toEqual([89_600, 1, 90_000, 1]);
+  });
+
+  it('cuts a window into at most 64 slots of a round length (1, 2 or 5 times a power of ten ms)', () => {
+    const cases: [string, number][] = [['1/s', 20], ['1/10s', 200], ['1/m', 1000], ['1/15m', 20_000], ['1/h', 100_000], ['1/d', 2_000_000]];
+    for (const [rate, slot] of cases) expect(slotMs(parseRate(rate).windowMs), rate).toBe(slot);
+    for (let windowMs = 1; windowMs <= 100_000; windowMs++) {
+      const slot = slotMs(windowMs);
+      expect(Math.ceil(windowMs / slot)).toBeLessThanOrEqual(SLOTS_PER_WINDOW);
+      // The smallest such length: at most 2.5 times the 64th part (and 1 ms for windows under 64 ms).
+      expect(slot).toBeLessThanOrEqual(Math.max(1, (2.5 * windowMs) / SLOTS_PER_WINDOW));
+    }
+    // Slots are aligned on the epoch, and a charge on a slot's end is counted at its own time.
+    expect([0, 1, 150, 200, 201].map((t) => slotEnd(t, TOKENS.windowMs))).toEqual([0, 200, 200, 200, 400]);
+  });
+
+  it('counts each charge at the end of its slot: coalesced, and never leaving the window earlier than itself', () => {
+    const { waits, state } = charges(slidingLog, TOKENS, [
+      [150, 4],
+      [199, 3],
+      [201, 2],
+      // 9 held: 5 more need the 200 ms slot (7) gone, at 10 200 (an exact log: the charge of 150, at 10 150).
+      [1000, 5],
+    ]);
+    expect(state).toEqual([200, 7, 400, 2]);
+    expect(waits).toEqual([0, 0, 0, 9200]);
+    expect(slidingLog.check(state, 10_150, TOKENS, 5)).toBe(50);
+    expect(slidingLog.check(state, 10_199, TOKENS, 5)).toBe(1);
+    expect(slidingLog.check(state, 10_200, TOKENS, 5)).toBe(0);
+    expect(slidingLog.standing(state, 1000, TOKENS)).toEqual({ remaining: 1, resetMs: 9400 });
+    expect(slidingLog.standing(state, 10_200, TOKENS)).toEqual({ remaining: 8, resetMs: 200 });
+    expect(slidingLog.expiresAt(state!, TOKENS)).toBe(10_400);
+  });
+
+  it('holds at most one window of slots whatever the budget: 100,000 one-token charges in a day, 45 slots', () => {
+    const daily: Rule = { limit: 1_000_000, windowMs: 86_400_000, unit: 'tokens' };
+    const t0 = 1_800_000_000_000;
+    let state: number[] | undefined;
+    // One charge every 864 ms: 100,000 spread over one window (an exact log would hold 100,000 entries).
+    for (let i = 0; i < 100_000; i++) state = slidingLog.consume(state, t0 + i * 864, daily, 1);
+    // Slots of 2,000 s: 43.2 to a day, so 45 with the first and the last partly inside.
+    expect(state!.length / 2).toBe(45);
+    expect(state!.length / 2).toBeLessThanOrEqual(SLOTS_PER_WINDOW + 1);
+    const last = t0 + 99_999 * 864;
+    expect(slidingLog.standing(state, last, daily).remaining).toBe(900_000);
+    expect(slidingLog.check(state, last, daily, 900_000)).toBe(0);
+    expect(slidingLog.check(state, last, daily, 900_001)).toBe(86_400_000 - 99_999 * 864);
+    // And it stays bounded window after window.
+    let most = 0;
+    for (let i = 100_000; i < 300_000; i++) {
+      state = slidingLog.consume(state, t0 + i * 864, daily, 1);
+      most = Math.max(most, state.length / 2);
+    }
+    expect(most).toBe(45);
   });
 
   it('adjust: a commit changes the entry, a refund removes it, a charge gone from the window is not refunded', () => {
@@ -176,13 +231,20 @@ describe('sliding_window, tokens rules (the sliding log)', () => {
     expect(slidingLog.adjust(undefined, 10_000, TOKENS, 0, 6, 3)).toEqual([10_000, 3]);
   });
 
-  it('adjust finds the charge by time and cost among equal times', () => {
-    const { state } = charges(slidingLog, TOKENS, [
+  it('adjust changes the slot its charge went into, for as long as that slot is inside the window', () => {
+    let { state } = charges(slidingLog, TOKENS, [
       [0, 2],
-      [0, 3],
-      [0, 2],
+      [0, 1],
+      [150, 4],
+      [199, 3],
     ]);
-    expect(slidingLog.adjust(state, 0, TOKENS, 0, 3, -3)).toEqual([0, 2, 0, 2]);
+    expect(state).toEqual([0, 3, 200, 7]);
+    // One of two charges of one slot refunded: the other stays.
+    expect(slidingLog.adjust(state, 1000, TOKENS, 0, 1, -1)).toEqual([0, 2, 200, 7]);
+    // The charge of 150 counts until its slot leaves, at 10 200 (not 10 150), and is refunded until then.
+    state = slidingLog.adjust(state, 10_170, TOKENS, 150, 4, -4);
+    expect(state).toEqual([200, 3]);
+    expect(slidingLog.adjust(state, 10_200, TOKENS, 199, 3, -3)).toBeUndefined();
   });
 
   it('a debt is waited out', () => {

@@ -75,6 +75,26 @@ export const TABLES: Table[] = [
     ],
   },
   {
+    // Sliding window: slots of 200 ms; a charge counts, and can be refunded, until its slot's end has
+    // left the window (the charge of 150 ms until 10 200 ms, where an exact log would drop it at 10 150).
+    name: 'tokens: charges inside a slot count from its end',
+    checks: [{ key: TOKEN_KEY, rule: TOKENS }],
+    steps: [
+      { t: 150, decide: 'a', cost: 4 },
+      { t: 199, decide: 'b', cost: 3 },
+      { t: 201, decide: 'c', cost: 2 },
+      { t: 1000, decide: 'd', cost: 5 },
+      { t: 10_150, peek: true },
+      { t: 10_170, adjust: 'a', deltas: [-4] },
+      { t: 10_170, peek: true },
+      { t: 10_200, decide: 'e', cost: 5 },
+      { t: 10_300, adjust: 'b', deltas: [-3] },
+      { t: 10_300, adjust: 'c', deltas: [1] },
+      { t: 10_300, peek: true },
+      { t: 10_400, peek: true },
+    ],
+  },
+  {
     name: 'requests: refund, commit higher, refund after the window',
     checks: [{ key: REQUEST_KEY, rule: REQUESTS }],
     steps: [
@@ -299,6 +319,54 @@ export const EXPECTED: Record<string, Record<AlgorithmName, string[]>> = {
       'peek 0/8/2000',
       'c: admit 0/0/10000',
       'd: refuse 1000/0/10000',
+    ],
+  },
+  'tokens: charges inside a slot count from its end': {
+    sliding_window: [
+      // a and b share the slot ending at 200, c is in the one ending at 400.
+      'a: admit 0/6/10050',
+      'b: admit 0/3/10001',
+      'c: admit 0/1/10199',
+      // 5 more need the slot of 200 (7 tokens) gone: at 10 200.
+      'd: refuse 9200/1/9400',
+      'peek 0/1/250',
+      // Still inside the window: refunded.
+      'adjusted a',
+      'peek 0/5/230',
+      'e: admit 0/3/10000',
+      // b's slot has left (nothing to refund); c's has not (one more token).
+      'adjusted b',
+      'adjusted c',
+      'peek 0/2/9900',
+      'peek 0/5/9800',
+    ],
+    fixed_window: [
+      'a: admit 0/6/9850',
+      'b: admit 0/3/9801',
+      'c: admit 0/1/9799',
+      'd: refuse 9000/1/9000',
+      'peek 0/10/0',
+      'adjusted a',
+      'peek 0/10/0',
+      'e: admit 0/5/9800',
+      'adjusted b',
+      'adjusted c',
+      'peek 0/4/9700',
+      'peek 0/4/9600',
+    ],
+    token_bucket: [
+      'a: admit 0/6/4000',
+      'b: admit 0/3/6951',
+      'c: admit 0/1/8949',
+      'd: refuse 3150/1/8150',
+      'peek 0/10/0',
+      'adjusted a',
+      'peek 0/10/0',
+      'e: admit 0/5/5000',
+      'adjusted b',
+      'adjusted c',
+      'peek 0/7/2900',
+      'peek 0/7/2800',
     ],
   },
   'requests: refund, commit higher, refund after the window': {

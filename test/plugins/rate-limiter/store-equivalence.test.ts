@@ -68,6 +68,12 @@ function checksFor(rules: RuleSet, count: 1 | 3, user: number): RuleCheck[] {
   ];
 }
 
+/** The same rules counting tokens: under the sliding window, a log of slots instead of a list of times. */
+function inTokens(rules: RuleSet): RuleSet {
+  const tokens = (rule: Rule): Rule => ({ ...rule, unit: 'tokens' });
+  return { user: tokens(rules.user), tenant: tokens(rules.tenant), tool: tokens(rules.tool) };
+}
+
 /** [offset from the table's start in ms, user index]. */
 type Arrival = readonly [number, number];
 
@@ -175,13 +181,23 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
     };
   }
 
-  /** Replays `times`/`users` on both stores; returns both stores' views, request by request. */
-  async function replayBoth(algorithm: AlgorithmName, rules: RuleSet, count: 1 | 3, times: readonly number[], users: readonly number[]) {
+  /**
+   * Replays `times`/`users` on both stores (each tokens check charging `costs[i]`, 1 when absent);
+   * returns both stores' views, request by request.
+   */
+  async function replayBoth(
+    algorithm: AlgorithmName,
+    rules: RuleSet,
+    count: 1 | 3,
+    times: readonly number[],
+    users: readonly number[],
+    costs: readonly number[] = [],
+  ) {
     const { memory, redis } = stores(algorithm);
     const fromMemory: DecisionView[] = [];
     const fromRedis: DecisionView[] = [];
     for (let i = 0; i < times.length; i++) {
-      const checks = checksFor(rules, count, users[i]!);
+      const checks = checksFor(rules, count, users[i]!).map((c) => ({ ...c, cost: costs[i] ?? 1 }));
       fromMemory.push(view(memory.decide(checks, times[i]!)));
       fromRedis.push(view(await redis.decide(checks, times[i]!)));
     }
@@ -190,16 +206,19 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
 
   const cases = TABLES.flatMap((table) =>
     [T_SMALL, T_EPOCH].flatMap((t0) =>
-      ALGORITHM_NAMES.flatMap((algorithm) => ([1, 3] as const).map((count) => ({ table, t0, algorithm, count }))),
+      ALGORITHM_NAMES.flatMap((algorithm) =>
+        ([1, 3] as const).flatMap((count) => (['requests', 'tokens'] as const).map((unit) => ({ table, t0, algorithm, count, unit }))),
+      ),
     ),
   );
 
-  it.each(cases)('$table.name, from t=$t0, $algorithm, $count rule(s) per request', async ({ table, t0, algorithm, count }) => {
+  it.each(cases)('$table.name, from t=$t0, $algorithm, $count rule(s) per request, in $unit', async ({ table, t0, algorithm, count, unit }) => {
     const times = table.arrivals.map(([offset]) => t0 + offset);
     const users = table.arrivals.map(([, user]) => user);
     expect(clearOfTtlRace(times, table.rules)).toBe(true);
 
-    const { fromMemory, fromRedis } = await replayBoth(algorithm, table.rules, count, times, users);
+    const rules = unit === 'tokens' ? inTokens(table.rules) : table.rules;
+    const { fromMemory, fromRedis } = await replayBoth(algorithm, rules, count, times, users);
     for (let i = 0; i < times.length; i++) {
       expect(fromRedis[i], `request ${i} at +${table.arrivals[i]![0]} ms`).toEqual(fromMemory[i]);
     }
@@ -252,6 +271,29 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
     // The generated sequences did exercise refusals, not only admissions.
     expect(decisions).toBeGreaterThan(100);
     expect(refusals).toBeGreaterThan(0);
+  });
+
+  /**
+   * Tokens rules on fractional times (charges anywhere inside their slots, slot ends compared with
+   * times Redis and JavaScript compute alike) and costs up to the limit. Decisions only: every write
+   * gives the key a TTL of at least its window, so no key is near its TTL while it still matters.
+   */
+  it.each(ALGORITHM_NAMES)('%s: random tokens sequences, with costs and fractional times, get the same decisions from both stores', async (algorithm) => {
+    let refusals = 0;
+    await fc.assert(
+      fc.asyncProperty(scenario, fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 40, maxLength: 40 }), async ({ rules, count, start, steps }, costs) => {
+        const times: number[] = [];
+        let t = start;
+        for (const s of steps) times.push((t += s.gap + s.fraction));
+        fc.pre(algorithm !== 'fixed_window' || clearOfTtlRace(times, rules));
+        const users = steps.map((s) => s.user);
+        const { fromMemory, fromRedis } = await replayBoth(algorithm, inTokens(rules), count, times, users, costs);
+        expect(fromRedis).toEqual(fromMemory);
+        refusals += fromRedis.filter((d) => !d.allowed).length;
+      }),
+      { numRuns: 30 },
+    );
+    expect(refusals).toBeGreaterThan(20);
   });
   /**
    * Limits whose emission interval (window / limit) is a whole number of seconds: with arrivals whole

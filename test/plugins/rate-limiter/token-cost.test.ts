@@ -2,8 +2,10 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALGORITHMS } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { SLOTS_PER_WINDOW, slotEnd } from '../../../plugins/rate-limiter/algorithms/sliding-log.ts';
 import { ALGORITHM_NAMES, type AlgorithmName, type Rule } from '../../../plugins/rate-limiter/algorithms/types.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
+import { decodeTokenLog, TOKEN_SLOT_BYTES } from '../../../plugins/rate-limiter/store/redis-admin.ts';
 import { createRedisClient } from '../../../plugins/rate-limiter/store/redis-client.ts';
 import { RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
 import type { Decision, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
@@ -212,7 +214,7 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
       }
     });
 
-    it('the sliding log lives until its newest entry leaves the window, also after a refund of the newest', async () => {
+    it('the sliding log lives until its newest slot leaves the window, also after a refund of the newest', async () => {
       const { backend, prefix } = redis('sliding_window');
       const t0 = 1_800_000_000_000;
       const key = `${prefix}:${TOKEN_KEY}`;
@@ -223,10 +225,11 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
       const ttl = await admin.pttl(key);
       expect(ttl).toBeGreaterThan(9_000);
       expect(ttl).toBeLessThanOrEqual(10_000);
-      expect(await admin.get(key)).toBe(`${t0} 2 ${t0 + 4000} 3`);
-      // The newest entry refunded at +5 s: the key now lives until +10 s (the first entry's end).
+      const slots = async () => decodeTokenLog((await admin.getBuffer(key))!);
+      expect(await slots()).toEqual([t0, 2, t0 + 4000, 3]);
+      // The newest slot refunded at +5 s: the key now lives until +10 s (the first slot's end).
       await backend!.adjust(newest, second, [-3], t0 + 5000);
-      expect(await admin.get(key)).toBe(`${t0} 2`);
+      expect(await slots()).toEqual([t0, 2]);
       const after = await admin.pttl(key);
       expect(after).toBeGreaterThan(4_000);
       expect(after).toBeLessThanOrEqual(5_000);
@@ -270,9 +273,44 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
     });
   });
 
+  describe('sliding window, tokens rule: the work of a decision is bounded, whatever the budget', () => {
+    it('100,000 one-token charges in one day window hold 45 slots of 16 bytes, in Redis as in memory', async () => {
+      const { backend, prefix } = redis('sliding_window');
+      const memory = memoryBackend('sliding_window');
+      const daily: Rule = { limit: 1_000_000, windowMs: 86_400_000, unit: 'tokens' };
+      const checks: RuleCheck[] = [{ key: TOKEN_KEY, rule: daily, cost: 1 }];
+      const key = `${prefix}:${TOKEN_KEY}`;
+      const t0 = 1_800_000_000_000;
+      let most = 0;
+      let admitted = 0;
+      // One charge every 864 ms, 100,000 over one window; asked 500 at a time, as a busy gateway would.
+      for (let from = 0; from < 100_000; from += 500) {
+        const times = Array.from({ length: 500 }, (_, i) => t0 + (from + i) * 864);
+        const decisions = await Promise.all(times.map((t) => backend!.decide(checks, t)));
+        for (const t of times) await memory.decide(checks, t);
+        admitted += decisions.filter((d) => d.allowed).length;
+        most = Math.max(most, await admin.strlen(key));
+      }
+      expect(admitted).toBe(100_000);
+      // Slots of 2,000 s: 43.2 to a day, so 45 with the first and the last partly inside.
+      expect(await admin.strlen(key)).toBe(45 * TOKEN_SLOT_BYTES);
+      expect(most).toBe(45 * TOKEN_SLOT_BYTES);
+      expect(most).toBeLessThanOrEqual((SLOTS_PER_WINDOW + 1) * TOKEN_SLOT_BYTES);
+      const log = decodeTokenLog((await admin.getBuffer(key))!);
+      expect(log.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0)).toBe(100_000);
+      const last = t0 + 99_999 * 864;
+      const newestSlot = t0 + 44 * 2_000_000;
+      const [fromRedis, fromMemory] = [await backend!.peek(checks, last), await memory.peek(checks, last)];
+      expect(fromRedis).toEqual([{ retryAfterMs: 0, remaining: 900_000, resetMs: newestSlot + daily.windowMs - last }]);
+      expect(fromMemory.map((r) => ({ ...r, resetMs: Math.ceil(r.resetMs) }))).toEqual(fromRedis);
+    });
+  });
+
   describe('sliding window, tokens rule: random arrivals, costs and refunds', () => {
     interface Op {
       gap: number;
+      /** Milliseconds after the whole second (charges fall inside slots, not only on their ends). */
+      offset: number;
       /** A request of this cost, or (when `adjust` is set) a refund or smaller commit of an earlier one. */
       cost: number;
       adjust: number | undefined;
@@ -288,9 +326,13 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
           start: fc.oneof(fc.constant(1_000_000), fc.constant(1_800_000_000_000)),
           ops: fc.array(
             fc.record({
-              // Whole seconds apart, so that no key in Redis is ever within a second of its TTL while
-              // it still matters (caller time is logical; TTLs run on the real clock).
-              gap: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: (2 * rule.windowMs) / 1000 })).map((s) => s * 1000),
+              // Whole seconds apart, and at most 100 ms past one: slots (200 ms or 1 s) end on whole
+              // fifths of a second, so no key in Redis is ever within 100 ms of its TTL while it still
+              // matters (caller time is logical; TTLs run on the real clock).
+              gap: fc
+                .oneof(fc.constant(0), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: (2 * rule.windowMs) / 1000 }), fc.constant(rule.windowMs / 1000))
+                .map((s) => s * 1000),
+              offset: fc.constantFrom(0, 0, 1, 37, 99.75),
               cost: fc.oneof(fc.integer({ min: 1, max: Math.max(1, Math.ceil(rule.limit / 3)) }), fc.integer({ min: 1, max: rule.limit + 2 })),
               adjust: fc.oneof({ arbitrary: fc.constant(undefined), weight: 2 }, { arbitrary: fc.nat(), weight: 1 }),
               keep: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 1, noNaN: true })),
@@ -309,12 +351,18 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
           const memory = memoryBackend('sliding_window');
           const redisOne = redis('sliding_window').backend!;
           const key = '{http:prop}u:|tok';
-          /** The model: every admitted charge's time and what it counts for now. */
-          const model: { time: number; cost: number; decision: [Decision, Decision]; checks: RuleCheck[]; done: boolean }[] = [];
-          let now = start;
-          const live = (at: number) => model.filter((e) => e.cost > 0 && e.time > at - rule.windowMs).reduce((sum, e) => sum + e.cost, 0);
+          /** The model: every admitted charge's time, the end of its slot, and what it counts for now. */
+          const model: { time: number; slot: number; cost: number; decision: [Decision, Decision]; checks: RuleCheck[]; done: boolean }[] = [];
+          let second: number = start;
+          let now: number = start;
+          const sum = (entries: typeof model) => entries.reduce((total, e) => total + e.cost, 0);
+          /** What the log counts: each charge until its slot has left the window. */
+          const live = (at: number) => sum(model.filter((e) => e.cost > 0 && e.slot > at - rule.windowMs));
+          /** The charges made in the window ending at `at`, by their own times. */
+          const made = (at: number) => sum(model.filter((e) => e.cost > 0 && e.time > at - rule.windowMs));
           for (const op of ops as Op[]) {
-            now += op.gap;
+            second += op.gap;
+            now = Math.max(now, second + op.offset);
             const open = model.filter((e) => !e.done);
             if (op.adjust !== undefined && open.length > 0) {
               const entry = open[op.adjust % open.length]!;
@@ -324,8 +372,9 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
               if (delta === 0) continue;
               await memory.adjust(entry.decision[0], entry.checks, [delta], now);
               await redisOne.adjust(entry.decision[1], entry.checks, [delta], now);
-              // Only a charge still inside the window is changed: one that has left no longer counts.
-              if (entry.time > now - rule.windowMs) entry.cost += delta;
+              // Only a charge whose slot is still inside the window is changed: one that has left no
+              // longer counts.
+              if (entry.slot > now - rule.windowMs) entry.cost += delta;
               adjusted++;
             } else {
               const checks: RuleCheck[] = [{ key, rule, cost: op.cost }];
@@ -333,11 +382,11 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
               const fromMemory = await memory.decide(checks, now);
               const fromRedis = await redisOne.decide(checks, now);
               expect(view(fromRedis)).toEqual(view(fromMemory));
-              // Exact: admitted exactly when the window has room for the whole cost.
+              // Exact on slot times: admitted exactly when the window has room for the whole cost.
               expect(fromMemory.allowed).toBe(op.cost <= rule.limit && used + op.cost <= rule.limit);
               expect(fromMemory.results[0]!.tooLarge === true).toBe(op.cost > rule.limit);
               if (fromMemory.allowed) {
-                model.push({ time: now, cost: op.cost, decision: [fromMemory, fromRedis], checks, done: false });
+                model.push({ time: now, slot: slotEnd(now, rule.windowMs), cost: op.cost, decision: [fromMemory, fromRedis], checks, done: false });
                 admitted++;
               } else {
                 refused++;
@@ -347,6 +396,7 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
             // The half-open window ending now holds at most the limit (and only admissions change
             // it, so no window ending between two operations holds more).
             expect(live(now)).toBeLessThanOrEqual(rule.limit);
+            expect(made(now)).toBeLessThanOrEqual(rule.limit);
             const [m, r] = [await memory.peek([{ key, rule }], now), await redisOne.peek([{ key, rule }], now)];
             expect(r).toEqual(m.map((x) => ({ ...x, resetMs: Math.ceil(x.resetMs) })));
             expect(m[0]!.remaining).toBe(rule.limit - live(now));

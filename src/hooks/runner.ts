@@ -21,6 +21,11 @@ export interface HookCall {
    * a handler that holds something for the step (a concurrency slot, a reservation) lets go of it.
    */
   signal: AbortSignal | undefined;
+  /**
+   * Called when the runner stops waiting for the handler (it timed out): its signal aborts with
+   * `reason`, so a handler still waiting for something (a concurrency slot) gives up and keeps nothing.
+   */
+  abandon?(reason: unknown): void;
 }
 
 export type HookHandler<N extends HookName> = (payload: HookPayload<N>, call?: HookCall) => HookResult | Promise<HookResult>;
@@ -236,7 +241,7 @@ export class HookRunner {
     const registration = list[index]!;
     let outcome: HookOutcome;
     try {
-      outcome = this.apply(registration, this.validated(registration, await this.withTimeout(pending, registration)), headers);
+      outcome = this.apply(registration, this.validated(registration, await this.withTimeout(pending, registration, call)), headers);
     } catch (error) {
       outcome = this.failed(registration, error, headers);
     }
@@ -273,14 +278,16 @@ export class HookRunner {
     );
   }
 
-  private withTimeout(promise: Promise<HookResult>, registration: HookRegistration): Promise<HookResult> {
+  private withTimeout(promise: Promise<HookResult>, registration: HookRegistration, call: HookCall): Promise<HookResult> {
     let timer: NodeJS.Timeout | undefined;
     const timeoutMs = this.timeoutMs + (registration.queueMs?.() ?? 0);
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new FloodgateError(ErrorCode.HookTimeout, `did not answer ${registration.hook} within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      timer = setTimeout(() => {
+        const error = new FloodgateError(ErrorCode.HookTimeout, `did not answer ${registration.hook} within ${timeoutMs} ms`);
+        reject(error);
+        // Nobody waits for the handler any more: it must not go on to take what it would never give back.
+        call.abandon?.(error);
+      }, timeoutMs);
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }

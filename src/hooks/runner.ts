@@ -116,13 +116,23 @@ function isPlainContinue(result: unknown): boolean {
   return true;
 }
 
+function checkHook(registration: { plugin: string; hook: HookName }): void {
+  if (!isHookName(registration.hook)) {
+    throw new FloodgateError(
+      ErrorCode.HookUnknown,
+      `plugin "${registration.plugin}" registered unknown hook "${String(registration.hook)}"; known hooks: ${HOOK_NAMES.join(', ')}`,
+    );
+  }
+}
+
 /**
  * Runs the handlers registered for a hook, awaited in priority order (lower first). An enforcing
  * plugin's violation stops the step; a permissive one's is ignored here (the plugin reports it); a
  * plugin that throws, times out or answers nonsense is handled by its `on_error`.
  */
 export class HookRunner {
-  private readonly handlers = new Map<HookName, HookRegistration[]>();
+  /** Replaced whole, never edited: a message running its hooks keeps the lists it started with. */
+  private handlers = new Map<HookName, HookRegistration[]>();
   private readonly errorLogThrottle = new KeyedThrottle(1024);
 
   constructor(
@@ -132,26 +142,15 @@ export class HookRunner {
   ) {}
 
   register<N extends HookName>(registration: HookRegistration<N>): void {
-    if (!isHookName(registration.hook)) {
-      throw new FloodgateError(
-        ErrorCode.HookUnknown,
-        `plugin "${registration.plugin}" registered unknown hook "${String(registration.hook)}"; known hooks: ${HOOK_NAMES.join(', ')}`,
-      );
-    }
-    // A new list, not an edited one: a message running its hooks keeps the list it started with.
+    checkHook(registration);
     const list = [...(this.handlers.get(registration.hook) ?? []), registration as unknown as HookRegistration];
     // Stable sort: equal priorities keep registration (config) order.
     list.sort((a, b) => a.priority - b.priority);
-    this.handlers.set(registration.hook, list);
+    this.handlers = new Map(this.handlers).set(registration.hook, list);
   }
 
   unregisterPlugin(plugin: string): void {
-    for (const [hook, list] of this.handlers) {
-      this.handlers.set(
-        hook,
-        list.filter((r) => r.plugin !== plugin),
-      );
-    }
+    this.handlers = new Map([...this.handlers].map(([hook, list]) => [hook, list.filter((r) => r.plugin !== plugin)]));
   }
 
   /**
@@ -159,11 +158,28 @@ export class HookRunner {
    * already running its hooks finishes with the ones it started with.
    */
   updatePlugin(plugin: string, settings: Pick<HookRegistration, 'priority' | 'mode' | 'onError'>): void {
+    const table = new Map<HookName, HookRegistration[]>();
     for (const [hook, list] of this.handlers) {
-      const updated = list.map((r) => (r.plugin === plugin ? { ...r, ...settings } : r));
-      updated.sort((a, b) => a.priority - b.priority);
-      this.handlers.set(hook, updated);
+      table.set(hook, list.map((r) => (r.plugin === plugin ? { ...r, ...settings } : r)).sort((a, b) => a.priority - b.priority));
     }
+    this.handlers = table;
+  }
+
+  /**
+   * Makes `registrations` the whole table, in one step (a reload): messages already running their
+   * hooks finish under the old one. Equal priorities keep list order. An unknown hook throws and
+   * changes nothing.
+   */
+  replace(registrations: readonly HookRegistration[]): void {
+    for (const registration of registrations) checkHook(registration);
+    const table = new Map<HookName, HookRegistration[]>();
+    for (const registration of registrations) {
+      let list = table.get(registration.hook);
+      if (list === undefined) table.set(registration.hook, (list = []));
+      list.push(registration);
+    }
+    for (const list of table.values()) list.sort((a, b) => a.priority - b.priority);
+    this.handlers = table;
   }
 
   has(hook: HookName): boolean {

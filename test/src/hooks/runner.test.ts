@@ -178,6 +178,53 @@ describe('HookRunner: registration', () => {
   });
 });
 
+describe('HookRunner: replacing every registration at once', () => {
+  const registration = (plugin: string, handler: () => HookResult | Promise<HookResult>, priority = 1, hook: HookName = 'prePromptFetch') => ({
+    plugin,
+    hook,
+    handler,
+    priority,
+    mode: 'enforce' as const,
+    onError: 'fail_open' as const,
+  });
+
+  it('swaps the whole table: hooks not in the new list are gone, order follows priority then list order', async () => {
+    const { runner, calls, add } = setup();
+    add('old', () => CONTINUE);
+    add('old', () => CONTINUE, { hook: 'preToolInvoke' });
+    const mark = (name: string) => () => (calls.push(name), CONTINUE);
+    runner.replace([registration('b', mark('b'), 5), registration('a', mark('a'), 5), registration('first', mark('first'), 1)]);
+    expect(runner.has('preToolInvoke')).toBe(false);
+    await runner.run('prePromptFetch', prompt);
+    expect(calls).toEqual(['first', 'b', 'a']);
+  });
+
+  it('lets a message in flight finish under the registrations it started with', async () => {
+    const { runner, calls, add } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    add('slow', async () => (await gate, CONTINUE), { priority: 1 });
+    add('old-next', () => CONTINUE, { priority: 2 });
+    const running = runner.run('prePromptFetch', prompt);
+    runner.replace([registration('new', () => (calls.push('new'), CONTINUE))]);
+    release();
+    await running;
+    expect(calls).toEqual(['slow', 'old-next']);
+    await runner.run('prePromptFetch', prompt);
+    expect(calls).toEqual(['slow', 'old-next', 'new']);
+  });
+
+  it('refuses a list with an unknown hook and keeps the table it had', async () => {
+    const { runner, calls, add } = setup();
+    add('kept', () => CONTINUE);
+    expect(() => runner.replace([registration('typo', () => CONTINUE, 1, 'prePromtFetch' as HookName)])).toThrow(
+      expect.objectContaining({ code: ErrorCode.HookUnknown }),
+    );
+    await runner.run('prePromptFetch', prompt);
+    expect(calls).toEqual(['kept']);
+  });
+});
+
 describe('HookRunner: violations', () => {
   it('an enforcing violation stops the step and skips later handlers', async () => {
     const { runner, calls, add } = setup();

@@ -154,18 +154,6 @@ export class HookRunner {
   }
 
   /**
-   * Changes a plugin's priority, mode and on_error. Lists are replaced, not edited, so a message
-   * already running its hooks finishes with the ones it started with.
-   */
-  updatePlugin(plugin: string, settings: Pick<HookRegistration, 'priority' | 'mode' | 'onError'>): void {
-    const table = new Map<HookName, HookRegistration[]>();
-    for (const [hook, list] of this.handlers) {
-      table.set(hook, list.map((r) => (r.plugin === plugin ? { ...r, ...settings } : r)).sort((a, b) => a.priority - b.priority));
-    }
-    this.handlers = table;
-  }
-
-  /**
    * Makes `registrations` the whole table, in one step (a reload): messages already running their
    * hooks finish under the old one. Equal priorities keep list order. An unknown hook throws and
    * changes nothing.

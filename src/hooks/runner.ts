@@ -21,6 +21,11 @@ export interface HookCall {
    * a handler that holds something for the step (a concurrency slot, a reservation) lets go of it.
    */
   signal: AbortSignal | undefined;
+  /**
+   * Called when the runner stops waiting for the handler (it timed out): its signal aborts with
+   * `reason`, so a handler still waiting for something (a concurrency slot) gives up and keeps nothing.
+   */
+  abandon?(reason: unknown): void;
 }
 
 export type HookHandler<N extends HookName> = (payload: HookPayload<N>, call?: HookCall) => HookResult | Promise<HookResult>;
@@ -111,13 +116,23 @@ function isPlainContinue(result: unknown): boolean {
   return true;
 }
 
+function checkHook(registration: { plugin: string; hook: HookName }): void {
+  if (!isHookName(registration.hook)) {
+    throw new FloodgateError(
+      ErrorCode.HookUnknown,
+      `plugin "${registration.plugin}" registered unknown hook "${String(registration.hook)}"; known hooks: ${HOOK_NAMES.join(', ')}`,
+    );
+  }
+}
+
 /**
  * Runs the handlers registered for a hook, awaited in priority order (lower first). An enforcing
  * plugin's violation stops the step; a permissive one's is ignored here (the plugin reports it); a
  * plugin that throws, times out or answers nonsense is handled by its `on_error`.
  */
 export class HookRunner {
-  private readonly handlers = new Map<HookName, HookRegistration[]>();
+  /** Replaced whole, never edited: a message running its hooks keeps the lists it started with. */
+  private handlers = new Map<HookName, HookRegistration[]>();
   private readonly errorLogThrottle = new KeyedThrottle(1024);
 
   constructor(
@@ -127,38 +142,32 @@ export class HookRunner {
   ) {}
 
   register<N extends HookName>(registration: HookRegistration<N>): void {
-    if (!isHookName(registration.hook)) {
-      throw new FloodgateError(
-        ErrorCode.HookUnknown,
-        `plugin "${registration.plugin}" registered unknown hook "${String(registration.hook)}"; known hooks: ${HOOK_NAMES.join(', ')}`,
-      );
-    }
-    // A new list, not an edited one: a message running its hooks keeps the list it started with.
+    checkHook(registration);
     const list = [...(this.handlers.get(registration.hook) ?? []), registration as unknown as HookRegistration];
     // Stable sort: equal priorities keep registration (config) order.
     list.sort((a, b) => a.priority - b.priority);
-    this.handlers.set(registration.hook, list);
+    this.handlers = new Map(this.handlers).set(registration.hook, list);
   }
 
   unregisterPlugin(plugin: string): void {
-    for (const [hook, list] of this.handlers) {
-      this.handlers.set(
-        hook,
-        list.filter((r) => r.plugin !== plugin),
-      );
-    }
+    this.handlers = new Map([...this.handlers].map(([hook, list]) => [hook, list.filter((r) => r.plugin !== plugin)]));
   }
 
   /**
-   * Changes a plugin's priority, mode and on_error. Lists are replaced, not edited, so a message
-   * already running its hooks finishes with the ones it started with.
+   * Makes `registrations` the whole table, in one step (a reload): messages already running their
+   * hooks finish under the old one. Equal priorities keep list order. An unknown hook throws and
+   * changes nothing.
    */
-  updatePlugin(plugin: string, settings: Pick<HookRegistration, 'priority' | 'mode' | 'onError'>): void {
-    for (const [hook, list] of this.handlers) {
-      const updated = list.map((r) => (r.plugin === plugin ? { ...r, ...settings } : r));
-      updated.sort((a, b) => a.priority - b.priority);
-      this.handlers.set(hook, updated);
+  replace(registrations: readonly HookRegistration[]): void {
+    for (const registration of registrations) checkHook(registration);
+    const table = new Map<HookName, HookRegistration[]>();
+    for (const registration of registrations) {
+      let list = table.get(registration.hook);
+      if (list === undefined) table.set(registration.hook, (list = []));
+      list.push(registration);
     }
+    for (const list of table.values()) list.sort((a, b) => a.priority - b.priority);
+    this.handlers = table;
   }
 
   has(hook: HookName): boolean {
@@ -236,7 +245,7 @@ export class HookRunner {
     const registration = list[index]!;
     let outcome: HookOutcome;
     try {
-      outcome = this.apply(registration, this.validated(registration, await this.withTimeout(pending, registration)), headers);
+      outcome = this.apply(registration, this.validated(registration, await this.withTimeout(pending, registration, call)), headers);
     } catch (error) {
       outcome = this.failed(registration, error, headers);
     }
@@ -273,14 +282,16 @@ export class HookRunner {
     );
   }
 
-  private withTimeout(promise: Promise<HookResult>, registration: HookRegistration): Promise<HookResult> {
+  private withTimeout(promise: Promise<HookResult>, registration: HookRegistration, call: HookCall): Promise<HookResult> {
     let timer: NodeJS.Timeout | undefined;
     const timeoutMs = this.timeoutMs + (registration.queueMs?.() ?? 0);
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new FloodgateError(ErrorCode.HookTimeout, `did not answer ${registration.hook} within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      timer = setTimeout(() => {
+        const error = new FloodgateError(ErrorCode.HookTimeout, `did not answer ${registration.hook} within ${timeoutMs} ms`);
+        reject(error);
+        // Nobody waits for the handler any more: it must not go on to take what it would never give back.
+        call.abandon?.(error);
+      }, timeoutMs);
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }

@@ -25,7 +25,17 @@ function formatNumber(value: number): string {
 }
 
 interface Metric {
+  readonly name: string;
   render(): string;
+}
+
+/** What a registry hands out, and takes back by identity (remove()). */
+export type RegisteredMetric = Counter | Gauge | Histogram;
+
+interface Registration {
+  metric: Metric;
+  /** The registry object it was registered through (the root, or a plugin instance's scope()). */
+  via: MetricsRegistry;
 }
 
 /** Series keyed by their label values, in a fixed order. */
@@ -163,9 +173,28 @@ export class Histogram extends Family<HistogramState> {
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
-/** Every metric the gateway and its plugins expose at GET /metrics. */
+/**
+ * Every metric the gateway and its plugins expose at GET /metrics. A plugin instance registers
+ * through its own scope(), so that on reload its next instance (started before the old one stops)
+ * may register the same names: the first registration of a name is served, the next one waits for
+ * it to be removed.
+ */
 export class MetricsRegistry {
-  private readonly metrics = new Map<string, Metric>();
+  private readonly table: Map<string, Registration[]>;
+  /** What was registered through this object, for clear(). */
+  private readonly mine = new Set<Metric>();
+
+  constructor(
+    private readonly owner?: string,
+    shared?: MetricsRegistry,
+  ) {
+    this.table = shared?.table ?? new Map();
+  }
+
+  /** The same registry as one plugin instance sees it (what it registers is its own; see clear()). */
+  scope(owner: string): MetricsRegistry {
+    return new MetricsRegistry(owner, this);
+  }
 
   counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
     return this.add(name, new Counter(name, help, labelNames));
@@ -179,20 +208,48 @@ export class MetricsRegistry {
     return this.add(name, new Histogram(name, help, buckets, labelNames));
   }
 
-  /** Drops a plugin's metrics when it is torn down (a reload may register them again). */
-  remove(name: string): void {
-    this.metrics.delete(name);
+  /**
+   * Drops this very metric (its owner is torn down); another registered under the same name since,
+   * a new instance's, stays. A metric already removed is ignored.
+   */
+  remove(metric: RegisteredMetric): void;
+  /**
+   * Drops the metrics of that name registered through this object.
+   * @deprecated a metric registered again under the name since goes too: use remove(metric).
+   */
+  remove(name: string): void;
+  remove(target: RegisteredMetric | string): void {
+    const name = typeof target === 'string' ? target : target.name;
+    const list = this.table.get(name);
+    if (list === undefined) return;
+    const kept = list.filter((r) => {
+      const gone = typeof target === 'string' ? r.via === this : r.metric === target;
+      if (gone) r.via.mine.delete(r.metric);
+      return !gone;
+    });
+    if (kept.length === 0) this.table.delete(name);
+    else this.table.set(name, kept);
+  }
+
+  /** Removes every metric registered through this object (the plugin instance stopped, or never started). */
+  clear(): void {
+    for (const metric of [...this.mine]) this.remove(metric as RegisteredMetric);
   }
 
   /** The text exposition format, one family after another. */
   render(): string {
-    return `${[...this.metrics.values()].map((m) => m.render()).join('\n')}\n`;
+    return `${[...this.table.values()].map((list) => list[0]!.metric.render()).join('\n')}\n`;
   }
 
   private add<M extends Metric>(name: string, metric: M): M {
     if (!NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`);
-    if (this.metrics.has(name)) throw new Error(`metric ${name} is already registered`);
-    this.metrics.set(name, metric);
+    const list = this.table.get(name);
+    // Only another instance of the same plugin may queue behind a name: anything else is a clash.
+    if (list !== undefined && (this.owner === undefined || list.some((r) => r.via === this || r.via.owner !== this.owner))) {
+      throw new Error(`metric ${name} is already registered`);
+    }
+    this.table.set(name, [...(list ?? []), { metric, via: this }]);
+    this.mine.add(metric);
     return metric;
   }
 }

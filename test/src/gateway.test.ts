@@ -109,3 +109,52 @@ describe('Gateway: GET /metrics', () => {
     expect(res.text).not.toContain('alice');
   });
 });
+
+describe('Gateway: a reload that fails', () => {
+  const ADMIN_TOKEN = 'admin-token-for-reload-tests';
+  const channels = { http: { port: 0, reply_timeout_ms: 5_000, admin_token: ADMIN_TOKEN } };
+  const stager = (label: string) => ({
+    name: 's',
+    path: './plugins/stager/index.ts',
+    config: { label, provide: true, route: '/v1/admin/stager', metric: 'fg_stager_seen_total', restart_only: true },
+  });
+  const counter = (label: string) => ({ name: 'counter', path: './plugins/counter/index.ts', config: { label } });
+  const plugins = (generation: 1 | 2) => [
+    counter(generation === 1 ? 'old' : 'new'),
+    stager(generation === 1 ? 'one' : 'two'),
+    probe('p', { greeting: generation === 1 ? 'p1' : 'p2' }),
+  ];
+
+  /** What the gateway answers: a message's plugin headers, the plugin's admin route, its metric. */
+  async function answers(port: number) {
+    const message = await postMessage(port, { user_id: 'alice', text: 'hi' });
+    const route = await httpRequest(port, { path: '/v1/admin/stager', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const metrics = await httpRequest(port, { path: '/metrics' });
+    return {
+      status: message.status,
+      headers: ['x-count', 'x-label', 'x-s', 'x-probe'].map((name) => message.headers[name]),
+      route: route.json(),
+      seen: /^fg_stager_seen_total (\d+)$/m.exec(metrics.text)?.[1],
+    };
+  }
+
+  it('leaves the gateway answering exactly as before; the same reload without the failing plugin then applies', async () => {
+    const { gateway, port } = await startGateway({ channels, plugins: plugins(1) });
+    expect(await answers(port)).toEqual({ status: 200, headers: ['1', 'old', 'one', 'p1'], route: { label: 'one' }, seen: '1' });
+
+    const failing = parseConfig(
+      JSON.stringify({ channels, plugins: [...plugins(2), { name: 'fragile', path: './plugins/failing-setup/index.ts' }] }),
+      CONFIG_PATH,
+    );
+    await expect(gateway.reload(failing)).rejects.toMatchObject({
+      code: ErrorCode.PluginLoad,
+      message: 'plugin "fragile" failed to start: database unreachable',
+    });
+    // Same instances (the count and the metric go on), same configs.
+    expect(await answers(port)).toEqual({ status: 200, headers: ['2', 'old', 'one', 'p1'], route: { label: 'one' }, seen: '2' });
+
+    const summary = await gateway.reload(parseConfig(JSON.stringify({ channels, plugins: plugins(2) }), CONFIG_PATH));
+    expect(summary).toMatchObject({ reconfigured: ['counter'], restarted: ['s', 'p'] });
+    expect(await answers(port)).toEqual({ status: 200, headers: ['3', 'new', 'two', 'p2'], route: { label: 'two' }, seen: '1' });
+  });
+});

@@ -3,6 +3,7 @@ import { ManualClock } from '../../../src/clock.ts';
 import type { OnError } from '../../../src/config/schema.ts';
 import { ErrorCode, FloodgateError } from '../../../src/errors.ts';
 import { HookRunner } from '../../../src/hooks/runner.ts';
+import { StepCall } from '../../../src/util/step-call.ts';
 import { CONTINUE, type HookName, type HookPayload, type HookResult, type Violation } from '../../../src/hooks/schemas.ts';
 import { captureLogs, LEVEL } from '../support/logs.ts';
 
@@ -173,6 +174,53 @@ describe('HookRunner: registration', () => {
     expect(runner.has('preToolInvoke')).toBe(false);
     const outcome = await runner.run('prePromptFetch', prompt);
     expect(outcome.stopped).toBe(false);
+    expect(calls).toEqual(['kept']);
+  });
+});
+
+describe('HookRunner: replacing every registration at once', () => {
+  const registration = (plugin: string, handler: () => HookResult | Promise<HookResult>, priority = 1, hook: HookName = 'prePromptFetch') => ({
+    plugin,
+    hook,
+    handler,
+    priority,
+    mode: 'enforce' as const,
+    onError: 'fail_open' as const,
+  });
+
+  it('swaps the whole table: hooks not in the new list are gone, order follows priority then list order', async () => {
+    const { runner, calls, add } = setup();
+    add('old', () => CONTINUE);
+    add('old', () => CONTINUE, { hook: 'preToolInvoke' });
+    const mark = (name: string) => () => (calls.push(name), CONTINUE);
+    runner.replace([registration('b', mark('b'), 5), registration('a', mark('a'), 5), registration('first', mark('first'), 1)]);
+    expect(runner.has('preToolInvoke')).toBe(false);
+    await runner.run('prePromptFetch', prompt);
+    expect(calls).toEqual(['first', 'b', 'a']);
+  });
+
+  it('lets a message in flight finish under the registrations it started with', async () => {
+    const { runner, calls, add } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    add('slow', async () => (await gate, CONTINUE), { priority: 1 });
+    add('old-next', () => CONTINUE, { priority: 2 });
+    const running = runner.run('prePromptFetch', prompt);
+    runner.replace([registration('new', () => (calls.push('new'), CONTINUE))]);
+    release();
+    await running;
+    expect(calls).toEqual(['slow', 'old-next']);
+    await runner.run('prePromptFetch', prompt);
+    expect(calls).toEqual(['slow', 'old-next', 'new']);
+  });
+
+  it('refuses a list with an unknown hook and keeps the table it had', async () => {
+    const { runner, calls, add } = setup();
+    add('kept', () => CONTINUE);
+    expect(() => runner.replace([registration('typo', () => CONTINUE, 1, 'prePromtFetch' as HookName)])).toThrow(
+      expect.objectContaining({ code: ErrorCode.HookUnknown }),
+    );
+    await runner.run('prePromptFetch', prompt);
     expect(calls).toEqual(['kept']);
   });
 });
@@ -536,5 +584,54 @@ describe('HookRunner: runNow', () => {
     runner.runNow('prePromptFetch', prompt, { signal: controller.signal });
     runner.runNow('prePromptFetch', prompt);
     expect(seen).toEqual([controller.signal, undefined]);
+  });
+});
+
+describe('HookRunner: abandoned handlers', () => {
+  /** Registers a prePromptFetch handler that records the signal it read and answers `answer(signal)`. */
+  function reading(runner: HookRunner, answer: (signal: AbortSignal) => Promise<HookResult>) {
+    const seen: AbortSignal[] = [];
+    runner.register({
+      plugin: 'waiter',
+      hook: 'prePromptFetch',
+      handler: (_payload, call) => {
+        const signal = call!.signal!;
+        seen.push(signal);
+        return answer(signal);
+      },
+      priority: 1,
+      mode: 'enforce',
+      onError: 'fail_open',
+    });
+    return seen;
+  }
+
+  it('aborts the signal of a handler that does not answer in time, with the timeout as reason', async () => {
+    const { runner } = setup({ timeoutMs: 20 });
+    let heardAt: number | undefined;
+    const started = Date.now();
+    // Waits for something (a concurrency slot) that never comes, unless told to give up.
+    const seen = reading(runner, (signal) => {
+      signal.addEventListener('abort', () => (heardAt = Date.now() - started));
+      return new Promise<HookResult>(() => {});
+    });
+    const call = new StepCall(undefined);
+    const outcome = await runner.runNow('prePromptFetch', prompt, call);
+    expect(outcome).toEqual({ stopped: false, headers: undefined });
+    expect(seen[0]!.aborted).toBe(true);
+    expect(heardAt).toBeGreaterThanOrEqual(15);
+    expect(seen[0]!.reason).toMatchObject({ code: ErrorCode.HookTimeout, message: 'did not answer prePromptFetch within 20 ms' });
+  });
+
+  it('does not abort the signal of a handler that answers in time', async () => {
+    const { runner } = setup({ timeoutMs: 1000 });
+    const seen = reading(runner, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return CONTINUE;
+    });
+    const call = new StepCall(undefined);
+    await runner.runNow('prePromptFetch', prompt, call);
+    expect(seen[0]!.aborted).toBe(false);
+    expect(call.aborted).toBe(false);
   });
 });

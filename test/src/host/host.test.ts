@@ -10,6 +10,9 @@ import type { HookPayload } from '../../../src/hooks/schemas.ts';
 import { PluginHost } from '../../../src/host/host.ts';
 import { Services } from '../../../src/host/services.ts';
 import { AdminRoutes } from '../../../src/channels/admin.ts';
+import type { HttpChannel } from '../../../src/channels/http.ts';
+import type { RouteHandler } from '../../../src/channels/routes.ts';
+import { STAGER_SERVICE } from '../../fixtures/plugins/stager/index.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { IdentityHasher } from '../../../src/logger.ts';
 import { captureLogs, LEVEL } from '../support/logs.ts';
@@ -35,20 +38,28 @@ function setup(configPath = CONFIG_PATH) {
   const logs = captureLogs();
   const clock = new ManualClock(0);
   const runner = new HookRunner(logs.logger, clock, 1000);
+  const services = new Services();
+  const metrics = new MetricsRegistry();
+  /** The admin routes mounted on the (stand-in) HTTP channel, by path. */
+  const routes = new Map<string, RouteHandler>();
+  const http = {
+    mount: (_method: string, path: string, handler: RouteHandler) => void routes.set(path, handler),
+    unmount: (path: string) => void routes.delete(path),
+  } as unknown as HttpChannel;
   const host = new PluginHost({
     runner,
     bus: new MessageBus(),
     logger: logs.logger,
     clock,
     identity: new IdentityHasher('test-salt'),
-    metrics: new MetricsRegistry(),
-    services: new Services(),
-    admin: new AdminRoutes(undefined, undefined),
+    metrics,
+    services,
+    admin: new AdminRoutes(http, 'admin-token'),
     configPath,
   });
   /** The probe fixture's log lines for one event, in order. */
   const events = (event: string) => logs.records().filter((r) => r.event === event);
-  return { host, runner, logs, events };
+  return { host, runner, logs, events, services, metrics, routes };
 }
 
 async function loadError(host: PluginHost, entries: PluginEntry[]): Promise<FloodgateError> {
@@ -383,5 +394,177 @@ describe('PluginHost: reload', () => {
     expect(host.pluginNames).toEqual(['counter']);
     const outcome = await runner.run('prePromptFetch', prompt);
     expect(outcome).toEqual({ stopped: false, headers: { 'x-count': '1', 'x-label': 'kept' } });
+  });
+});
+
+const stager = (name: string, config: Record<string, unknown>, fields: Partial<PluginEntry> = {}): PluginEntry =>
+  entry({ name, path: './plugins/stager/index.ts', config, ...fields });
+
+async function reloadError(host: PluginHost, entries: PluginEntry[]): Promise<FloodgateError> {
+  try {
+    await host.reload(entries);
+  } catch (error) {
+    expect(error).toBeInstanceOf(FloodgateError);
+    return error as FloodgateError;
+  }
+  throw new Error('expected the reload to fail, but it succeeded');
+}
+
+/** What an admin route of the stand-in HTTP channel answers (the token is the one setup() gives). */
+async function callRoute(routes: Map<string, RouteHandler>, path: string): Promise<unknown> {
+  const handler = routes.get(path);
+  if (handler === undefined) return undefined;
+  const request = { headers: { authorization: 'Bearer admin-token' }, body: Buffer.alloc(0), signal: new AbortController().signal, query: new URLSearchParams() };
+  return (await handler(request)).body;
+}
+
+const serviceLabel = (services: Services) => (services.get(STAGER_SERVICE) as { label(): string } | undefined)?.label();
+
+describe('PluginHost: a reload that fails changes nothing', () => {
+  const counter = (label: string, fields: Partial<PluginEntry> = {}): PluginEntry =>
+    entry({ name: 'counter', path: './plugins/counter/index.ts', config: { label }, ...fields });
+  const served = { provide: true, route: '/v1/admin/stager', metric: 'fg_stager_seen_total' };
+
+  it('a setup failing part-way: reconfigured plugins get their old config back, new instances are torn down', async () => {
+    const { host, runner, events, services, routes, metrics } = setup();
+    await host.load([counter('old'), stager('s', { label: 'one', ...served }, { priority: 10 }), probe('p', { priority: 20, config: { greeting: 'p1' } })]);
+    expect(await runner.run('prePromptFetch', prompt)).toEqual({
+      stopped: false,
+      headers: { 'x-count': '1', 'x-label': 'old', 'x-s': 'one', 'x-probe': 'p1' },
+    });
+    const error = await reloadError(host, [
+      counter('new', { mode: 'permissive' }),
+      stager('s', { label: 'two', ...served }, { priority: 30 }),
+      probe('p', { priority: 20, config: { greeting: 'p2' } }),
+      entry({ name: 'fragile', path: './plugins/failing-setup/index.ts' }),
+    ]);
+    expect(error.code).toBe(ErrorCode.PluginLoad);
+    expect(error.message).toBe('plugin "fragile" failed to start: database unreachable');
+
+    // Reconfigured and then back; the new probe instance set up and then torn down; the old one kept.
+    expect(events('reconfigure').map((r) => [r.plugin, r.label])).toEqual([
+      ['counter', 'new'],
+      ['s', 'two'],
+      ['s', 'one'],
+      ['counter', 'old'],
+    ]);
+    expect(events('setup').map((r) => [r.plugin, r.greeting ?? r.label])).toEqual([
+      ['s', 'one'],
+      ['p', 'p1'],
+      ['p', 'p2'],
+    ]);
+    expect(events('teardown').map((r) => r.plugin)).toEqual(['p']);
+    expect(host.pluginNames).toEqual(['counter', 's', 'p']);
+    // Same instances (the count goes on), same configs, same order (s before p, by its old priority).
+    expect(await runner.run('prePromptFetch', prompt)).toEqual({
+      stopped: false,
+      headers: { 'x-count': '2', 'x-label': 'old', 'x-s': 'one', 'x-probe': 'p1' },
+    });
+    expect(events('prePromptFetch').map((r) => r.plugin)).toEqual(['s', 'p', 's', 'p']);
+    expect(serviceLabel(services)).toBe('one');
+    expect(await callRoute(routes, '/v1/admin/stager')).toEqual({ label: 'one' });
+    expect(metrics.render()).toContain('fg_stager_seen_total 2\n');
+    expect(runner.has('prePromptFetch')).toBe(true);
+  });
+
+  it('a reconfigure that throws: it and those before it get their old config, mode and priority back', async () => {
+    const { host, runner, events } = setup();
+    await host.load([stager('a', { label: 'a1' }, { priority: 1 }), stager('b', { label: 'b1', refuse: true }, { priority: 2 })]);
+    const error = await reloadError(host, [
+      stager('a', { label: 'a2' }, { priority: 3 }),
+      stager('b', { label: 'b2', refuse: true, fail_reconfigure: true }, { priority: 2, mode: 'permissive' }),
+    ]);
+    expect(error.code).toBe(ErrorCode.PluginLoad);
+    expect(error.message).toBe('plugin "b" failed to reconfigure: b cannot take label b2');
+    expect(events('reconfigure').map((r) => [r.plugin, r.label])).toEqual([
+      ['a', 'a2'],
+      ['b', 'b2'],
+      ['b', 'b1'],
+      ['a', 'a1'],
+    ]);
+    // a still runs first with its old label; b still enforces its refusal.
+    const outcome = await runner.run('prePromptFetch', prompt);
+    expect(outcome.stopped && outcome.plugin).toBe('b');
+    expect(events('prePromptFetch').map((r) => [r.plugin, r.label])).toEqual([
+      ['a', 'a1'],
+      ['b', 'b1'],
+    ]);
+  });
+
+  it('a replaced plugin whose new instance fails to start keeps its old instance, services, route and metric', async () => {
+    const { host, runner, events, services, routes, metrics } = setup();
+    await host.load([stager('s', { label: 'one', restart_only: true, ...served })]);
+    await runner.run('prePromptFetch', prompt);
+    const error = await reloadError(host, [stager('s', { label: 'two', restart_only: true, fail_setup: true, ...served })]);
+    expect(error.message).toBe('plugin "s" failed to start: s cannot start');
+    expect(events('teardown')).toHaveLength(0);
+    expect(await runner.run('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-s': 'one' } });
+    expect(serviceLabel(services)).toBe('one');
+    expect(await callRoute(routes, '/v1/admin/stager')).toEqual({ label: 'one' });
+    expect(metrics.render()).toContain('fg_stager_seen_total 2\n');
+  });
+});
+
+describe('PluginHost: staged instances', () => {
+  const served = { provide: true, route: '/v1/admin/stager', metric: 'fg_stager_seen_total' };
+
+  it('restarts a plugin whose new instance provides the same service, route and metric as the old one', async () => {
+    const { host, runner, events, services, routes, metrics } = setup();
+    await host.load([stager('s', { label: 'one', restart_only: true, ...served })]);
+    await runner.run('prePromptFetch', prompt);
+    const summary = await host.reload([stager('s', { label: 'two', restart_only: true, ...served })]);
+    expect(summary.restarted).toEqual(['s']);
+    // The new instance was set up before the old one was torn down.
+    expect(events('setup').map((r) => r.label)).toEqual(['one', 'two']);
+    expect(events('teardown').map((r) => r.label)).toEqual(['one']);
+    expect(serviceLabel(services)).toBe('two');
+    expect(await callRoute(routes, '/v1/admin/stager')).toEqual({ label: 'two' });
+    expect(await runner.run('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-s': 'two' } });
+    expect(metrics.render()).toContain('fg_stager_seen_total 1\n');
+  });
+
+  it('still refuses a service another plugin keeps, and lets one a removed plugin held be taken', async () => {
+    const { host, services } = setup();
+    await host.load([stager('a', { label: 'a', provide: true, route: '/v1/admin/a' })]);
+    const clash = await reloadError(host, [
+      stager('a', { label: 'a', provide: true, route: '/v1/admin/a' }),
+      stager('b', { label: 'b', provide: true }),
+    ]);
+    expect(clash.message).toBe('plugin "b" failed to start: service "stager_label" is already provided by plugin "a"');
+    const route = await reloadError(host, [
+      stager('a', { label: 'a', provide: true, route: '/v1/admin/a' }),
+      stager('b', { label: 'b', route: '/v1/admin/a' }),
+    ]);
+    expect(route.message).toBe('plugin "b" failed to start: admin route /v1/admin/a is already served by plugin "a"');
+    expect(serviceLabel(services)).toBe('a');
+    await host.reload([stager('b', { label: 'b', provide: true, route: '/v1/admin/a' })]);
+    expect(serviceLabel(services)).toBe('b');
+  });
+});
+
+describe('PluginHost: a plugin whose setup fails keeps nothing', () => {
+  const everything = { provide: true, route: '/v1/admin/stager', metric: 'fg_stager_seen_total', fail_setup: true };
+
+  it('at load: no hook, service, admin route or metric is left behind', async () => {
+    const { host, runner, services, routes, metrics } = setup();
+    const error = await loadError(host, [stager('s', { label: 'x', ...everything })]);
+    expect(error.message).toBe('plugin "s" failed to start: s cannot start');
+    expect(runner.has('prePromptFetch')).toBe(false);
+    expect(serviceLabel(services)).toBeUndefined();
+    expect(routes.size).toBe(0);
+    expect(metrics.render()).toBe('\n');
+  });
+
+  it('on reload, as a new plugin: nothing of it is left, and a later reload may add it', async () => {
+    const { host, runner, services, routes, metrics } = setup();
+    await host.load([probe('p', { config: { greeting: 'p' } })]);
+    await reloadError(host, [probe('p', { config: { greeting: 'p' } }), stager('s', { label: 'x', ...everything })]);
+    expect(host.pluginNames).toEqual(['p']);
+    expect(await runner.run('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-probe': 'p' } });
+    expect(serviceLabel(services)).toBeUndefined();
+    expect(routes.size).toBe(0);
+    expect(metrics.render()).toBe('\n');
+    await host.reload([probe('p', { config: { greeting: 'p' } }), stager('s', { label: 'x', ...everything, fail_setup: false })]);
+    expect(serviceLabel(services)).toBe('x');
   });
 });

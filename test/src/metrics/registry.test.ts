@@ -56,3 +56,47 @@ describe('MetricsRegistry', () => {
     registry.counter('fg_a_total', 'A again.');
   });
 });
+
+describe('MetricsRegistry: removing a metric', () => {
+  it('removes the exact metric it is given, not a newer one of the same name', () => {
+    const registry = new MetricsRegistry();
+    const old = registry.counter('fg_a_total', 'Old.');
+    registry.remove(old);
+    const fresh = registry.counter('fg_a_total', 'New.');
+    fresh.inc();
+    // The old one's owner disposes it again (a second teardown): the new one stays.
+    registry.remove(old);
+    expect(registry.render()).toContain('fg_a_total 1\n');
+    registry.remove(fresh);
+    expect(registry.render()).toBe('\n');
+  });
+
+  it("lets a plugin's next instance register its names while the old one still serves them", () => {
+    const registry = new MetricsRegistry();
+    const old = registry.scope('limiter');
+    const next = registry.scope('limiter');
+    old.counter('fg_a_total', 'A.').inc({}, 5);
+    const waiting = next.counter('fg_a_total', 'A.');
+    waiting.inc();
+    // The old instance's metric is served until it goes; then the new one's.
+    expect(registry.render()).toContain('fg_a_total 5\n');
+    old.clear();
+    expect(registry.render()).toContain('fg_a_total 1\n');
+    // A by-name removal through the old instance's scope leaves the new one's metric alone.
+    old.remove('fg_a_total');
+    expect(registry.render()).toContain('fg_a_total 1\n');
+    next.clear();
+    expect(registry.render()).toBe('\n');
+  });
+
+  it('still refuses a name held by another plugin, by the gateway, or twice by one instance', () => {
+    const registry = new MetricsRegistry();
+    registry.counter('fg_core_total', 'Core.');
+    const mine = registry.scope('mine');
+    mine.counter('fg_mine_total', 'Mine.');
+    expect(() => registry.scope('other').counter('fg_mine_total', 'Theirs.')).toThrow('already registered');
+    expect(() => mine.counter('fg_mine_total', 'Again.')).toThrow('already registered');
+    expect(() => mine.counter('fg_core_total', 'Core.')).toThrow('already registered');
+    expect(() => registry.counter('fg_mine_total', 'Core.')).toThrow('already registered');
+  });
+});

@@ -64,4 +64,28 @@ describe('StepCall', () => {
     upstream.abort();
     expect(heard).toBe(0);
   });
+
+  it('abandon() aborts a signal already read with its reason, and one read later is made aborted', () => {
+    const reason = new Error('timed out');
+    const read = new StepCall(undefined);
+    const signal = read.signal;
+    read.abandon(reason);
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBe(reason);
+    expect(read.aborted).toBe(true);
+
+    const unread = new StepCall(undefined);
+    unread.abandon(reason);
+    expect(unread.aborted).toBe(true);
+    expect(unread.signal.aborted).toBe(true);
+    expect(unread.signal.reason).toBe(reason);
+  });
+
+  it('abandon() after finish() changes nothing', () => {
+    const call = new StepCall(undefined);
+    const signal = call.signal;
+    call.finish();
+    call.abandon(new Error('late'));
+    expect((signal.reason as DOMException).name).toBe('AbortError');
+  });
 });

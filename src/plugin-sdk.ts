@@ -36,7 +36,7 @@ export type { HookCall, HookHandler } from './hooks/runner.ts';
 
 // Observing: the bus, metrics, logs.
 export type { BusEvents, MessageBus } from './bus/bus.ts';
-export type { Counter, Gauge, Histogram, MetricsRegistry } from './metrics/registry.ts';
+export type { Counter, Gauge, Histogram, MetricsRegistry, RegisteredMetric } from './metrics/registry.ts';
 export type { IdentityHasher, Logger } from './logger.ts';
 
 // Time: every time-dependent part takes a clock.

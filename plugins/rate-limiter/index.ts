@@ -56,9 +56,10 @@ export default definePlugin({
     );
     return {
       async reconfigure(update) {
-        const kept = await limiter.reconfigure(update.config as RateLimiterOptions, update.mode);
-        if (kept) logger.info('rate limiter reconfigured; every count kept');
-        else logger.warn('rate limiter reconfigured with another algorithm or backend; counts start afresh');
+        const { kept, newWindows } = await limiter.reconfigure(update.config as RateLimiterOptions, update.mode);
+        if (!kept) logger.warn('rate limiter reconfigured with another algorithm or backend; counts start afresh');
+        else if (newWindows.length === 0) logger.info('rate limiter reconfigured; every count kept');
+        else logger.info({ new_windows: newWindows }, 'rate limiter reconfigured; counts kept, new windows count from now');
       },
       teardown: () => limiter.close(),
     };

@@ -93,6 +93,11 @@ export interface Subject {
   exempt: boolean;
 }
 
+/** "user", "tenant", "tool", or "user-tokens", ...: a rule as metrics and operators name it (never an id). */
+export function ruleBase(rule: CompiledRule): string {
+  return rule.unit === 'tokens' ? `${rule.name}-tokens` : rule.name;
+}
+
 function compile(name: CompiledRule['name'], rate: Rate, several: boolean, unit: CompiledRule['unit'], shadow: boolean): CompiledRule {
   const seconds = Math.ceil(rate.windowMs / 1000);
   const window = windowLabel(rate.windowMs);
@@ -179,6 +184,17 @@ export class Policy {
     const exempt =
       (this.exemptUsers.size > 0 && this.exemptUsers.has(user)) || (tenant !== undefined && this.exemptTenants.size > 0 && this.exemptTenants.has(tenant));
     return { channel, user, tenant, scope, exempt };
+  }
+
+  /**
+   * Every window this policy counts in, as operators name them ("user 1h", "tool:search 1m"): a
+   * reload keeps the count of each window still named, and the new ones count from then on.
+   */
+  windows(): string[] {
+    const named = (setting: CompiledSetting, tool?: string) =>
+      [...setting.rates, ...setting.tokens].map((rule) => `${tool === undefined ? ruleBase(rule) : `tool:${tool}`} ${rule.window}`);
+    const tools = [...this.tools].flatMap(([tool, setting]) => named(setting, tool));
+    return [...named(this.user), ...named(this.tenant), ...named(this.toolDefault), ...tools];
   }
 
   /** The tools with a rate of their own, normalised. */

@@ -3,7 +3,8 @@ import { MemoryBackend } from './backend/memory.ts';
 import { RedisBackend } from './backend/redis.ts';
 import type { Backend } from './backend/types.ts';
 import { Limiter, type PromptRequest, type ToolRequest } from './engine/limiter.ts';
-import { ruleName, type Outcome } from './engine/outcome.ts';
+import type { Outcome } from './engine/outcome.ts';
+import { ruleBase } from './policy.ts';
 import { RefusalLog } from './engine/refusal-log.ts';
 import type { PromptEnd } from './engine/reservations.ts';
 import type { RateLimiterOptions } from './options.ts';
@@ -72,7 +73,7 @@ export class RateLimiter {
       },
       shadow: {
         refused: (step, subject, check) => {
-          telemetry?.decided(step, subject.channel, 'shadow_refused', ruleName(check.rule), undefined, 0);
+          telemetry?.decided(step, subject.channel, 'shadow_refused', ruleBase(check.rule), undefined, 0);
           this.refusals.shadowRefused(step, check);
         },
         failedLater: (step, error) => {
@@ -128,12 +129,13 @@ export class RateLimiter {
   }
 
   /**
-   * Takes a reloaded config. Counts carry over while the backend settings stay; when they change
-   * (another algorithm or backend), a new backend opens and counts start afresh there. Returns
-   * whether counts were kept.
+   * Takes a reloaded config. Counts carry over while the backend settings stay, in every window the
+   * new config still has; when they change (another algorithm or backend), a new backend opens and
+   * counts start afresh there. Says which it was, and which windows are new (they count from now).
    */
-  async reconfigure(options: RateLimiterOptions, mode: 'enforce' | 'permissive'): Promise<boolean> {
+  async reconfigure(options: RateLimiterOptions, mode: 'enforce' | 'permissive'): Promise<{ kept: boolean; newWindows: string[] }> {
     const kept = backendSettings(options) === backendSettings(this.options);
+    const before = new Set(this.engine.policy.windows());
     const previous = this.current.backend;
     if (!kept) this.current.backend = await openBackend(options, this.host, this.telemetry);
     this.options = options;
@@ -141,7 +143,7 @@ export class RateLimiter {
     this.presenter.reconfigure(options);
     this.refusals.reconfigure(mode);
     if (!kept) await previous.close();
-    return kept;
+    return { kept, newWindows: this.engine.policy.windows().filter((window) => !before.has(window)) };
   }
 
   async close(): Promise<void> {

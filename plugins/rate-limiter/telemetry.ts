@@ -1,6 +1,7 @@
-import { type MessageBus, type Counter, type Histogram, type MetricsRegistry } from '../../src/plugin-sdk.ts';
+import { type MessageBus, type Counter, type Histogram, type MetricsRegistry, type RegisteredMetric } from '../../src/plugin-sdk.ts';
 import type { RateLimitDecisionEvent } from './events.ts';
-import { retryAfterSeconds, ruleName, type Outcome } from './engine/outcome.ts';
+import { retryAfterSeconds, type Outcome } from './engine/outcome.ts';
+import { ruleBase } from './policy.ts';
 import { CONCURRENCY_RETRY_S } from './present/presenter.ts';
 import type { BreakerState } from './breaker.ts';
 
@@ -26,7 +27,7 @@ export class LimiterTelemetry {
   private readonly failures: Counter;
   private readonly faults: Counter;
   private readonly settlements: Counter;
-  private readonly names: string[] = [];
+  private readonly registered: RegisteredMetric[] = [];
 
   constructor(
     private readonly metrics: MetricsRegistry,
@@ -64,17 +65,17 @@ export class LimiterTelemetry {
     const { step, subject, latencyMs } = outcome;
     switch (outcome.kind) {
       case 'admitted': {
-        const rule = outcome.decision === undefined ? undefined : ruleName(outcome.checks[outcome.binding]!.rule);
+        const rule = outcome.decision === undefined ? undefined : ruleBase(outcome.checks[outcome.binding]!.rule);
         return this.decided(step, subject.channel, 'admitted', rule, undefined, latencyMs);
       }
       case 'limited': {
-        const rule = ruleName(outcome.checks[outcome.binding]!.rule);
+        const rule = ruleBase(outcome.checks[outcome.binding]!.rule);
         return this.decided(step, subject.channel, 'refused', rule, retryAfterSeconds(outcome.decision.retryAfterMs), latencyMs);
       }
       case 'concurrency_limited':
         return this.decided(step, subject.channel, 'refused', `${outcome.limit.label}-concurrency`, CONCURRENCY_RETRY_S, latencyMs);
       case 'too_large':
-        return this.decided(step, subject.channel, 'refused', ruleName(outcome.rule), undefined, latencyMs);
+        return this.decided(step, subject.channel, 'refused', ruleBase(outcome.rule), undefined, latencyMs);
       case 'unavailable':
         return this.decided(step, subject.channel, 'unavailable', undefined, retryAfterSeconds(outcome.retryAfterMs), latencyMs);
     }
@@ -145,11 +146,11 @@ export class LimiterTelemetry {
 
   /** Removes the metrics (the plugin is being torn down; a new instance registers its own). */
   dispose(): void {
-    for (const name of this.names) this.metrics.remove(name);
+    for (const metric of this.registered) this.metrics.remove(metric);
   }
 
-  private track<M extends { name: string }>(metric: M): M {
-    this.names.push(metric.name);
+  private track<M extends RegisteredMetric>(metric: M): M {
+    this.registered.push(metric);
     return metric;
   }
 }

@@ -212,23 +212,16 @@ export class MetricsRegistry {
    * Drops this very metric (its owner is torn down); another registered under the same name since,
    * a new instance's, stays. A metric already removed is ignored.
    */
-  remove(metric: RegisteredMetric): void;
-  /**
-   * Drops the metrics of that name registered through this object.
-   * @deprecated a metric registered again under the name since goes too: use remove(metric).
-   */
-  remove(name: string): void;
-  remove(target: RegisteredMetric | string): void {
-    const name = typeof target === 'string' ? target : target.name;
-    const list = this.table.get(name);
+  remove(target: RegisteredMetric): void {
+    const list = this.table.get(target.name);
     if (list === undefined) return;
     const kept = list.filter((r) => {
-      const gone = typeof target === 'string' ? r.via === this : r.metric === target;
+      const gone = r.metric === target;
       if (gone) r.via.mine.delete(r.metric);
       return !gone;
     });
-    if (kept.length === 0) this.table.delete(name);
-    else this.table.set(name, kept);
+    if (kept.length === 0) this.table.delete(target.name);
+    else this.table.set(target.name, kept);
   }
 
   /** Removes every metric registered through this object (the plugin instance stopped, or never started). */

@@ -54,3 +54,43 @@ describe('config reload (SIGHUP)', () => {
     expect(gateway!.process.exitCode).toBeNull();
   });
 });
+
+describe('config reload (SIGHUP): what carries over', () => {
+  const reload = async (path: string, config: Record<string, unknown>) => {
+    writeFileSync(path, JSON.stringify(gatewayConfig([rateLimiterEntry(config)])));
+    gateway!.process.kill('SIGHUP');
+    return waitForLog(gateway!, 'rate limiter reconfigured');
+  };
+
+  it('a rate that becomes a list of windows, or gains by_tenant, keeps what each user used', async () => {
+    const path = writeConfig(gatewayConfig([rateLimiterEntry({ by_user: '3/m' })]));
+    gateway = await startGatewayFrom(path);
+    const { url } = gateway;
+    const send = async () => (await sendMessage(url, { user_id: 'u', tenant_id: 'acme', text: 'hi' })).status;
+    for (let i = 0; i < 2; i++) expect(await send()).toBe(200);
+
+    const listed = await reload(path, { by_user: ['3/m', '100/h'] });
+    expect(listed).toMatchObject({ msg: 'rate limiter reconfigured; counts kept, new windows count from now', new_windows: ['user 1h', 'tool 1h'] });
+    expect(await send()).toBe(200);
+    expect(await send()).toBe(429);
+
+    gateway!.stdout.length = 0;
+    const tenanted = await reload(path, { by_user: ['3/m', '100/h'], by_tenant: '50/m' });
+    expect(tenanted.new_windows).toEqual(['tenant 1m']);
+    // Still the same user's minute: three used, none left.
+    expect(await send()).toBe(429);
+  });
+
+  it('/metrics keeps the limiter series after a reload that changes its algorithm', async () => {
+    const path = writeConfig(gatewayConfig([rateLimiterEntry({ by_user: '3/m' })]));
+    gateway = await startGatewayFrom(path);
+    const { url } = gateway;
+    expect(await statusOf(url)).toBe(200);
+    const moved = await reload(path, { by_user: '3/m', algorithm: 'fixed_window' });
+    expect(moved.msg).toBe('rate limiter reconfigured with another algorithm or backend; counts start afresh');
+    expect(await statusOf(url)).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('floodgate_ratelimit_decisions_total{hook="prePromptFetch",outcome="admitted",rule="user"} 2');
+    expect(metrics).toContain('floodgate_ratelimit_keys 1');
+  });
+});

@@ -59,7 +59,3 @@ export function bindingIndex(decision: Decision): number {
   return best;
 }
 
-/** The rule as metrics and operators name it: "user", "tenant", "tool", "user-tokens", ... (never an id). */
-export function ruleName(rule: CompiledRule): string {
-  return rule.unit === 'tokens' ? `${rule.name}-tokens` : rule.name;
-}

@@ -48,10 +48,10 @@ describe('MetricsRegistry', () => {
 
   it('refuses duplicate and invalid names, and forgets removed metrics', () => {
     const registry = new MetricsRegistry();
-    registry.counter('fg_a_total', 'A.');
+    const first = registry.counter('fg_a_total', 'A.');
     expect(() => registry.counter('fg_a_total', 'again')).toThrow('already registered');
     expect(() => registry.counter('fg-bad', 'bad')).toThrow('invalid metric name');
-    registry.remove('fg_a_total');
+    registry.remove(first);
     expect(registry.render()).toBe('\n');
     registry.counter('fg_a_total', 'A again.');
   });
@@ -81,9 +81,6 @@ describe('MetricsRegistry: removing a metric', () => {
     // The old instance's metric is served until it goes; then the new one's.
     expect(registry.render()).toContain('fg_a_total 5\n');
     old.clear();
-    expect(registry.render()).toContain('fg_a_total 1\n');
-    // A by-name removal through the old instance's scope leaves the new one's metric alone.
-    old.remove('fg_a_total');
     expect(registry.render()).toContain('fg_a_total 1\n');
     next.clear();
     expect(registry.render()).toBe('\n');

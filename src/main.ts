@@ -18,9 +18,19 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const configPath = args.configPath;
+  // SIGHUP: re-read the config file; a bad one is refused with every problem and the running one stays.
+  // Listened for from the start: a SIGHUP's default action ends the process, and one that comes while
+  // the gateway is still starting is applied once it has started.
+  let reloadOnStart = false;
+  let running: Gateway | undefined;
+  process.on('SIGHUP', () => {
+    if (running === undefined) reloadOnStart = true;
+    else reload(running, configPath);
+  });
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start({ loaded: loadConfig(args.configPath) });
+    gateway = await Gateway.start({ loaded: loadConfig(configPath) });
   } catch (error) {
     const code = error instanceof FloodgateError ? `[${error.code}] ` : '';
     process.stderr.write(`floodgate: cannot start: ${code}${errorMessage(error)}\n`);
@@ -38,16 +48,18 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
-  // SIGHUP: re-read the config file; a bad one is refused with every problem and the running one stays.
-  process.on('SIGHUP', () => {
-    let loaded;
-    try {
-      loaded = loadConfig(args.configPath);
-    } catch (error) {
-      return rejected(gateway, error);
-    }
-    gateway.reload(loaded).catch((error: unknown) => rejected(gateway, error));
-  });
+  running = gateway;
+  if (reloadOnStart) reload(gateway, configPath);
+}
+
+function reload(gateway: Gateway, configPath: string): void {
+  let loaded;
+  try {
+    loaded = loadConfig(configPath);
+  } catch (error) {
+    return rejected(gateway, error);
+  }
+  gateway.reload(loaded).catch((error: unknown) => rejected(gateway, error));
 }
 
 function rejected(gateway: Gateway, error: unknown): void {

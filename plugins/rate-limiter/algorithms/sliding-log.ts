@@ -25,7 +25,7 @@ export const SLOTS_PER_WINDOW = 64;
  * The slot length for a window: the smallest of 1, 2, 5, 10, 20, 50, ... ms that cuts it into at most
  * SLOTS_PER_WINDOW slots (a minute: 1 s, an hour: 100 s, a day: 2000 s). Round lengths, aligned on the
  * epoch, so that charges made on whole seconds (within windows up to about a minute) are counted at
- * their own time. decide.lua and adjust.lua compute it the same way.
+ * their own time. The Redis scripts compute it the same way (slot_ms in store/shared.lua).
  */
 export function slotMs(windowMs: number): number {
   const least = windowMs / SLOTS_PER_WINDOW;

@@ -3,7 +3,8 @@
 -- the charge back as if it had never been made; a positive delta charges more, even beyond the limit
 -- (the key goes into debt). A charge that has already left the key (window passed, key expired) is
 -- not refunded; a positive delta is then charged now. Mirrors the algorithms' adjust() exactly; the
--- memory store is the reference.
+-- memory store is the reference. The key layouts and the helpers that read and write them are in
+-- shared.lua (run before this), so they are decide.lua's own.
 --
 -- KEYS: the request's keys to adjust (they share a hash slot, so one call works on a Cluster too).
 -- ARGV[1]: algorithm: sliding_window | fixed_window | token_bucket
@@ -12,23 +13,12 @@
 -- then per key: limit, window (ms), unit ('r' | 't'), cost, delta (an integer, not 0, >= -cost).
 -- Returns the number of keys it changed.
 
-local call, ceil, floor, min, format, rep, concat = redis.call, math.ceil, math.floor, math.min, string.format, string.rep, table.concat
-local pack, unpack = struct.pack, struct.unpack
+local concat = table.concat
 
 local algorithm = ARGV[1]
 local now
-if ARGV[2] == '' then
-  local t = call('TIME')
-  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-else
-  now = tonumber(ARGV[2])
-end
+if ARGV[2] == '' then now = server_time() else now = tonumber(ARGV[2]) end
 local at = tonumber(ARGV[3])
-
--- Lossless for doubles, and the very text decide.lua stored a time as.
-local function num(x)
-  return format('%.17g', x)
-end
 
 -- A time-keyed state lives until `ends` (ms); nothing is left to keep when that is now or past.
 local function expire_at(key, ends)
@@ -38,33 +28,6 @@ local function expire_at(key, ends)
   else
     call('PEXPIRE', key, ttl)
   end
-end
-
--- A tokens log as decide.lua keeps it: one 16-byte record per slot (its end in ms, its tokens, as
--- big-endian doubles), oldest first; slots of slot_ms(window), as slotMs in sliding-log.ts.
-local RECORD = 16
-
-local function slot_ms(window)
-  local least, decade = window / 64, 1
-  while true do
-    if decade >= least then return decade end
-    if 2 * decade >= least then return 2 * decade end
-    if 5 * decade >= least then return 5 * decade end
-    decade = decade * 10
-  end
-end
-
-local function slot_end(t, window)
-  local slot = slot_ms(window)
-  return ceil(t / slot) * slot
-end
-
--- The log as a flat array (slot ends at odd indices, tokens at even ones) and its length.
-local function read_log(key)
-  local value = call('GET', key)
-  if not value then return {}, 0 end
-  local n = #value / RECORD * 2
-  return { unpack('>' .. rep('d', n), value) }, n
 end
 
 -- Index of the slot ending at `slot`, searched from the newest back to `from` (false when none).
@@ -92,9 +55,8 @@ for i = 1, #KEYS do
   elseif algorithm == 'sliding_window' and tokens then
     -- The log: slots that have left the window are dropped; the slot the charge went into (the slot
     -- of its time) changes by delta, never below nothing, and goes when nothing is left in it.
-    local log, size = read_log(key)
-    local from = 1
-    while from <= size and log[from] <= now - window do from = from + 2 end
+    local _, log, size = read_log(key)
+    local from = first_live(log, size, now - window)
     local found = slot_at(log, from, size, slot_end(at, window))
     if found then
       local left = log[found + 1] + delta
@@ -114,17 +76,11 @@ for i = 1, #KEYS do
     for k = from, size, 2 do
       if log[k] then
         m = m + 1
-        parts[m] = pack('>dd', log[k], log[k + 1])
+        parts[m] = record(log[k], log[k + 1])
         newest = log[k]
       end
     end
-    if m == 0 then
-      call('DEL', key)
-    else
-      local ttl = ceil(newest + window - now)
-      if ttl < 1 then ttl = 1 end
-      call('SET', key, concat(parts), 'PX', ttl)
-    end
+    if m == 0 then call('DEL', key) else write_log(key, concat(parts), newest, window, now) end
     changed = changed + 1
   elseif algorithm == 'sliding_window' then
     -- The list of the last `limit` admission times.
@@ -148,10 +104,7 @@ for i = 1, #KEYS do
       changed = changed + 1
     end
   elseif algorithm == 'fixed_window' then
-    local start = floor(now / window) * window
-    local state = call('HMGET', key, 's', 'c')
-    local used = 0
-    if state[1] and tonumber(state[1]) == start then used = tonumber(state[2]) end
+    local start, used = fixed_state(key, now, window)
     if delta > 0 then
       -- Charged to the current window, whichever window the charge itself fell in.
       call('HSET', key, 's', num(start), 'c', used + delta)
@@ -165,17 +118,17 @@ for i = 1, #KEYS do
     end
   elseif algorithm == 'token_bucket' then
     local interval = window / limit
-    local tat = tonumber(call('GET', key) or '')
+    local tat = read_tat(key)
     if delta > 0 then
       if tat == nil or tat < now then tat = now end
       tat = tat + delta * interval
-      call('SET', key, num(tat), 'PX', math.max(1, ceil(tat - now)))
+      write_tat(key, tat, now)
       changed = changed + 1
     elseif tat ~= nil and tat > now then
       -- A refund gives back what has not refilled already: the TAT moves back, never before now.
       tat = tat + delta * interval
       if tat > now then
-        call('SET', key, num(tat), 'PX', math.max(1, ceil(tat - now)))
+        write_tat(key, tat, now)
       else
         call('DEL', key)
       end

@@ -13,6 +13,7 @@
 -- sliding window keeps them apart: requests in a list of admission times, tokens in a log of slots
 -- (algorithms/sliding-log.ts), one string of fixed-width records (see read_log). A cost above the
 -- rule's limit can never be admitted: it is refused with retry_after = the window and too_large = 1.
+-- The key layouts and the helpers that read and write them are in shared.lua (run before this).
 --
 -- KEYS: every request's keys, request after request (on a Cluster a call carries one request, whose
 --       keys share one hash slot).
@@ -32,54 +33,8 @@
 -- zeros to its full length (1 + 4k), and wrote nothing (keys are only written once all of a
 -- request's reads are done).
 
-local call, ceil, floor, min, format, rep = redis.call, math.ceil, math.floor, math.min, string.format, string.rep
-local pack, unpack = struct.pack, struct.unpack
-
 local algorithm = ARGV[1]
 local requests = tonumber(ARGV[2])
-
--- Lossless for doubles: times are stored as text and read back exactly.
-local function num(x)
-  return format('%.17g', x)
-end
-
--- A tokens log holds one record per slot, oldest first: the slot's end (ms) and the tokens charged in
--- it, two big-endian doubles (exact for integers). At most one window of slots, so at most 65 records.
-local RECORD = 16
-
--- The slot length: the smallest of 1, 2, 5, 10, 20, 50, ... ms that cuts the window into at most 64
--- slots (as slotMs in sliding-log.ts).
-local function slot_ms(window)
-  local least, decade = window / 64, 1
-  while true do
-    if decade >= least then return decade end
-    if 2 * decade >= least then return 2 * decade end
-    if 5 * decade >= least then return 5 * decade end
-    decade = decade * 10
-  end
-end
-
--- The end of the slot a charge made at t is counted in.
-local function slot_end(t, window)
-  local slot = slot_ms(window)
-  return ceil(t / slot) * slot
-end
-
--- A tokens log as stored (value, '' when there is none) and as a flat array: slot ends at odd
--- indices, tokens at even ones; n = its length. One unpack reads every record.
-local function read_log(key)
-  local value = call('GET', key)
-  if not value then return '', {}, 0 end
-  local n = #value / RECORD * 2
-  return value, { unpack('>' .. rep('d', n), value) }, n
-end
-
--- Index of the first slot ending later than edge (n + 1 when there is none).
-local function first_live(log, n, edge)
-  local i = 1
-  while i <= n and log[i] <= edge do i = i + 2 end
-  return i
-end
 
 -- Tokens of the slots ending later than edge, counted from the newest back.
 local function used_after(log, n, edge)
@@ -102,15 +57,12 @@ local function charged_log(value, log, size, now, window, cost)
     -- The last 8 bytes are the newest slot's tokens.
     return live:sub(1, -9) .. pack('>d', log[size] + cost), log[size - 1]
   end
-  return live .. pack('>dd', slot, cost), slot
+  return live .. record(slot, cost), slot
 end
 
 local caller_time = ARGV[3] == 'c'
 local server_now
-if not caller_time then
-  local t = call('TIME')
-  server_now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-end
+if not caller_time then server_now = server_time() end
 
 -- The rule table.
 local limits, windows, is_tokens = {}, {}, {}
@@ -194,12 +146,8 @@ local function decide(now, count)
         local size = #value / RECORD * 2
         if size > 0 then newest = log[size - 1] end
         if longest == 0 then
-          -- Slots that have left the window are dropped on every write; the key lives until its
-          -- newest slot leaves the window.
           local charged, slot = charged_log(value, log, size, now, window, cost)
-          local ttl = ceil(slot + window - now)
-          if ttl < 1 then ttl = 1 end
-          call('SET', key, charged, 'PX', ttl)
+          write_log(key, charged, slot, window, now)
           used, newest = used + cost, slot
         end
       else
@@ -218,9 +166,7 @@ local function decide(now, count)
             oldest = time
           end
           newest = time
-          local ttl = ceil(time + window - now)
-          if ttl < 1 then ttl = 1 end
-          call('PEXPIRE', key, ttl)
+          call('PEXPIRE', key, ttl_ms(time + window, now))
         end
         -- How many recorded times are inside the window (later than now - W); the list is sorted.
         local edge = now - window
@@ -246,14 +192,11 @@ local function decide(now, count)
       n = n + 4
     end
   elseif algorithm == 'fixed_window' then
-    -- Fixed window aligned to the epoch: a hash {s = window start, c = count}. The key's TTL is set
-    -- when its window starts (it ends with the window); later charges in the window leave it alone.
+    -- The key's TTL is set when its window starts (it ends with the window); later charges in the
+    -- window leave it alone.
     for i = 1, count do
       local limit, window, _, cost = rule_args(i)
-      local start = floor(now / window) * window
-      local state = call('HMGET', KEYS[key_at + i], 's', 'c')
-      local used = 0
-      if state[1] and tonumber(state[1]) == start then used = tonumber(state[2]) end
+      local start, used = fixed_state(KEYS[key_at + i], now, window)
       local wait, too_large = 0, 0
       if cost > limit then
         wait, too_large = window, 1
@@ -273,11 +216,7 @@ local function decide(now, count)
         local before = used
         used = used + cost
         call('HSET', key, 's', num(start), 'c', used)
-        if before == 0 then
-          local ttl = ceil(start + window - now)
-          if ttl < 1 then ttl = 1 end
-          call('PEXPIRE', key, ttl)
-        end
+        if before == 0 then call('PEXPIRE', key, ttl_ms(start + window, now)) end
       end
       local reset = 0
       if used > 0 then reset = ceil(start + window - now) end
@@ -287,12 +226,11 @@ local function decide(now, count)
       n = n + 4
     end
   elseif algorithm == 'token_bucket' then
-    -- GCRA: the theoretical arrival time (TAT) as one number, written with its TTL in one SET. Each
-    -- request (token) moves it one emission interval. The slack absorbs the rounding of fractional
-    -- intervals added to epoch-sized times (see algorithms/token-bucket.ts).
+    -- GCRA: each request (token) moves the TAT one emission interval. The slack absorbs the rounding
+    -- of fractional intervals added to epoch-sized times (see algorithms/token-bucket.ts).
     for i = 1, count do
       local limit, window, _, cost = rule_args(i)
-      local tat = tonumber(call('GET', KEYS[key_at + i]) or '')
+      local tat = read_tat(KEYS[key_at + i])
       if tat == nil or tat < now then tat = now end
       local interval = window / limit
       local tolerance = 1e-6 + min(limit * 2 ^ -11, interval / 2)
@@ -311,9 +249,7 @@ local function decide(now, count)
       local interval = window / limit
       if longest == 0 then
         tat = tat + cost * interval
-        local ttl = ceil(tat - now)
-        if ttl < 1 then ttl = 1 end
-        call('SET', KEYS[key_at + i], num(tat), 'PX', ttl)
+        write_tat(KEYS[key_at + i], tat, now)
       end
       local ahead = tat - now
       local remaining = floor((window - ahead + tolerance) / interval)

@@ -3,11 +3,19 @@ import type { Cluster, Redis } from 'ioredis';
 import type { AlgorithmName, Rule } from '../algorithms/types.ts';
 import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
 
+/** What both scripts start with: the key layouts and the helpers that read and write them. */
+const SHARED_LUA = readFileSync(new URL('./shared.lua', import.meta.url), 'utf8');
+
+/** A script as Redis runs it: shared.lua, then the script's own text. */
+function script(file: string): string {
+  return SHARED_LUA + readFileSync(new URL(file, import.meta.url), 'utf8');
+}
+
 /** The decision script: every rule of a request checked and charged in one atomic step. */
-const DECIDE_LUA = readFileSync(new URL('./decide.lua', import.meta.url), 'utf8');
+export const DECIDE_LUA = script('./decide.lua');
 const COMMAND = 'floodgateDecide';
 /** The adjustment script: what one admitted request charged, changed in one atomic step. */
-const ADJUST_LUA = readFileSync(new URL('./adjust.lua', import.meta.url), 'utf8');
+export const ADJUST_LUA = script('./adjust.lua');
 const ADJUST_COMMAND = 'floodgateAdjust';
 /** Most requests one script call decides (a batch bigger than that goes as several calls). */
 const MAX_BATCH = 512;

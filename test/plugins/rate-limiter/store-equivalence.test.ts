@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +8,7 @@ import { keyScope, tenantKey, toolKey, userKey } from '../../../plugins/rate-lim
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import { createRedisClient } from '../../../plugins/rate-limiter/store/redis-client.ts';
 import { peekRedis } from '../../../plugins/rate-limiter/store/redis-admin.ts';
-import { RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
+import { DECIDE_LUA, RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
 import type { Decision, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
 import { allKeys, hashTag, inspector, sleep, view, type DecisionView } from './redis-helpers.ts';
@@ -28,9 +27,8 @@ const YEAR_2100 = 4_102_444_800_000;
  */
 const TIMEOUT_MS = 1_000;
 
-const DECIDE_SHA = createHash('sha1')
-  .update(readFileSync(new URL('../../../plugins/rate-limiter/store/decide.lua', import.meta.url), 'utf8'))
-  .digest('hex');
+/** The decision script as the server knows it: shared.lua, then decide.lua. */
+const DECIDE_SHA = createHash('sha1').update(DECIDE_LUA).digest('hex');
 
 const USERS = ['alice', 'bob', 'carol'] as const;
 

@@ -87,8 +87,11 @@ function checkWebhookChannels(channels: ChannelsInput, ctx: z.RefinementCtx): vo
 
 export const PluginEntrySchema = z.strictObject({
   name: z.string().min(1),
-  /** Module path, relative to the config file. */
-  path: z.string().min(1),
+  /**
+   * The plugin's folder (its manifest names the module) or module, relative to the config file. Absent
+   * for a plugin that comes with Floodgate (`rate_limiter`), found by its name.
+   */
+  path: z.string().min(1).optional(),
   enabled: z.boolean().default(true),
   mode: z.enum(PLUGIN_MODES).default('enforce'),
   /** Lower runs first. */

@@ -12,6 +12,8 @@ const ManifestSchema = z.strictObject({
   name: z.string().min(1),
   version: z.string().min(1),
   description: z.string().min(1),
+  /** The module that defines the plugin, relative to the manifest; needed when the manifest is not beside it. */
+  entry: z.string().min(1).optional(),
   available_hooks: z.array(z.enum(HOOK_NAMES as [HookName, ...HookName[]])).min(1),
   default_config: z.record(z.string(), z.unknown()).default({}),
 });
@@ -19,7 +21,10 @@ export type PluginManifest = z.infer<typeof ManifestSchema>;
 
 /** Reads `plugin-manifest.yaml` from a plugin's folder; returns the manifest or the problems found. */
 export function readManifest(dir: string): { manifest: PluginManifest } | { problems: string[] } {
-  const file = join(dir, MANIFEST_FILE);
+  return readManifestFile(join(dir, MANIFEST_FILE));
+}
+
+export function readManifestFile(file: string): { manifest: PluginManifest } | { problems: string[] } {
   let raw: unknown;
   try {
     raw = parseYaml(readFileSync(file, 'utf8'));

@@ -1,9 +1,10 @@
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { formatIssues } from '../config/issues.ts';
 import type { PluginEntry } from '../config/schema.ts';
 import { ErrorCode, errorMessage, problemsError } from '../errors.ts';
-import { readManifest, type PluginManifest } from './manifest.ts';
+import { locatePlugin } from './locate.ts';
+import type { PluginManifest } from './manifest.ts';
 import { isPluginDefinition, type PluginDefinition } from './plugin.ts';
 
 /** A listed, enabled plugin whose module loaded and whose manifest and config are valid: ready to start. */
@@ -47,7 +48,9 @@ export async function preparePlugins(entries: readonly PluginEntry[], configPath
 
 /** One entry: its module, its manifest and its config, or the first of these that is wrong. */
 async function prepareEntry(entry: PluginEntry, where: string, configDir: string): Promise<PreparedPlugin | { problems: string[] }> {
-  const modulePath = resolve(configDir, entry.path);
+  const located = locatePlugin(entry, where, configDir);
+  if ('problems' in located) return located;
+  const { manifest, modulePath } = located;
   let definition: unknown;
   try {
     definition = ((await import(pathToFileURL(modulePath).href)) as { default?: unknown }).default;
@@ -57,13 +60,11 @@ async function prepareEntry(entry: PluginEntry, where: string, configDir: string
   if (!isPluginDefinition(definition)) {
     return { problems: [`${where}.path: ${modulePath} does not export a plugin (definePlugin(...)) as default`] };
   }
-  const read = readManifest(dirname(modulePath));
-  if ('problems' in read) return { problems: read.problems.map((p) => `${where}: ${p}`) };
-  if (read.manifest.name !== definition.name) {
-    return { problems: [`${where}: manifest names "${read.manifest.name}" but the module defines "${definition.name}"`] };
+  if (manifest.name !== definition.name) {
+    return { problems: [`${where}: manifest names "${manifest.name}" but the module defines "${definition.name}"`] };
   }
-  const raw = { ...read.manifest.default_config, ...entry.config };
+  const raw = { ...manifest.default_config, ...entry.config };
   const parsed = definition.configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) return { problems: formatIssues(parsed.error, definition.configSchema, `${where}.config`) };
-  return { entry, definition, manifest: read.manifest, config: parsed.data };
+  return { entry, definition, manifest, config: parsed.data };
 }

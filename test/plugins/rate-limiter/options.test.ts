@@ -68,7 +68,7 @@ describe('RateLimiterOptions: valid configs', () => {
   });
 
   it('accepts the manifest default_config overlaid with a rule (what the host parses)', () => {
-    const manifest = parseYaml(readFileSync(new URL('../../../plugins/rate-limiter/plugin-manifest.yaml', import.meta.url), 'utf8')) as {
+    const manifest = parseYaml(readFileSync(new URL('../../../plugin-manifest.yaml', import.meta.url), 'utf8')) as {
       default_config: Record<string, unknown>;
     };
     const result = RateLimiterOptions.safeParse({ ...manifest.default_config, by_user: '30/m' }, { reportInput: true });

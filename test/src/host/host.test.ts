@@ -268,13 +268,10 @@ describe('PluginHost: broken plugins', () => {
     );
   });
 
-  it('names a plugin path that cannot be imported', async () => {
+  it('names a plugin path that does not exist', async () => {
     const { host } = setup();
     const error = await loadError(host, [entry({ name: 'ghost', path: './plugins/does-not-exist/index.ts' })]);
-    expect(error.problems).toHaveLength(1);
-    expect(error.problems[0]).toContain(
-      `plugins[0] (ghost).path: cannot load ${join(FIXTURES, 'plugins', 'does-not-exist', 'index.ts')}`,
-    );
+    expect(error.problems).toEqual([`plugins[0] (ghost).path: ${join(FIXTURES, 'plugins', 'does-not-exist', 'index.ts')} does not exist`]);
   });
 
   it('refuses a module whose default export is not a plugin', async () => {
@@ -566,5 +563,41 @@ describe('PluginHost: a plugin whose setup fails keeps nothing', () => {
     expect(metrics.render()).toBe('\n');
     await host.reload([probe('p', { config: { greeting: 'p' } }), stager('s', { label: 'x', ...everything, fail_setup: false })]);
     expect(serviceLabel(services)).toBe('x');
+  });
+});
+
+describe('PluginHost: finding a plugin', () => {
+  const limiterConfig = { by_user: '30/m' };
+
+  it('finds the bundled rate limiter by name alone, from the manifest at the repository root', async () => {
+    const { host, runner } = setup();
+    await host.load([PluginEntrySchema.parse({ name: 'rate_limiter', config: limiterConfig })]);
+    expect(host.pluginNames).toEqual(['rate_limiter']);
+    expect(runner.has('prePromptFetch')).toBe(true);
+    await host.teardown();
+  });
+
+  it('takes a folder whose manifest names the entry module, and a module named by a manifest above it', async () => {
+    const repo = join(FIXTURES, '..', '..');
+    for (const path of [repo, join(repo, 'plugins/rate-limiter/index.ts')]) {
+      const { host } = setup();
+      await host.load([entry({ name: 'rate_limiter', path, config: limiterConfig })]);
+      expect(host.pluginNames).toEqual(['rate_limiter']);
+      await host.teardown();
+    }
+  });
+
+  it('says what was looked for: an unknown bundled name, a path that does not exist, a folder whose manifest names no entry', async () => {
+    const { host } = setup();
+    const error = await loadError(host, [
+      PluginEntrySchema.parse({ name: 'spam_filter' }),
+      entry({ name: 'gone', path: './plugins/nowhere' }),
+      entry({ name: 'probe', path: './plugins/probe' }),
+    ]);
+    expect(error.problems).toEqual([
+      `plugins[0] (spam_filter).path: required: no plugin named "spam_filter" comes with Floodgate (looked in ${join(FIXTURES, '..', '..', 'plugin-manifest.yaml')}; it names "rate_limiter")`,
+      `plugins[1] (gone).path: ${join(FIXTURES, 'plugins', 'nowhere')} does not exist`,
+      `plugins[2] (probe): ${join(FIXTURES, 'plugins', 'probe', 'plugin-manifest.yaml')}: entry: required when path names the folder`,
+    ]);
   });
 });

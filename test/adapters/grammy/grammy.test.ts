@@ -234,6 +234,29 @@ describe('floodgate() options', () => {
     }
   });
 
+  it('answers a refused button press through its callback answer, once per cooldown', async () => {
+    const { logger } = capturedLogger();
+    const bot = testBot(api);
+    limiter = floodgate<TestContext>({ by_user: '1/m' }, { logger });
+    bot.use(limiter);
+    const pressed: string[] = [];
+    bot.on('callback_query:data', async (ctx) => {
+      pressed.push(ctx.callbackQuery.data);
+      await ctx.answerCallbackQuery();
+    });
+    transport = await start(bot, api);
+    const presses = Array.from({ length: 3 }, (_, i) => {
+      const update = telegramUpdate('callback-query', i);
+      update.callback_query.id = `press-${i}`;
+      return update;
+    });
+    await transport.deliver(...presses);
+    expect(pressed).toEqual(['more']);
+    const answers = api.calls.filter((c) => c.method === 'answerCallbackQuery').map((c) => c.params);
+    expect(answers).toEqual([{ callback_query_id: 'press-0' }, { callback_query_id: 'press-1', text: expect.stringMatching(SLOW_DOWN) }]);
+    expect(api.sent).toEqual([]);
+  });
+
   async function start(bot: ReturnType<typeof testBot>, server: BotApiServer): Promise<Transport> {
     return TRANSPORTS[1].start(bot, server);
   }

@@ -89,7 +89,7 @@ export const PluginEntrySchema = z.strictObject({
   name: z.string().min(1),
   /**
    * The plugin's folder (its manifest names the module) or module, relative to the config file. Absent
-   * for a plugin that comes with Floodgate (`rate_limiter`), found by its name.
+   * for a plugin that comes with Floodgate, found by its name (see plugin-manifest.yaml).
    */
   path: z.string().min(1).optional(),
   enabled: z.boolean().default(true),

@@ -1,19 +1,12 @@
 import { systemClock, type Clock } from '../../../src/plugin-sdk.ts';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { forgetRedis } from '../store/redis-admin.ts';
 import type { RedisClient } from '../store/redis.ts';
-import { refusal, type ConcurrencyGate, type SlotLimit, type SlotRequest, type SlotResult } from './types.ts';
-
-const SLOTS_LUA = readFileSync(new URL('./slots.lua', import.meta.url), 'utf8');
-const COMMAND = 'floodgateSlots';
-/** Most slots one renewal call carries on a single server. */
-const MAX_RENEW_BATCH = 512;
-
-type SlotsCommand = (...args: (string | number)[]) => Promise<unknown>;
-
-/** Key counts whose commands are defined up front: a call caps a user and a tenant, so 1 or 2. */
-const EAGER_KEY_COUNTS = 4;
+import { HeldSlots } from './held-slots.ts';
+import { LeaseRenewal, type RedisSlot } from './redis-renewal.ts';
+import { SlotsScript } from './redis-script.ts';
+import { refusal, type ConcurrencyGate, type SlotRequest, type SlotResult } from './types.ts';
+import { WaitingLine, type Waiter } from './waiting-line.ts';
 
 export interface RedisConcurrencyGateOptions {
   client: RedisClient;
@@ -36,35 +29,14 @@ export interface RedisConcurrencyGateOptions {
   clock?: Clock;
 }
 
-interface Held {
-  id: string;
-  keys: string[];
-  acquiredAt: number;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  /** Some key no longer held its lease at a renewal (counted once). */
-  lost: boolean;
-  done: boolean;
-}
-
-interface Waiter {
-  seq: number;
-  request: SlotRequest;
-  keys: string[];
+/** Waits on its keys' Redis names; listed in their lines once its first ask found a key full. */
+interface RedisWaiter extends Waiter<string> {
   limitArgs: number[];
-  started: number;
   deadline: number;
-  blockedOn: SlotLimit;
-  timer: NodeJS.Timeout | undefined;
-  onAbort: (() => void) | undefined;
   /** An acquire call is on its way. */
   attempting: boolean;
   /** A local release came while that call was on its way: try again as soon as it answers. */
   wakeAgain: boolean;
-  /** In the lists of waiters woken by local releases. */
-  listed: boolean;
-  done: boolean;
-  resolve(result: SlotResult): void;
   reject(error: unknown): void;
 }
 
@@ -73,92 +45,65 @@ const NOOP_RELEASE: SlotResult = { ok: true, release: () => {} };
 /**
  * Concurrency slots shared by every gateway on one Redis (or Cluster). A key is a sorted set of lease
  * ids scored by lease expiry (server time); one script call takes a slot on all of a request's keys
- * or on none (see slots.lua). Leases this process holds are renewed together every renewEveryMs;
- * a gateway that dies stops renewing, and its slots free themselves after leaseMs.
+ * or on none (SlotsScript, slots.lua). Leases this process holds (HeldSlots) are renewed together
+ * (LeaseRenewal); a gateway that dies stops renewing, and its slots free themselves after leaseMs.
  *
  * A call that finds a key full asks again every retryMs until its queue timeout; when this process
- * releases a slot, the earliest local waiter for each of its keys asks at once (other gateways'
- * releases are only seen by polling).
+ * releases a slot, the earliest local waiter for each of its keys (WaitingLine) asks at once (other
+ * gateways' releases are only seen by polling).
  *
  * Redis errors: acquire() rejects (the caller decides what a failing backend means); release and
  * renewal failures are counted in `errors` and otherwise ignored: the leases expire by themselves.
  */
 export class RedisConcurrencyGate implements ConcurrencyGate {
-  private readonly commands = new Map<number, SlotsCommand>();
-  private readonly cluster: boolean;
+  private readonly script: SlotsScript;
+  private readonly slots: HeldSlots<RedisSlot>;
+  private readonly renewal: LeaseRenewal;
+  private readonly line: WaitingLine<string, RedisWaiter>;
   private readonly leaseMs: number;
-  private readonly renewEveryMs: number;
   private readonly retryMs: number;
   private readonly clock: Clock;
   /** Lease ids are unique across gateways: this instance's random part, then a counter. */
   private readonly instance = randomBytes(6).toString('base64url');
   private ids = 0;
-  private seq = 0;
-  private readonly heldSlots = new Set<Held>();
-  private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly pending = new Set<Waiter>();
-  private renewTimer: NodeJS.Timeout | undefined;
-  private renewing = false;
   private closed = false;
-  private failures = 0;
-  private lost = 0;
+  private releaseFailures = 0;
 
   constructor(private readonly options: RedisConcurrencyGateOptions) {
-    this.cluster = Boolean((options.client as { isCluster?: boolean }).isCluster);
     // Whole milliseconds: scores are written as integers.
     this.leaseMs = Math.max(1, Math.ceil(options.leaseMs ?? 30_000));
-    this.renewEveryMs = Math.max(1, options.renewEveryMs ?? Math.floor(this.leaseMs / 3));
     this.retryMs = Math.max(1, options.retryMs ?? 20);
     this.clock = options.clock ?? systemClock;
-    // Every command is defined before the client sends anything. An auto-pipeline made before a
-    // command was defined lacks it: the call is rejected, yet its callback stays in the pipeline,
-    // and when that pipeline runs ioredis throws an uncaught TypeError ("results[i] is not iterable").
-    for (let keys = 0; keys <= EAGER_KEY_COUNTS; keys++) this.command(keys);
+    this.script = new SlotsScript(options.client);
+    this.slots = new HeldSlots((slot) => this.released(slot));
+    this.renewal = new LeaseRenewal({
+      script: this.script,
+      held: this.slots,
+      leaseMs: this.leaseMs,
+      everyMs: Math.max(1, options.renewEveryMs ?? Math.floor(this.leaseMs / 3)),
+      maxHoldMs: options.maxHoldMs,
+      clock: this.clock,
+    });
+    this.line = new WaitingLine({ clock: this.clock });
   }
 
   get held(): number {
-    return this.heldSlots.size;
+    return this.slots.size;
   }
 
   /** Calls waiting for a slot (including the first ask of each). */
   get queued(): number {
-    return this.pending.size;
+    return this.line.size;
   }
 
   /** Release and renewal calls that failed (ignored: leases expire by themselves). */
   get errors(): number {
-    return this.failures;
+    return this.releaseFailures + this.renewal.failures;
   }
 
   /** Held slots found gone from Redis at a renewal (a key reset, Redis restarted, or renewals too late). */
   get lostLeases(): number {
-    return this.lost;
-  }
-
-  /**
-   * The script as a command that knows how many of its arguments are keys (0: the key count comes
-   * first), so that ioredis routes it by its first key on a Cluster (see RedisStore.command()).
-   */
-  private command(keys: number): SlotsCommand {
-    let command = this.commands.get(keys);
-    if (command === undefined) {
-      const { client } = this.options;
-      const name = keys === 0 ? `${COMMAND}Batch` : `${COMMAND}${keys}`;
-      if (typeof (client as unknown as Record<string, unknown>)[name] !== 'function') {
-        client.defineCommand(name, keys === 0 ? { lua: SLOTS_LUA } : { lua: SLOTS_LUA, numberOfKeys: keys });
-      }
-      command = (client as unknown as Record<string, SlotsCommand>)[name]!.bind(client);
-      this.commands.set(keys, command);
-    }
-    return command;
-  }
-
-  private call(keys: readonly string[], ...args: (string | number)[]): Promise<unknown> {
-    try {
-      return this.command(keys.length)(...keys, ...args);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.renewal.lost;
   }
 
   acquire(request: SlotRequest): SlotResult | Promise<SlotResult> {
@@ -167,8 +112,8 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
     if (this.closed || signal?.aborted) return refusal(request, 'aborted', undefined, 0);
     return new Promise<SlotResult>((resolve, reject) => {
       const started = this.clock.now();
-      const waiter: Waiter = {
-        seq: ++this.seq,
+      const waiter: RedisWaiter = {
+        seq: 0,
         request,
         keys: limits.map((l) => `${this.options.prefix}:${l.key}`),
         limitArgs: limits.map((l) => l.limit),
@@ -184,21 +129,17 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
         resolve,
         reject,
       };
-      this.pending.add(waiter);
-      if (signal !== undefined) {
-        waiter.onAbort = () => this.giveUp(waiter, 'aborted');
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
+      this.line.enter(waiter);
       this.attempt(waiter);
     });
   }
 
-  private attempt(waiter: Waiter): void {
+  private attempt(waiter: RedisWaiter): void {
     waiter.timer = undefined;
     waiter.attempting = true;
     waiter.wakeAgain = false;
     const id = `${this.instance}:${(++this.ids).toString(36)}`;
-    this.call(waiter.keys, 'acquire', id, this.leaseMs, ...waiter.limitArgs).then(
+    this.script.acquire(waiter.keys, id, this.leaseMs, waiter.limitArgs).then(
       (reply) => {
         waiter.attempting = false;
         const full = Number(reply);
@@ -208,7 +149,7 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
           else {
             // Taken before the waiter leaves the line, so nothing runs in between.
             const result = this.hold(id, waiter);
-            this.settle(waiter);
+            this.line.leave(waiter);
             waiter.resolve(result);
           }
           return;
@@ -217,8 +158,8 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
         waiter.blockedOn = waiter.request.limits[full - 1] ?? waiter.blockedOn;
         if (waiter.wakeAgain) return this.attempt(waiter);
         const now = this.clock.now();
-        if (now >= waiter.deadline) return this.giveUp(waiter, 'timeout');
-        this.list(waiter);
+        if (now >= waiter.deadline) return this.line.giveUp(waiter, 'timeout');
+        this.line.list(waiter);
         const jittered = this.retryMs * (0.5 + Math.random());
         waiter.timer = setTimeout(() => this.attempt(waiter), Math.min(jittered, waiter.deadline - now));
         waiter.timer.unref?.();
@@ -228,40 +169,32 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
         // The slot may have been taken with only the answer lost (a timeout): give it back, just in case.
         void this.sendRelease(waiter.keys, id, false);
         if (waiter.done) return;
-        this.settle(waiter);
+        this.line.leave(waiter);
         waiter.reject(error);
       },
     );
   }
 
-  private hold(id: string, waiter: Waiter): SlotResult {
+  private hold(id: string, waiter: RedisWaiter): SlotResult {
     const { signal } = waiter.request;
-    const slot: Held = { id, keys: waiter.keys, acquiredAt: this.clock.now(), signal, onAbort: undefined, lost: false, done: false };
-    this.heldSlots.add(slot);
-    if (signal !== undefined) {
-      slot.onAbort = () => this.release(slot);
-      signal.addEventListener('abort', slot.onAbort, { once: true });
-    }
-    this.startRenewing();
-    return { ok: true, release: () => this.release(slot) };
+    const result = this.slots.hold({ id, keys: waiter.keys, acquiredAt: this.clock.now(), signal, onAbort: undefined, lost: false, done: false });
+    this.renewal.start();
+    return result;
   }
 
-  private release(slot: Held): void {
-    if (slot.done) return;
-    slot.done = true;
-    this.heldSlots.delete(slot);
-    if (slot.onAbort !== undefined) slot.signal!.removeEventListener('abort', slot.onAbort);
-    if (this.heldSlots.size === 0) this.stopRenewing();
+  /** A held slot was given back (release(), abort, or held past maxHoldMs). */
+  private released(slot: RedisSlot): void {
+    if (this.slots.size === 0) this.renewal.stop();
     // Sent before any waiter is woken: on the same connection, the waiter's acquire runs after it.
     void this.sendRelease(slot.keys, slot.id);
     this.wake(slot.keys);
   }
 
   private sendRelease(keys: readonly string[], id: string, count = true): Promise<void> {
-    return this.call(keys, 'release', id).then(
+    return this.script.release(keys, id).then(
       () => {},
       () => {
-        if (count) this.failures++;
+        if (count) this.releaseFailures++;
       },
     );
   }
@@ -269,7 +202,7 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
   /** A slot of these keys came free here: the earliest local waiter for each asks again now. */
   private wake(keys: readonly string[]): void {
     for (const key of keys) {
-      const line = this.waiters.get(key);
+      const line = this.line.lineOf(key);
       if (line === undefined) continue;
       for (const waiter of line) {
         if (waiter.attempting) {
@@ -284,100 +217,13 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
     }
   }
 
-  private giveUp(waiter: Waiter, reason: 'timeout' | 'aborted'): void {
-    if (waiter.done) return;
-    this.settle(waiter);
-    waiter.resolve(refusal(waiter.request, reason, waiter.blockedOn, Math.max(0, this.clock.now() - waiter.started)));
-  }
-
-  private list(waiter: Waiter): void {
-    if (waiter.listed) return;
-    waiter.listed = true;
-    for (const key of waiter.keys) {
-      let line = this.waiters.get(key);
-      if (line === undefined) this.waiters.set(key, (line = new Set()));
-      line.add(waiter);
-    }
-  }
-
-  /** Takes a waiter out of line (granted, refused or failed). */
-  private settle(waiter: Waiter): void {
-    waiter.done = true;
-    this.pending.delete(waiter);
-    clearTimeout(waiter.timer);
-    waiter.timer = undefined;
-    if (waiter.onAbort !== undefined) waiter.request.signal!.removeEventListener('abort', waiter.onAbort);
-    if (!waiter.listed) return;
-    for (const key of waiter.keys) {
-      const line = this.waiters.get(key);
-      if (line === undefined) continue;
-      line.delete(waiter);
-      if (line.size === 0) this.waiters.delete(key);
-    }
-  }
-
-  private startRenewing(): void {
-    if (this.renewTimer !== undefined || this.closed) return;
-    this.renewTimer = setInterval(() => void this.renew(), this.renewEveryMs);
-    this.renewTimer.unref?.();
-  }
-
-  private stopRenewing(): void {
-    clearInterval(this.renewTimer);
-    this.renewTimer = undefined;
-  }
-
   /** Extends the lease of every slot held here: one call per slot on a Cluster, batched otherwise. */
-  async renew(): Promise<void> {
-    if (this.renewing) return;
-    this.renewing = true;
-    try {
-      const { maxHoldMs } = this.options;
-      const now = this.clock.now();
-      const slots: Held[] = [];
-      for (const slot of this.heldSlots) {
-        if (maxHoldMs !== undefined && now - slot.acquiredAt >= maxHoldMs) this.release(slot);
-        else slots.push(slot);
-      }
-      const calls: Promise<void>[] = [];
-      if (this.cluster) {
-        for (const slot of slots) calls.push(this.renewBatch([slot]));
-      } else {
-        for (let from = 0; from < slots.length; from += MAX_RENEW_BATCH) calls.push(this.renewBatch(slots.slice(from, from + MAX_RENEW_BATCH)));
-      }
-      await Promise.all(calls);
-    } finally {
-      this.renewing = false;
-    }
+  renew(): Promise<void> {
+    return this.renewal.renew();
   }
 
-  private async renewBatch(slots: Held[]): Promise<void> {
-    const keys: string[] = [];
-    const args: (string | number)[] = ['renew', this.leaseMs];
-    for (const slot of slots) {
-      keys.push(...slot.keys);
-      args.push(slot.id, slot.keys.length);
-    }
-    let reply: unknown;
-    try {
-      // One slot's keys share a hash slot; several slots in one call only on a single server.
-      reply = slots.length === 1 ? await this.call(keys, ...args) : await this.command(0)(keys.length, ...keys, ...args);
-    } catch {
-      this.failures++;
-      return;
-    }
-    const whole = reply as number[];
-    slots.forEach((slot, i) => {
-      if (Number(whole[i]) === 0 && !slot.lost && !slot.done) {
-        slot.lost = true;
-        this.lost++;
-      }
-    });
-  }
-
-  async inUse(keys: readonly string[]): Promise<number[]> {
-    const counts = await Promise.all(keys.map((key) => this.call([`${this.options.prefix}:${key}`], 'count')));
-    return counts.map(Number);
+  inUse(keys: readonly string[]): Promise<number[]> {
+    return Promise.all(keys.map((key) => this.script.count(`${this.options.prefix}:${key}`)));
   }
 
   forget(tag: string, owns: (key: string) => boolean): Promise<number> {
@@ -386,15 +232,13 @@ export class RedisConcurrencyGate implements ConcurrencyGate {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.stopRenewing();
-    for (const waiter of [...this.pending]) this.giveUp(waiter, 'aborted');
+    this.renewal.close();
+    this.line.close();
     const releases: Promise<void>[] = [];
-    for (const slot of [...this.heldSlots]) {
-      slot.done = true;
-      if (slot.onAbort !== undefined) slot.signal!.removeEventListener('abort', slot.onAbort);
+    for (const slot of [...this.slots]) {
+      this.slots.drop(slot);
       releases.push(this.sendRelease(slot.keys, slot.id));
     }
-    this.heldSlots.clear();
     await Promise.all(releases);
   }
 }

@@ -4,6 +4,16 @@ import type { InboundMessage, OutboundReply } from '../bus/messages.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
 
+/** What a channel asks for a message's answer: the agent, as the gateway hands it over. */
+export interface Answerer {
+  /**
+   * The answer to `message`. `signal` aborts when nobody waits for it any more (the client went away,
+   * the channel gave up on it): the agent and its hooks stop, and let go of what they hold for it.
+   * The gateway's never rejects: a failure is answered as an error reply.
+   */
+  answer(message: InboundMessage, signal?: AbortSignal): Promise<OutboundReply>;
+}
+
 export interface ChannelDeps {
   bus: MessageBus;
   logger: Logger;

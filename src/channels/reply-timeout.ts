@@ -8,6 +8,8 @@ export const TIMEOUT_REPLY = 'Sorry, that took too long. Please try again.';
 // Held, not looked up: the global `performance` is a lazy accessor on Node 20 (see clock.ts).
 const perf = performance;
 const ONCE: AddEventListenerOptions = Object.freeze({ once: true });
+/** The longest delay setTimeout takes as given (it fires at once past it); a longer wait is set again. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
 
 // The resolving functions of the promise just made: one executor for every wait, no closure per message.
 let resolving: ((reply: OutboundReply | undefined) => void) | undefined;
@@ -170,7 +172,7 @@ export class ReplyTimeout {
 
   private arm(ms: number): void {
     // Unreferenced: a message waiting is a request open on a server, which keeps the process alive.
-    this.timer = setTimeout(expire, ms, this);
+    this.timer = setTimeout(expire, Math.min(ms, MAX_DELAY_MS), this);
     this.timer.unref();
   }
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { InboundMessage, OutboundReply } from '../../../src/bus/messages.ts';
 import { ReplyTimeout } from '../../../src/channels/reply-timeout.ts';
 import { fakeAgent, held } from '../support/agent.ts';
@@ -55,19 +55,36 @@ describe('ReplyTimeout', () => {
     expect(waits.waiting).toBe(0);
   });
 
-  it('times out every message in turn with one timer, each its own time after it was asked', async () => {
+  it('times out every message in turn with one timer, each its full time after it was asked', async () => {
     const waits = new ReplyTimeout(100);
     const agent = fakeAgent();
-    const ended: { id: string; ms: number; stillWaiting: number }[] = [];
+    const ended: { id: string; ms: number }[] = [];
     const asks: Promise<unknown>[] = [];
     for (const id of ['a', 'b', 'c']) {
       const asked = performance.now();
-      asks.push(waits.ask(agent, message(id), new AbortController()).then(() => ended.push({ id, ms: performance.now() - asked, stillWaiting: waits.waiting })));
+      asks.push(waits.ask(agent, message(id), new AbortController()).then(() => ended.push({ id, ms: performance.now() - asked })));
       if (id !== 'c') await sleep(30);
     }
     await Promise.all(asks);
-    expect(ended.map((e) => [e.id, e.stillWaiting])).toEqual([['a', 2], ['b', 1], ['c', 0]]);
+    expect(ended.map((e) => e.id)).toEqual(['a', 'b', 'c']);
+    // b and c were not given up with a, when the timer first fired: each had its own deadline.
     for (const { ms } of ended) expect(ms).toBeGreaterThanOrEqual(99);
+    expect(waits.waiting).toBe(0);
+  });
+
+  it('waits out a timeout longer than setTimeout takes (about 24.8 days), on one timer', async () => {
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    onTestFinished(() => timers.mockRestore());
+    const waits = new ReplyTimeout(30 * 24 * 3600 * 1000);
+    const controller = new AbortController();
+    const waiting = waits.ask(fakeAgent(), message('patient'), controller);
+    await sleep(20);
+    expect(waits.waiting).toBe(1);
+    expect(controller.signal.aborted).toBe(false);
+    // Set once, for as long as setTimeout takes: a longer delay would fire at once, again and again.
+    expect(timers.mock.calls.map(([, ms]) => ms).filter((ms) => ms !== 20)).toEqual([2 ** 31 - 1]);
+    waits.clear();
+    await expect(waiting).resolves.toBeUndefined();
   });
 
   it('stops waiting as soon as the client\'s signal aborts (the client left), aborting the agent\'s too', async () => {

@@ -138,7 +138,7 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
     );
   }
   if (s.hookPath) {
-    add('3. Hook path (in process, through bus, agent and plugin host)', `${s.hookPath.messages.toLocaleString('en')} messages per run from ${s.hookPath.users.toLocaleString('en')} users (${s.hookPath.refused} refused), memory store, sliding_window 30/m.`, report.hookPathTable(s.hookPath));
+    add('3. Hook path (in process, through the gateway\'s answer, agent and plugin host)', `${s.hookPath.messages.toLocaleString('en')} messages per run from ${s.hookPath.users.toLocaleString('en')} users (${s.hookPath.refused} refused), memory store, sliding_window 30/m.`, report.hookPathTable(s.hookPath));
   }
   if (s.endToEnd) {
     add(

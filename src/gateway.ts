@@ -1,7 +1,7 @@
 import { DemoAgent } from './agent/agent.ts';
 import { MessageBus } from './bus/bus.ts';
-import type { OutboundReply } from './bus/messages.ts';
-import type { Channel } from './channels/channel.ts';
+import type { InboundMessage, OutboundReply } from './bus/messages.ts';
+import type { Answerer, Channel } from './channels/channel.ts';
 import { AdminRoutes } from './channels/admin.ts';
 import { CliChannel, type CliStreams } from './channels/cli.ts';
 import { DiscordChannel } from './channels/discord.ts';
@@ -10,12 +10,13 @@ import { TelegramChannel } from './channels/telegram.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { LoadedConfig } from './config/load.ts';
 import type { GatewayConfig } from './config/schema.ts';
-import { ErrorCode, FloodgateError } from './errors.ts';
+import { ErrorCode, FloodgateError, errorMessage } from './errors.ts';
 import { HookRunner } from './hooks/runner.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
 import { Services } from './host/services.ts';
 import { MetricsRegistry } from './metrics/registry.ts';
 import { IdentityHasher, createLogger, type Logger } from './logger.ts';
+import { KeyedThrottle } from './util/throttle.ts';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -30,8 +31,13 @@ function requireSetting<T>(value: T | undefined, field: string): T {
   return value;
 }
 
-/** Config, bus, plugin host, channels and the agent, started and stopped in the right order. */
-export class Gateway {
+const LISTENER_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Config, bus, plugin host, channels and the agent, started and stopped in the right order. The
+ * channels ask the gateway for each message's answer (it is their Answerer) and await it.
+ */
+export class Gateway implements Answerer {
   readonly bus = new MessageBus();
   readonly metrics = new MetricsRegistry();
   readonly services = new Services();
@@ -42,6 +48,11 @@ export class Gateway {
   readonly channels: Channel[] = [];
   readonly logger: Logger;
   private stopping: Promise<void> | undefined;
+  private readonly clock: Clock;
+  /** Messages being answered; stop() waits until there are none. */
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private readonly listenerFailures = new KeyedThrottle(4);
 
   /** The config running now (plugins follow reloads). */
   private config: GatewayConfig;
@@ -50,11 +61,11 @@ export class Gateway {
   private constructor(private readonly options: GatewayOptions) {
     const { config, path } = options.loaded;
     this.config = config;
-    const clock = options.clock ?? systemClock;
+    const clock = (this.clock = options.clock ?? systemClock);
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.runner = new HookRunner(this.logger.child({ component: 'hooks' }), clock, config.hooks.timeout_ms);
-    this.agent = new DemoAgent({ bus: this.bus, runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
-    const deps = (name: string) => ({ bus: this.bus, clock, logger: this.logger.child({ channel: name }) });
+    this.agent = new DemoAgent({ runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
+    const deps = (name: string) => ({ agent: this, clock, logger: this.logger.child({ channel: name }) });
     const { http, cli, telegram, discord } = config.channels;
     const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
     if (httpChannel) {
@@ -95,8 +106,6 @@ export class Gateway {
   static async start(options: GatewayOptions): Promise<Gateway> {
     const gateway = new Gateway(options);
     await gateway.host.load(options.loaded.config.plugins);
-    gateway.bus.on('message:out', gateway.deliver);
-    gateway.agent.start();
     try {
       for (const channel of gateway.channels) await channel.start();
     } catch (error) {
@@ -129,11 +138,39 @@ export class Gateway {
     ['channel', 'kind'],
   );
 
-  private readonly deliver = (reply: OutboundReply): void => {
-    this.replies.inc({ channel: reply.channel, kind: reply.kind });
-    const channel = this.channels.find((c) => c.name === reply.channel);
-    channel?.send(reply);
-  };
+  /**
+   * The agent's answer to `message`, as every channel asks for it: `signal` (the client's) becomes the
+   * message's, so the agent and its hooks learn when nobody waits any more. The bus is told of the
+   * message (`message:in`) and of its reply (`message:out`), as facts for observers: a listener that
+   * throws is logged and changes nothing. The reply is counted once, whether or not its channel still
+   * waited for it. stop() waits for every message being answered.
+   */
+  async answer(message: InboundMessage, signal?: AbortSignal): Promise<OutboundReply> {
+    if (signal !== undefined) message.signal = signal;
+    this.inFlight++;
+    try {
+      this.tell('message:in', message);
+      const reply = await this.agent.handle(message);
+      this.replies.inc({ channel: reply.channel, kind: reply.kind });
+      this.tell('message:out', reply);
+      return reply;
+    } finally {
+      if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** Emits a message event; a listener's failure never reaches the message. */
+  private tell(event: 'message:in', message: InboundMessage): void;
+  private tell(event: 'message:out', reply: OutboundReply): void;
+  private tell(event: 'message:in' | 'message:out', value: InboundMessage | OutboundReply): void {
+    try {
+      this.bus.emit(event as 'message:in', value as InboundMessage);
+    } catch (error) {
+      if (this.listenerFailures.pass(event, this.clock.now(), LISTENER_LOG_INTERVAL_MS)) {
+        this.logger.error({ event, err_message: errorMessage(error) }, 'bus listener failed');
+      }
+    }
+  }
 
   /**
    * Applies a re-read config.json (SIGHUP) without dropping state or messages in flight: plugins are
@@ -165,8 +202,8 @@ export class Gateway {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await Promise.all(this.channels.map((c) => c.stop()));
-      await this.agent.stop();
-      this.bus.off('message:out', this.deliver);
+      // Messages a channel gave up on (its reply timeout) may still be running their hooks.
+      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
       await this.host.teardown();
       this.logger.info('gateway stopped');
     })();

@@ -4,12 +4,12 @@ export { loadConfig, parseConfig, type LoadedConfig } from './config/load.ts';
 export type { GatewayConfig, PluginEntry, PluginMode, OnError } from './config/schema.ts';
 export { MessageBus, type BusEvents } from './bus/bus.ts';
 export type { InboundMessage, OutboundReply, ReplyKind } from './bus/messages.ts';
-export { Channel, type ChannelDeps, type InboundFields } from './channels/channel.ts';
+export { Channel, type Answerer, type ChannelDeps, type InboundFields } from './channels/channel.ts';
 export { HttpChannel } from './channels/http.ts';
 export { CliChannel, type CliStreams } from './channels/cli.ts';
 export { TelegramChannel, type TelegramWebhookConfig } from './channels/telegram.ts';
 export { DiscordChannel, type DiscordInteractionsConfig } from './channels/discord.ts';
-export { PendingReplies, type PendingRepliesOptions } from './channels/pending-replies.ts';
+export { ReplyTimeout, TIMEOUT_REPLY } from './channels/reply-timeout.ts';
 export type { RouteHandler, RouteRequest, RouteResponse } from './channels/routes.ts';
 export { MessageRequest, MessageResponse, RefusedResponse, ErrorResponse } from './channels/wire.ts';
 export {

@@ -1,7 +1,8 @@
 /**
- * 3. The hook path in process: messages/s through the gateway's bus, agent and plugin host (the real
- * prePromptFetch hook), with the rate limiter enabled (memory store, default algorithm, 30/m) and
- * with no plugin at all; no HTTP. Messages go out in batches and a run ends when every reply is back.
+ * 3. The hook path in process: messages/s through the gateway's answer (as a channel asks it: the bus
+ * told of each message and reply), the agent and the plugin host (the real prePromptFetch hook), with
+ * the rate limiter enabled (memory store, default algorithm, 30/m) and with no plugin at all; no HTTP.
+ * Messages go out in batches and a run ends when every reply is back.
  * Each message is a new object with a new user id string, as a channel would deliver it (built before
  * the clock starts). The clock runs 1 ms ahead per reading, so each of the 10,000 users sends one
  * message per 10 simulated seconds: every message is admitted, the limiter's common case.
@@ -48,25 +49,19 @@ async function startHost(withLimiter: boolean): Promise<Host> {
   const plugins = withLimiter ? [{ name: 'rate_limiter', path: RATE_LIMITER_PATH, config: { by_user: USER_RATE.text } }] : [];
   const loaded = parseConfig(JSON.stringify({ channels: { http: { enabled: false } }, plugins }), `${process.cwd()}/bench-config.json`);
   const gateway = await Gateway.start({ loaded, clock: new RunningClock(), logger: quietLogger('info') });
-  let pending = 0;
-  let wake: (() => void) | undefined;
   const host: Host = {
     gateway,
     refused: 0,
     async send(messages, batch) {
+      const replies: Promise<OutboundReply>[] = new Array(batch);
       for (let sent = 0; sent < messages.length; sent += batch) {
         const end = Math.min(messages.length, sent + batch);
-        pending = end - sent;
-        const done = new Promise<void>((resolve) => (wake = resolve));
-        for (let i = sent; i < end; i++) gateway.bus.emit('message:in', messages[i]!);
-        await done;
+        replies.length = end - sent;
+        for (let i = sent; i < end; i++) replies[i - sent] = gateway.answer(messages[i]!);
+        for (const reply of await Promise.all(replies)) if (reply.kind !== 'answer') host.refused++;
       }
     },
   };
-  gateway.bus.on('message:out', (reply: OutboundReply) => {
-    if (reply.kind !== 'answer') host.refused++;
-    if (--pending === 0) wake?.();
-  });
   return host;
 }
 

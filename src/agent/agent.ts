@@ -1,4 +1,3 @@
-import type { MessageBus } from '../bus/bus.ts';
 import type { InboundMessage, OutboundReply } from '../bus/messages.ts';
 import type { Clock } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
@@ -13,7 +12,6 @@ import { TOOLS, TOOL_USAGE, parseCommand, type ToolCall } from './tools.ts';
 const PROMPT_ID = 'chat';
 
 export interface AgentDeps {
-  bus: MessageBus;
   runner: HookRunner;
   logger: Logger;
   clock: Clock;
@@ -21,36 +19,16 @@ export interface AgentDeps {
 
 /**
  * A deterministic orchestrator: for each inbound message it fetches the "chat" prompt and, when the
- * text is a tool command, invokes the tool, running the matching hook before each step.
+ * text is a tool command, invokes the tool, running the matching hook before each step. Channels call
+ * it through the gateway (Gateway.answer) and await the reply.
  */
 export class DemoAgent {
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly onMessage = (message: InboundMessage): void => {
-    const work: Promise<void> = this.handle(message)
-      .then((reply) => this.deps.bus.emit('message:out', reply))
-      // A failing reply listener must not take the process down with an unhandled rejection.
-      .then(
-        () => void this.inFlight.delete(work),
-        (error: unknown) => {
-          this.inFlight.delete(work);
-          this.deps.logger.error({ err_message: errorMessage(error) }, 'reply delivery failed');
-        },
-      );
-    this.inFlight.add(work);
-  };
-
   constructor(private readonly deps: AgentDeps) {}
 
-  start(): void {
-    this.deps.bus.on('message:in', this.onMessage);
-  }
-
-  /** Stops taking messages and waits for those already being handled. */
-  async stop(): Promise<void> {
-    this.deps.bus.off('message:in', this.onMessage);
-    await Promise.allSettled([...this.inFlight]);
-  }
-
+  /**
+   * The reply to `message`; never rejects (a failure is answered as an internal error). Its `signal`,
+   * when it has one, aborts when nobody waits for the answer any more: the hooks' signal aborts with it.
+   */
   async handle(message: InboundMessage): Promise<OutboundReply> {
     const context: HookContext = {
       message_id: message.id,
@@ -59,8 +37,9 @@ export class DemoAgent {
       conversation_id: message.conversationId,
     };
     if (message.tenantId !== undefined) context.tenant_id = message.tenantId;
-    // Aborts when the client goes away, and in any case when this message is done: whatever a hook
-    // still holds for it (a concurrency slot, a reservation) is let go even if a step failed.
+    // Aborts when nobody waits for the answer any more (the client went away, the channel's reply
+    // timeout gave up), and in any case when this message is done: whatever a hook still holds for it
+    // (a concurrency slot, a reservation) is let go even if a step failed.
     const call = new StepCall(message.signal);
     // Set once prePromptFetch admitted the call: postPromptFetch then says how it ended.
     let fetched: { outcome: PromptOutcome; actualTokens?: number } | undefined;

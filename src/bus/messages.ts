@@ -1,6 +1,6 @@
 /** A message as a channel received it, before any plugin or agent has looked at it. */
 export interface InboundMessage {
-  /** Unique per message; replies carry it back so the channel can match them. */
+  /** Unique per message; its reply carries it too (for observers of the bus and the logs). */
   id: string;
   /** Which channel it came from (`http`, `cli`, ...): plugins key their state by it. */
   channel: string;
@@ -10,7 +10,10 @@ export interface InboundMessage {
   conversationId: string;
   text: string;
   receivedAt: number;
-  /** Aborts when nobody waits for the answer any more (the client went away). In-process only. */
+  /**
+   * Aborts when nobody waits for the answer any more: the client went away, or its channel stopped
+   * waiting (the reply timeout). In-process only.
+   */
   signal?: AbortSignal;
 }
 

@@ -1,11 +1,10 @@
 import type { KeyObject } from 'node:crypto';
-import type { OutboundReply } from '../bus/messages.ts';
 import { KeyedThrottle } from '../util/throttle.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
 import { checkSignature, discordPublicKey } from './discord-signature.ts';
 import { CallbackType, messageCallback, readInteraction } from './discord-wire.ts';
 import type { HttpChannel } from './http.ts';
-import { PendingReplies, TIMEOUT_REPLY } from './pending-replies.ts';
+import { ReplyTimeout, TIMEOUT_REPLY } from './reply-timeout.ts';
 import type { RouteRequest, RouteResponse } from './routes.ts';
 import { parseJsonBody } from './wire.ts';
 
@@ -30,7 +29,7 @@ const LOG_INTERVAL_MS = 10_000;
  */
 export class DiscordChannel extends Channel {
   readonly name = 'discord';
-  private readonly replies: PendingReplies;
+  private readonly replies: ReplyTimeout;
   private readonly key: KeyObject;
   private readonly logged = new KeyedThrottle(16);
 
@@ -41,8 +40,7 @@ export class DiscordChannel extends Channel {
   ) {
     super(deps);
     this.key = discordPublicKey(config.public_key);
-    const timeoutMs = Math.min(http.replyTimeoutMs, DISCORD_DEADLINE_MS);
-    this.replies = new PendingReplies({ timeoutMs, publish: (m) => this.publish(m) });
+    this.replies = new ReplyTimeout(Math.min(http.replyTimeoutMs, DISCORD_DEADLINE_MS));
     // Mounted now, so the route exists before the server takes its first request.
     http.mount('POST', config.path, (request) => this.handle(request));
   }
@@ -53,10 +51,6 @@ export class DiscordChannel extends Channel {
 
   /** Nothing of its own to close: stopping the HTTP channel drains these requests too. */
   async stop(): Promise<void> {}
-
-  send(reply: OutboundReply): void {
-    this.replies.deliver(reply);
-  }
 
   private async handle({ headers, body, signal }: RouteRequest): Promise<RouteResponse> {
     // Discord requires a 401 for any request it did not sign (and probes the endpoint with bad ones).
@@ -77,7 +71,8 @@ export class DiscordChannel extends Channel {
         // No command of ours offers suggestions: an empty list is the documented "nothing to suggest".
         return { status: 200, body: { type: CallbackType.AutocompleteResult, data: { choices: [] } } };
     }
-    const reply = await this.replies.ask(this.compose(interaction.message), signal);
+    // The agent's signal, aborted by the request's (as for Telegram) and by the reply timeout.
+    const reply = await this.replies.ask(this.agent, this.compose(interaction.message), new AbortController(), signal);
     if (reply === undefined) return { status: 200, body: messageCallback(TIMEOUT_REPLY, true) };
     if (reply.silent) return { status: 204 };
     return { status: 200, body: messageCallback(reply.text, reply.kind !== 'answer') };

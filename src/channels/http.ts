@@ -1,15 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { OutboundReply } from '../bus/messages.ts';
+import type { InboundMessage, OutboundReply } from '../bus/messages.ts';
 import type { HttpChannelConfig } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
 import { ABORTED } from '../util/abort.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
-import { PendingReplies, TIMEOUT_REPLY } from './pending-replies.ts';
+import { ReplyTimeout, TIMEOUT_REPLY } from './reply-timeout.ts';
 import { RESERVED_PATHS, type RouteHandler, type RouteResponse } from './routes.ts';
 import { parseJsonBody, validateMessageRequest } from './wire.ts';
 
 class BodyTooLarge extends Error {}
+
+/** For an agent that failed outright (the gateway's answers its own failures itself). */
+const INTERNAL_ERROR_REPLY = 'Sorry, something went wrong on our side. Please try again.';
 
 interface Route {
   method: string;
@@ -58,12 +61,12 @@ function withRetryAfter(reply: OutboundReply): Record<string, string> {
   return { ...reply.headers, 'Retry-After': String(reply.retryAfter) };
 }
 
-/** A signal that aborts when the response closes: finished, or the client went away. */
-function closedSignal(res: ServerResponse): AbortSignal {
+/** A controller that aborts when the response closes: finished, or the client went away. */
+function closedController(res: ServerResponse): AbortController {
   const controller = new AbortController();
   // 'close' comes once per response. A bound function and a ready-made reason: this runs per request.
   res.on('close', controller.abort.bind(controller, ABORTED));
-  return controller.signal;
+  return controller;
 }
 
 /**
@@ -74,7 +77,7 @@ function closedSignal(res: ServerResponse): AbortSignal {
 export class HttpChannel extends Channel {
   readonly name = 'http';
   private server: Server | undefined;
-  private readonly replies: PendingReplies;
+  private readonly replies: ReplyTimeout;
   private readonly routes = new Map<string, Route>();
 
   constructor(
@@ -82,7 +85,7 @@ export class HttpChannel extends Channel {
     private readonly config: HttpChannelConfig,
   ) {
     super(deps);
-    this.replies = new PendingReplies({ timeoutMs: config.reply_timeout_ms, publish: (m) => this.publish(m) });
+    this.replies = new ReplyTimeout(config.reply_timeout_ms);
   }
 
   /** How long a request/response channel on this server waits for a reply. */
@@ -140,9 +143,9 @@ export class HttpChannel extends Channel {
     this.replies.clear();
   }
 
-  send(reply: OutboundReply): void {
-    // False when the client gave up (timeout) before the reply came: nothing left to do.
-    this.replies.deliver(reply);
+  /** Messages waiting for the agent's answer. */
+  get waiting(): number {
+    return this.replies.waiting;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -182,7 +185,7 @@ export class HttpChannel extends Channel {
     let answer: Promise<RouteResponse>;
     try {
       const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
-      answer = route.handler({ headers: req.headers, body, signal: closedSignal(res), query });
+      answer = route.handler({ headers: req.headers, body, signal: closedController(res).signal, query });
     } catch (error) {
       answer = Promise.reject(error);
     }
@@ -220,11 +223,23 @@ export class HttpChannel extends Channel {
       return this.json(res, 400, { error: 'bad_request', message: checked.problems.join('; ') });
     }
     const { user_id, tenant_id, conversation_id, text } = checked.value;
-    const message = this.compose({ userId: user_id, tenantId: tenant_id, conversationId: conversation_id, text });
-    // The signal makes a client that left stop the wait, so nothing waits on a dead socket.
-    void this.replies.ask(message, closedSignal(res)).then((reply) =>
-      reply ? this.respond(res, reply) : this.json(res, 504, { error: 'timeout', reply: TIMEOUT_REPLY }),
-    );
+    void this.answerMessage(this.compose({ userId: user_id, tenantId: tenant_id, conversationId: conversation_id, text }), res);
+  }
+
+  /** Asks the agent and answers with its reply, or 504 when it has not come within reply_timeout_ms. */
+  private async answerMessage(message: InboundMessage, res: ServerResponse): Promise<void> {
+    // The agent's signal: aborts when the client leaves (which also ends the wait, so nothing waits on a
+    // dead socket), when the timeout gives up on the answer, and in any case once the response is sent.
+    const controller = closedController(res);
+    let reply: OutboundReply | undefined;
+    try {
+      reply = await this.replies.ask(this.agent, message, controller);
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'message handling failed');
+      return this.json(res, 500, { error: 'internal_error', reply: INTERNAL_ERROR_REPLY });
+    }
+    if (reply === undefined) return this.json(res, 504, { error: 'timeout', reply: TIMEOUT_REPLY });
+    this.respond(res, reply);
   }
 
   private respond(res: ServerResponse, reply: OutboundReply): void {

@@ -1,9 +1,8 @@
-import type { OutboundReply } from '../bus/messages.ts';
 import { sameSecret } from '../util/secrets.ts';
 import { KeyedThrottle } from '../util/throttle.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
 import type { HttpChannel } from './http.ts';
-import { PendingReplies, TIMEOUT_REPLY } from './pending-replies.ts';
+import { ReplyTimeout, TIMEOUT_REPLY } from './reply-timeout.ts';
 import type { RouteRequest, RouteResponse } from './routes.ts';
 import { readUpdate, sendMessageCall } from './telegram-wire.ts';
 import { parseJsonBody } from './wire.ts';
@@ -27,7 +26,7 @@ const NOTHING: RouteResponse = { status: 200, body: {} };
  */
 export class TelegramChannel extends Channel {
   readonly name = 'telegram';
-  private readonly replies: PendingReplies;
+  private readonly replies: ReplyTimeout;
   private readonly logged = new KeyedThrottle(16);
 
   constructor(
@@ -36,7 +35,7 @@ export class TelegramChannel extends Channel {
     http: HttpChannel,
   ) {
     super(deps);
-    this.replies = new PendingReplies({ timeoutMs: http.replyTimeoutMs, publish: (m) => this.publish(m) });
+    this.replies = new ReplyTimeout(http.replyTimeoutMs);
     // Mounted now, so the route exists before the server takes its first request.
     http.mount('POST', config.path, (request) => this.handle(request));
   }
@@ -47,10 +46,6 @@ export class TelegramChannel extends Channel {
 
   /** Nothing of its own to close: stopping the HTTP channel drains these requests too. */
   async stop(): Promise<void> {}
-
-  send(reply: OutboundReply): void {
-    this.replies.deliver(reply);
-  }
 
   private async handle({ headers, body, signal }: RouteRequest): Promise<RouteResponse> {
     if (!sameSecret(headers[SECRET_HEADER], this.config.secret_token)) {
@@ -67,7 +62,9 @@ export class TelegramChannel extends Channel {
       return NOTHING;
     }
     const message = this.compose({ userId: String(update.userId), conversationId: String(update.chatId), text: update.text });
-    const reply = await this.replies.ask(message, signal);
+    // The agent's signal is a controller of its own, which the request's signal aborts (the client left,
+    // or the response is sent) and so does the reply timeout: the agent stops when the wait does.
+    const reply = await this.replies.ask(this.agent, message, new AbortController(), signal);
     if (reply?.silent) return NOTHING;
     return { status: 200, body: sendMessageCall(update.chatId, update.messageId, reply?.text ?? TIMEOUT_REPLY) };
   }

@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import type { InboundMessage, OutboundReply } from '../../src/bus/messages.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { ErrorCode } from '../../src/errors.ts';
@@ -156,5 +157,90 @@ describe('Gateway: a reload that fails', () => {
     const summary = await gateway.reload(parseConfig(JSON.stringify({ channels, plugins: plugins(2) }), CONFIG_PATH));
     expect(summary).toMatchObject({ reconfigured: ['counter'], restarted: ['s', 'p'] });
     expect(await answers(port)).toEqual({ status: 200, headers: ['3', 'new', 'two', 'p2'], route: { label: 'two' }, seen: '1' });
+  });
+});
+
+describe('Gateway: answering', () => {
+  it('tells the bus of each message and of its reply, as facts for observers', async () => {
+    const { gateway, port } = await startGateway({});
+    const events: [string, InboundMessage | OutboundReply][] = [];
+    gateway.bus.on('message:in', (message) => events.push(['in', message]));
+    gateway.bus.on('message:out', (reply) => events.push(['out', reply]));
+    const res = await postMessage(port, { user_id: 'alice', conversation_id: 'c1', text: '/echo observed' });
+    expect(res.json()).toEqual({ reply: 'observed', conversation_id: 'c1' });
+    expect(events.map(([kind]) => kind)).toEqual(['in', 'out']);
+    const [[, message], [, reply]] = events as [[string, InboundMessage], [string, OutboundReply]];
+    expect(message).toMatchObject({ channel: 'http', userId: 'alice', conversationId: 'c1', text: '/echo observed' });
+    // The client's signal is the message's: the agent and its hooks learn when nobody waits any more.
+    expect(message.signal).toBeInstanceOf(AbortSignal);
+    expect(reply).toMatchObject({ messageId: message.id, channel: 'http', kind: 'answer', text: 'observed' });
+  });
+
+  it('answers whatever the bus listeners do: one that throws is logged once per 10 s and changes nothing', async () => {
+    const { gateway, port, logs } = await startGateway({});
+    gateway.bus.on('message:in', () => {
+      throw new Error('observer of messages exploded');
+    });
+    gateway.bus.on('message:out', () => {
+      throw new Error('observer of replies exploded');
+    });
+    for (const text of ['/echo one', '/echo two']) {
+      const res = await postMessage(port, { user_id: 'u', text });
+      expect(res.status).toBe(200);
+      expect(res.json()).toMatchObject({ reply: text.slice(6) });
+    }
+    expect(logs.withMessage('bus listener failed').map((r) => [r.event, r.err_message])).toEqual([
+      ['message:in', 'observer of messages exploded'],
+      ['message:out', 'observer of replies exploded'],
+    ]);
+  });
+
+  it('answers a direct call as a channel would, counting the reply', async () => {
+    const { gateway, port } = await startGateway({});
+    const message: InboundMessage = { id: 'm1', channel: 'embedded', userId: 'u', conversationId: 'c', text: '/echo direct', receivedAt: 0 };
+    expect(await gateway.answer(message)).toMatchObject({ messageId: 'm1', channel: 'embedded', kind: 'answer', text: 'direct' });
+    const metrics = await httpRequest(port, { path: '/metrics' });
+    expect(metrics.text).toContain('floodgate_replies_total{channel="embedded",kind="answer"} 1');
+  });
+
+  it('on a reply timeout stops the agent\'s work, and stop() waits for it before tearing the plugins down', async () => {
+    const { gateway, port, logs } = await startGateway({
+      channels: { http: { port: 0, reply_timeout_ms: 50 } },
+      plugins: [probe('probe', { greeting: 'x' })],
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let hookSignal: AbortSignal | undefined;
+    gateway.runner.register({
+      plugin: 'slow',
+      hook: 'prePromptFetch',
+      priority: 0,
+      mode: 'enforce',
+      onError: 'fail_open',
+      handler: async (_payload, call) => {
+        hookSignal = call?.signal;
+        await gate;
+        return { continue: true };
+      },
+    });
+    const replies: OutboundReply[] = [];
+    gateway.bus.on('message:out', (reply) => replies.push(reply));
+    const res = await postMessage(port, { user_id: 'u', text: 'slow' });
+    expect(res.status).toBe(504);
+    // The channel gave up: the agent's work is told to stop, so what its hooks hold is let go.
+    expect(hookSignal?.aborted).toBe(true);
+    expect(replies).toEqual([]);
+
+    let stopped = false;
+    const stopping = gateway.stop().then(() => (stopped = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stopped).toBe(false);
+    expect(logs.records().filter((r) => r.event === 'teardown')).toEqual([]);
+    release();
+    await stopping;
+    expect(replies.map((r) => r.kind)).toEqual(['answer']);
+    expect(logs.records().filter((r) => r.event === 'teardown').map((r) => r.plugin)).toEqual(['probe']);
+    // Counted once, though nobody waited for it any more.
+    expect(gateway.metrics.render()).toContain('floodgate_replies_total{channel="http",kind="answer"} 1');
   });
 });

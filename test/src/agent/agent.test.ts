@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DemoAgent } from '../../../src/agent/agent.ts';
-import { MessageBus } from '../../../src/bus/bus.ts';
 import type { InboundMessage, OutboundReply } from '../../../src/bus/messages.ts';
 import { ManualClock } from '../../../src/clock.ts';
 import type { OnError } from '../../../src/config/schema.ts';
@@ -13,9 +12,8 @@ const USAGE = '/echo <text>, /time, /wait <ms>, /search <words>';
 
 function setup(clock = new ManualClock(Date.UTC(2024, 5, 30, 12, 0, 0))) {
   const logs = captureLogs();
-  const bus = new MessageBus();
   const runner = new HookRunner(logs.logger, clock, 1000);
-  const agent = new DemoAgent({ bus, runner, logger: logs.logger, clock });
+  const agent = new DemoAgent({ runner, logger: logs.logger, clock });
   const seen: { hook: HookName; payload: unknown }[] = [];
   const on = <N extends HookName>(
     hook: N,
@@ -34,7 +32,7 @@ function setup(clock = new ManualClock(Date.UTC(2024, 5, 30, 12, 0, 0))) {
       onError: options.onError ?? 'fail_open',
     });
   };
-  return { agent, bus, runner, logs, clock, seen, on };
+  return { agent, runner, logs, clock, seen, on };
 }
 
 function message(text: string, fields: Partial<InboundMessage> = {}): InboundMessage {
@@ -240,59 +238,6 @@ describe('DemoAgent: failures', () => {
     const errors = logs.records().filter((r) => r.level === LEVEL.error);
     expect(errors).toEqual([expect.objectContaining({ msg: 'message handling failed', channel: 'http' })]);
     expect(String(errors[0]!.err_message)).toContain('invalid prePromptFetch payload');
-  });
-});
-
-describe('DemoAgent: on the bus', () => {
-  it('answers each message:in with a message:out once started', async () => {
-    const { agent, bus } = setup();
-    agent.start();
-    const out = new Promise<OutboundReply>((resolve) => bus.once('message:out', resolve));
-    const m = message('/echo via bus');
-    bus.emit('message:in', m);
-    expect(await out).toMatchObject({ messageId: m.id, text: 'via bus' });
-  });
-
-  it('stop() waits for messages already being handled and then takes no more', async () => {
-    const { agent, bus, on } = setup();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    on('prePromptFetch', async () => {
-      await gate;
-      return { continue: true };
-    });
-    const replies: OutboundReply[] = [];
-    bus.on('message:out', (r) => replies.push(r));
-    agent.start();
-    bus.emit('message:in', message('in flight'));
-    let stopped = false;
-    const stopping = agent.stop().then(() => (stopped = true));
-    await Promise.resolve();
-    expect(stopped).toBe(false);
-    release();
-    await stopping;
-    expect(replies.map((r) => r.text)).toEqual([`You said: in flight\nTry ${USAGE}.`]);
-    bus.emit('message:in', message('after stop'));
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(replies).toHaveLength(1);
-  });
-});
-
-describe('DemoAgent: delivery', () => {
-  it('logs a reply listener that throws instead of crashing on an unhandled rejection, and keeps serving', async () => {
-    const { agent, bus, logs } = setup();
-    agent.start();
-    let deliveries = 0;
-    bus.on('message:out', () => {
-      deliveries++;
-      if (deliveries === 1) throw new Error('channel exploded');
-    });
-    bus.emit('message:in', message('first'));
-    bus.emit('message:in', message('second'));
-    await agent.stop();
-    expect(deliveries).toBe(2);
-    const errors = logs.records().filter((r) => r.level === LEVEL.error);
-    expect(errors.map((r) => [r.msg, r.err_message])).toEqual([['reply delivery failed', 'channel exploded']]);
   });
 });
 

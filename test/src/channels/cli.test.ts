@@ -1,12 +1,12 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { MessageBus } from '../../../src/bus/bus.ts';
 import type { InboundMessage, OutboundReply } from '../../../src/bus/messages.ts';
 import { CliChannel } from '../../../src/channels/cli.ts';
 import { ManualClock } from '../../../src/clock.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { GatewayConfigSchema } from '../../../src/config/schema.ts';
 import { Gateway } from '../../../src/gateway.ts';
+import { fakeAgent, held, type Replier } from '../support/agent.ts';
 import { captureLogs } from '../support/logs.ts';
 
 const BANNER = 'Floodgate chat. Type a message, or /search <words>, /echo <text>, /time. Ctrl-D quits.\n';
@@ -33,26 +33,20 @@ function reply(message: InboundMessage, text: string, quiet = false): OutboundRe
   };
 }
 
-/** A CliChannel on in-memory streams; every message published is handed to `onMessage`. */
-async function startCli(userId = 'local', onMessage: (message: InboundMessage, channel: CliChannel) => void = () => {}) {
-  const bus = new MessageBus();
+/** A CliChannel on in-memory streams, whose agent answers each line as `replier` says (by default, an echo). */
+async function startCli(userId = 'local', replier: Replier = (message) => reply(message, message.text)) {
+  const agent = fakeAgent(replier);
   const term = terminal();
+  const logs = captureLogs();
   const config = GatewayConfigSchema.parse({ channels: { cli: { enabled: true, user_id: userId } } }).channels.cli;
-  const channel = new CliChannel({ bus, logger: captureLogs().logger, clock: new ManualClock(1234) }, config, term);
-  const received: InboundMessage[] = [];
-  const waiters: { count: number; resolve: (m: InboundMessage) => void }[] = [];
-  bus.on('message:in', (message) => {
-    received.push(message);
-    onMessage(message, channel);
-    for (const waiter of waiters.filter((w) => w.count === received.length)) waiter.resolve(message);
-  });
-  /** Resolves with the `n`th message published from now on (default: the next one). */
-  const nextMessage = (n = 1) =>
-    new Promise<InboundMessage>((resolve) => waiters.push({ count: received.length + n, resolve }));
+  const channel = new CliChannel({ agent, logger: logs.logger, clock: new ManualClock(1234) }, config, term);
   await channel.start();
   onTestFinished(() => channel.stop());
-  return { channel, bus, received, nextMessage, ...term };
+  return { channel, agent, logs, received: agent.received, nextMessage: (n?: number) => agent.next(n), ...term };
 }
+
+/** Lets pending promise callbacks and stream writes run. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('CliChannel', () => {
   it('greets the user with the available commands', async () => {
@@ -60,7 +54,7 @@ describe('CliChannel', () => {
     expect(written()).toBe(BANNER);
   });
 
-  it('publishes each line as a message from the configured user', async () => {
+  it('asks the agent about each line, as a message from the configured user', async () => {
     const { input, nextMessage } = await startCli('operator');
     const next = nextMessage();
     input.write('hello there\n');
@@ -75,23 +69,73 @@ describe('CliChannel', () => {
   });
 
   it('prints a reply as a "bot> " line', async () => {
-    const { input, nextMessage, written } = await startCli('local', (message, channel) =>
-      channel.send(reply(message, `You said: ${message.text}`)),
-    );
+    const { input, nextMessage, written } = await startCli('local', (message) => reply(message, `You said: ${message.text}`));
     const next = nextMessage();
     input.write('ping\n');
     await next;
+    await settle();
     expect(written()).toBe(`${BANNER}bot> You said: ping\n`);
   });
 
   it('prints nothing for a quiet reply', async () => {
-    const { input, nextMessage, written } = await startCli('local', (message, channel) =>
-      channel.send(reply(message, `reply to ${message.text}`, message.text === 'flood')),
+    const { input, nextMessage, written } = await startCli('local', (message) =>
+      reply(message, `reply to ${message.text}`, message.text === 'flood'),
     );
     const second = nextMessage(2);
     input.write('flood\nnormal\n');
     await second;
+    await settle();
     expect(written()).toBe(`${BANNER}bot> reply to normal\n`);
+  });
+
+  it('answers lines one at a time, in the order typed, however long each answer takes', async () => {
+    const answers: ((reply: OutboundReply) => void)[] = [];
+    const { input, received, written } = await startCli('local', (message) => {
+      const later = held<OutboundReply>();
+      answers.push((r) => later.resolve(r));
+      return later.promise;
+    });
+    input.write('first\nsecond\n');
+    await settle();
+    // The second line waits for the first one's answer before it is asked.
+    expect(received.map((m) => m.text)).toEqual(['first']);
+    answers[0]!(reply(received[0]!, 'one'));
+    await settle();
+    expect(received.map((m) => m.text)).toEqual(['first', 'second']);
+    answers[1]!(reply(received[1]!, 'two'));
+    await settle();
+    expect(written()).toBe(`${BANNER}bot> one\nbot> two\n`);
+  });
+
+  it('stop() waits for the lines already typed to be answered', async () => {
+    const answers: ((reply: OutboundReply) => void)[] = [];
+    const { channel, input, received, written } = await startCli('local', (message) => {
+      const later = held<OutboundReply>();
+      answers.push((r) => later.resolve(r));
+      return later.promise;
+    });
+    input.write('first\nsecond\n');
+    await settle();
+    let stopped = false;
+    const stopping = channel.stop().then(() => (stopped = true));
+    answers[0]!(reply(received[0]!, 'one'));
+    await settle();
+    expect(stopped).toBe(false);
+    answers[1]!(reply(received[1]!, 'two'));
+    await stopping;
+    expect(written()).toBe(`${BANNER}bot> one\nbot> two\n`);
+  });
+
+  it('logs an agent that fails outright, prints nothing for that line and answers the next', async () => {
+    const { input, nextMessage, written, logs } = await startCli('local', (message) =>
+      message.text === 'boom' ? Promise.reject(new Error('agent exploded')) : reply(message, 'fine'),
+    );
+    const second = nextMessage(2);
+    input.write('boom\nok\n');
+    await second;
+    await settle();
+    expect(written()).toBe(`${BANNER}bot> fine\n`);
+    expect(logs.withMessage('message handling failed').map((r) => r.err_message)).toEqual(['agent exploded']);
   });
 
   it('ignores blank and whitespace-only lines', async () => {
@@ -137,6 +181,7 @@ describe('CliChannel in a gateway', () => {
     const replied = new Promise<OutboundReply>((resolve) => gateway.bus.once('message:out', resolve));
     term.input.write('/echo hi there\n');
     await replied;
+    await settle();
     expect(term.written()).toBe(`${BANNER}bot> hi there\n`);
   });
 });

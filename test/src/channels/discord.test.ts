@@ -1,10 +1,9 @@
 import { resolve } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { MessageBus } from '../../../src/bus/bus.ts';
 import type { InboundMessage, OutboundReply } from '../../../src/bus/messages.ts';
 import { DiscordChannel } from '../../../src/channels/discord.ts';
 import { HttpChannel } from '../../../src/channels/http.ts';
-import { TIMEOUT_REPLY } from '../../../src/channels/pending-replies.ts';
+import { TIMEOUT_REPLY } from '../../../src/channels/reply-timeout.ts';
 import { ManualClock } from '../../../src/clock.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { GatewayConfigSchema } from '../../../src/config/schema.ts';
@@ -19,6 +18,7 @@ import {
   type DiscordSigner,
   type Payload,
 } from '../../support/platforms.ts';
+import { aborted, fakeAgent, held, type Replier } from '../support/agent.ts';
 import { httpRequest, type HttpResult } from '../support/http-client.ts';
 import { captureLogs } from '../support/logs.ts';
 
@@ -26,8 +26,6 @@ const NOW = Date.UTC(2025, 0, 1, 12);
 const PATH = '/discord/interactions';
 const RATE_LIMITER = resolve(import.meta.dirname, '../../../plugins/rate-limiter/index.ts');
 const NO_MENTIONS = { parse: [] };
-
-type Replier = (message: InboundMessage) => OutboundReply | undefined;
 
 function reply(message: InboundMessage, text: string, fields: Partial<OutboundReply> = {}): OutboundReply {
   return {
@@ -69,27 +67,20 @@ function poster(port: number, signer: DiscordSigner, clock: ManualClock): Post {
   };
 }
 
-/** An HttpChannel with a DiscordChannel mounted on it; `replier` answers each message on the bus. */
+/** An HttpChannel with a DiscordChannel mounted on it, whose agent answers each message as `replier` says. */
 async function startDiscord(replier?: Replier, http: Record<string, unknown> = {}) {
-  const bus = new MessageBus();
+  const agent = fakeAgent(replier);
   const logs = captureLogs();
   const clock = new ManualClock(NOW);
   const signer = discordSigner();
-  const deps = (name: string) => ({ bus, clock, logger: logs.logger.child({ channel: name }) });
+  const deps = (name: string) => ({ agent, clock, logger: logs.logger.child({ channel: name }) });
   const httpConfig = GatewayConfigSchema.parse({ channels: { http: { port: 0, reply_timeout_ms: 2_000, ...http } } }).channels.http;
   const server = new HttpChannel(deps('http'), httpConfig);
   const discord = new DiscordChannel(deps('discord'), { path: PATH, public_key: signer.publicKey }, server);
-  const received: InboundMessage[] = [];
-  bus.on('message:in', (message) => {
-    received.push(message);
-    const answer = replier?.(message);
-    if (answer) bus.emit('message:out', answer);
-  });
-  bus.on('message:out', (answer) => (answer.channel === 'discord' ? discord : server).send(answer));
   await server.start();
   await discord.start();
   onTestFinished(() => server.stop());
-  return { logs, clock, received, signer, post: poster(server.port, signer, clock), port: server.port };
+  return { logs, clock, agent, received: agent.received, signals: agent.signals, signer, post: poster(server.port, signer, clock), port: server.port };
 }
 
 /** The raw text of a fixture, as stored (pretty-printed): the signature covers these exact bytes. */
@@ -168,7 +159,7 @@ describe('DiscordChannel: signatures', () => {
 
 describe('DiscordChannel: commands', () => {
   it('turns a guild command into a message from member.user.id, in channel_id, with the guild as tenant', async () => {
-    const { post, received } = await startDiscord(echo);
+    const { post, received, signals } = await startDiscord(echo);
     const res = await post(raw('guild-command'));
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ type: 4, data: { content: 'echo: /search token bucket', allowed_mentions: NO_MENTIONS } });
@@ -181,10 +172,11 @@ describe('DiscordChannel: commands', () => {
         conversationId: DISCORD_CHANNEL_ID,
         text: '/search token bucket',
         receivedAt: NOW,
-        // Aborts once the request is answered: what the agent holds for it is let go.
-        signal: expect.any(AbortSignal),
       },
     ]);
+    // The agent's signal aborts once the request is answered: what the agent holds for it is let go.
+    expect(signals[0]).toBeInstanceOf(AbortSignal);
+    await aborted(signals[0]);
   });
 
   it('turns a DM command into a message from user.id, with no tenant', async () => {
@@ -236,12 +228,30 @@ describe('DiscordChannel: commands', () => {
     expect((await post(raw('guild-command'))).json()).toMatchObject({ type: 4, data: { content: 'Something went wrong.', flags: 64 } });
   });
 
-  it('apologises ephemerally when the agent has not answered in time', async () => {
-    const { post, received } = await startDiscord(undefined, { reply_timeout_ms: 30 });
+  it('apologises ephemerally when the agent has not answered in time, and stops the agent', async () => {
+    const late = held<OutboundReply>();
+    const { post, received, signals } = await startDiscord((message) => (received.length === 1 ? late.promise : echo(message)), {
+      reply_timeout_ms: 30,
+    });
     const res = await post(raw('guild-command'));
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ type: 4, data: { content: TIMEOUT_REPLY, allowed_mentions: NO_MENTIONS, flags: 64 } });
     expect(received).toHaveLength(1);
+    expect(signals[0]!.aborted).toBe(true);
+    // The answer that comes after all is ignored; the endpoint keeps answering.
+    late.resolve(reply(received[0]!, 'too late'));
+    expect((await post(raw('guild-command'))).json()).toMatchObject({ data: { content: 'echo: /search token bucket' } });
+  });
+
+  it('apologises before Discord gives up (2.5 s), however long reply_timeout_ms is', async () => {
+    const { post, signals } = await startDiscord(undefined, { reply_timeout_ms: 60_000 });
+    const sent = Date.now();
+    const res = await post(raw('guild-command'));
+    const ms = Date.now() - sent;
+    expect(res.json()).toMatchObject({ data: { content: TIMEOUT_REPLY, flags: 64 } });
+    expect(ms).toBeGreaterThanOrEqual(2_490);
+    expect(ms).toBeLessThan(3_000);
+    expect(signals[0]!.aborted).toBe(true);
   });
 
   it('cuts content to Discord’s 2000 characters', async () => {

@@ -1,17 +1,16 @@
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { MessageBus } from '../../../src/bus/bus.ts';
 import type { InboundMessage, OutboundReply } from '../../../src/bus/messages.ts';
 import { HttpChannel } from '../../../src/channels/http.ts';
+import { TIMEOUT_REPLY } from '../../../src/channels/reply-timeout.ts';
 import { ManualClock } from '../../../src/clock.ts';
 import { GatewayConfigSchema, type HttpChannelConfig } from '../../../src/config/schema.ts';
+import { aborted, fakeAgent, held, type Replier } from '../support/agent.ts';
 import { captureLogs } from '../support/logs.ts';
 import { httpRequest, postMessage } from '../support/http-client.ts';
 
 const NOW = Date.UTC(2025, 0, 1);
-
-type Replier = (message: InboundMessage) => OutboundReply | undefined;
 
 function answer(message: InboundMessage, text: string, headers: Record<string, string> = {}): OutboundReply {
   return {
@@ -30,25 +29,18 @@ function refused(message: InboundMessage, fields: Partial<OutboundReply>): Outbo
   return { ...answer(message, 'refused'), kind: 'refused', status: 429, ...fields };
 }
 
-/** An HttpChannel on a free port, wired to a bus on which `replier` answers each message. */
+/** An HttpChannel on a free port, whose agent answers each message as `replier` says. */
 async function startChannel(http: Record<string, unknown> = {}, replier?: Replier) {
-  const bus = new MessageBus();
+  const agent = fakeAgent(replier);
   const logs = captureLogs();
   const clock = new ManualClock(NOW);
   const config: HttpChannelConfig = GatewayConfigSchema.parse({
     channels: { http: { port: 0, max_body_bytes: 256, reply_timeout_ms: 5_000, ...http } },
   }).channels.http;
-  const channel = new HttpChannel({ bus, logger: logs.logger, clock }, config);
-  const received: InboundMessage[] = [];
-  bus.on('message:in', (message) => {
-    received.push(message);
-    const reply = replier?.(message);
-    if (reply) bus.emit('message:out', reply);
-  });
-  bus.on('message:out', (reply) => channel.send(reply));
+  const channel = new HttpChannel({ agent, logger: logs.logger, clock }, config);
   await channel.start();
   onTestFinished(() => channel.stop());
-  return { channel, bus, logs, clock, received, port: channel.port };
+  return { channel, agent, logs, clock, received: agent.received, signals: agent.signals, port: channel.port };
 }
 
 const echo: Replier = (message) => answer(message, `echo: ${message.text}`);
@@ -103,7 +95,7 @@ describe('HttpChannel: server', () => {
     onTestFinished(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
     const taken = (blocker.address() as { port: number }).port;
     const channel = new HttpChannel(
-      { bus: new MessageBus(), logger: captureLogs().logger, clock: new ManualClock() },
+      { agent: fakeAgent(), logger: captureLogs().logger, clock: new ManualClock() },
       GatewayConfigSchema.parse({ channels: { http: { port: taken } } }).channels.http,
     );
     await expect(channel.start()).rejects.toMatchObject({ code: 'EADDRINUSE' });
@@ -111,23 +103,25 @@ describe('HttpChannel: server', () => {
 });
 
 describe('HttpChannel: messages', () => {
-  it('publishes the message and answers 200 with the reply and conversation id', async () => {
-    const { port, received } = await startChannel({}, echo);
+  it('asks the agent about the message and answers 200 with the reply and conversation id', async () => {
+    const { port, received, signals } = await startChannel({}, echo);
     const res = await postMessage(port, { user_id: 'alice', tenant_id: 'acme', conversation_id: 'conv-1', text: 'hi' });
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ reply: 'echo: hi', conversation_id: 'conv-1' });
-    expect(received).toHaveLength(1);
-    expect(received[0]).toEqual({
-      id: expect.any(String),
-      channel: 'http',
-      userId: 'alice',
-      tenantId: 'acme',
-      conversationId: 'conv-1',
-      text: 'hi',
-      receivedAt: NOW,
-      // Aborts once the request is answered: what the agent holds for it is let go.
-      signal: expect.any(AbortSignal),
-    });
+    expect(received).toEqual([
+      {
+        id: expect.any(String),
+        channel: 'http',
+        userId: 'alice',
+        tenantId: 'acme',
+        conversationId: 'conv-1',
+        text: 'hi',
+        receivedAt: NOW,
+      },
+    ]);
+    // The agent's signal aborts once the request is answered: what the agent holds for it is let go.
+    expect(signals[0]).toBeInstanceOf(AbortSignal);
+    await aborted(signals[0]);
   });
 
   it('starts a new conversation when none is given and returns its id', async () => {
@@ -147,14 +141,13 @@ describe('HttpChannel: messages', () => {
     expect(new Set(received.map((m) => m.id)).size).toBe(2);
   });
 
-  it('matches concurrent replies to their requests, whatever order they come back in', async () => {
-    const held: InboundMessage[] = [];
-    const { port, bus } = await startChannel({}, (message) => {
-      held.push(message);
-      if (held.length === 3) {
-        for (const m of [...held].reverse()) bus.emit('message:out', answer(m, `re: ${m.text}`));
-      }
-      return undefined;
+  it('answers concurrent requests each with its own reply, whatever order the agent finishes them in', async () => {
+    const pending: { message: InboundMessage; answer: (reply: OutboundReply) => void }[] = [];
+    const { port } = await startChannel({}, (message) => {
+      const later = held<OutboundReply>();
+      pending.push({ message, answer: later.resolve });
+      if (pending.length === 3) for (const p of [...pending].reverse()) p.answer(answer(p.message, `re: ${p.message.text}`));
+      return later.promise;
     });
     const results = await Promise.all(['one', 'two', 'three'].map((text) => postMessage(port, { user_id: 'u', text })));
     expect(results.map((r) => (r.json() as { reply: string }).reply)).toEqual(['re: one', 're: two', 're: three']);
@@ -273,22 +266,73 @@ describe('HttpChannel: messages', () => {
     expect(uncoded.json()).toEqual({ error: 'error', reply: 'No.' });
   });
 
-  it('answers 504 when no reply arrives within reply_timeout_ms, and ignores the late reply', async () => {
-    const { port, received, channel } = await startChannel({ reply_timeout_ms: 30 });
+  it('answers 504 when no reply arrives within reply_timeout_ms, stops the agent, and ignores the late reply', async () => {
+    const late = held<OutboundReply>();
+    const { port, received, signals, channel } = await startChannel({ reply_timeout_ms: 30 }, (message) =>
+      message.text === 'anyone there?' ? late.promise : echo(message),
+    );
     const res = await postMessage(port, { user_id: 'u', text: 'anyone there?' });
     expect(res.status).toBe(504);
-    expect(res.json()).toEqual({ error: 'timeout', reply: 'Sorry, that took too long. Please try again.' });
+    expect(res.json()).toEqual({ error: 'timeout', reply: TIMEOUT_REPLY });
+    expect(TIMEOUT_REPLY).toBe('Sorry, that took too long. Please try again.');
     expect(received).toHaveLength(1);
+    // The agent is told that nobody waits for its answer any more.
+    expect(signals[0]!.aborted).toBe(true);
+    expect(channel.waiting).toBe(0);
     // The reply finally comes: nobody is waiting, and the channel keeps working.
-    expect(() => channel.send(answer(received[0]!, 'too late'))).not.toThrow();
+    late.resolve(answer(received[0]!, 'too late'));
+    await new Promise((resolve) => setImmediate(resolve));
+    const next = await postMessage(port, { user_id: 'u', text: 'again' });
+    expect(next.status).toBe(200);
+    expect(next.json()).toMatchObject({ reply: 'echo: again' });
+  });
+
+  it('times each request out on its own, reply_timeout_ms after it came', async () => {
+    const { port, received } = await startChannel({ reply_timeout_ms: 400 }, (message) =>
+      message.text === 'quick' ? answer(message, 'quick') : undefined,
+    );
+    const timed = async (text: string) => {
+      const sent = Date.now();
+      const res = await postMessage(port, { user_id: 'u', text });
+      return { status: res.status, ms: Date.now() - sent };
+    };
+    const first = timed('slow 1');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = timed('slow 2');
+    expect((await first).status).toBe(504);
+    // Answered while the second still waits.
+    expect((await postMessage(port, { user_id: 'u', text: 'quick' })).json()).toMatchObject({ reply: 'quick' });
+    const { status, ms } = await second;
+    expect(status).toBe(504);
+    // Neither early nor counted from when the first timed out (that would be about 700 ms).
+    expect(ms).toBeGreaterThanOrEqual(395);
+    expect(ms).toBeLessThan(650);
+    expect(received.map((m) => m.text)).toEqual(['slow 1', 'slow 2', 'quick']);
+  });
+
+  it('stops waiting when the client hangs up, and aborts the agent\'s signal', async () => {
+    const { port, agent, signals, channel } = await startChannel({ reply_timeout_ms: 60_000 });
+    const asked = agent.next();
+    const body = JSON.stringify({ user_id: 'u', text: 'never mind' });
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/messages', headers: { 'content-length': Buffer.byteLength(body) }, agent: false });
+    req.on('error', () => {}); // the test hangs up itself
+    req.end(body);
+    await asked;
+    expect(channel.waiting).toBe(1);
+    expect(signals[0]!.aborted).toBe(false);
+    req.destroy();
+    // Long before the 60 s timeout.
+    await aborted(signals[0]);
+    expect(channel.waiting).toBe(0);
     expect((await httpRequest(port, { path: '/healthz' })).status).toBe(200);
   });
 
-  it('ignores replies to messages it is not waiting for', async () => {
-    const { channel, port } = await startChannel({}, echo);
-    const stray: InboundMessage = { id: 'nope', channel: 'http', userId: 'u', conversationId: 'c', text: 't', receivedAt: 0 };
-    expect(() => channel.send(answer(stray, 'stray'))).not.toThrow();
-    expect((await postMessage(port, { user_id: 'u', text: 'hi' })).status).toBe(200);
+  it('answers 500 and logs it when the agent fails outright', async () => {
+    const { port, logs } = await startChannel({}, () => Promise.reject(new Error('agent exploded')));
+    const res = await postMessage(port, { user_id: 'u', text: 'hi' });
+    expect(res.status).toBe(500);
+    expect(res.json()).toEqual({ error: 'internal_error', reply: 'Sorry, something went wrong on our side. Please try again.' });
+    expect(logs.withMessage('message handling failed').map((r) => r.err_message)).toEqual(['agent exploded']);
   });
 });
 
@@ -396,18 +440,13 @@ describe('HttpChannel: request bodies', () => {
 
 describe('HttpChannel: stop', () => {
   it('lets a message already in flight get its reply, then stops listening', async () => {
-    let pending: InboundMessage | undefined;
-    let arrived!: () => void;
-    const inFlight = new Promise<void>((resolve) => (arrived = resolve));
-    const { channel, bus, port } = await startChannel({}, (message) => {
-      pending = message;
-      arrived();
-      return undefined;
-    });
+    const later = held<OutboundReply>();
+    const { channel, agent, port } = await startChannel({}, () => later.promise);
+    const inFlight = agent.next();
     const response = postMessage(port, { user_id: 'u', text: 'slow one' });
-    await inFlight;
+    const pending = await inFlight;
     const stopped = channel.stop();
-    bus.emit('message:out', answer(pending!, 'finished'));
+    later.resolve(answer(pending, 'finished'));
     const res = await response;
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ reply: 'finished' });
@@ -418,7 +457,7 @@ describe('HttpChannel: stop', () => {
 
   it('stopping a channel that never started, or twice, is harmless', async () => {
     const channel = new HttpChannel(
-      { bus: new MessageBus(), logger: captureLogs().logger, clock: new ManualClock() },
+      { agent: fakeAgent(), logger: captureLogs().logger, clock: new ManualClock() },
       GatewayConfigSchema.parse({}).channels.http,
     );
     await expect(channel.stop()).resolves.toBeUndefined();

@@ -1,9 +1,9 @@
+import { request } from 'node:http';
 import { resolve } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { MessageBus } from '../../../src/bus/bus.ts';
 import type { InboundMessage, OutboundReply } from '../../../src/bus/messages.ts';
 import { HttpChannel } from '../../../src/channels/http.ts';
-import { TIMEOUT_REPLY } from '../../../src/channels/pending-replies.ts';
+import { TIMEOUT_REPLY } from '../../../src/channels/reply-timeout.ts';
 import { TelegramChannel } from '../../../src/channels/telegram.ts';
 import { withoutBotName } from '../../../src/channels/telegram-wire.ts';
 import { ManualClock } from '../../../src/clock.ts';
@@ -20,14 +20,13 @@ import {
   telegramUpdate,
   type Payload,
 } from '../../support/platforms.ts';
+import { aborted, fakeAgent, held, type Replier } from '../support/agent.ts';
 import { httpRequest, type HttpResult } from '../support/http-client.ts';
 import { captureLogs, type CapturedLogs } from '../support/logs.ts';
 
 const NOW = Date.UTC(2025, 0, 1, 12);
 const PATH = '/telegram/webhook';
 const RATE_LIMITER = resolve(import.meta.dirname, '../../../plugins/rate-limiter/index.ts');
-
-type Replier = (message: InboundMessage) => OutboundReply | undefined;
 
 function reply(message: InboundMessage, text: string, fields: Partial<OutboundReply> = {}): OutboundReply {
   return {
@@ -59,31 +58,24 @@ function poster(port: number): Post {
   };
 }
 
-/** An HttpChannel with a TelegramChannel mounted on it; `replier` answers each message on the bus. */
+/** An HttpChannel with a TelegramChannel mounted on it, whose agent answers each message as `replier` says. */
 async function startTelegram(replier?: Replier, http: Record<string, unknown> = {}) {
-  const bus = new MessageBus();
+  const agent = fakeAgent(replier);
   const logs = captureLogs();
   const clock = new ManualClock(NOW);
-  const deps = (name: string) => ({ bus, clock, logger: logs.logger.child({ channel: name }) });
+  const deps = (name: string) => ({ agent, clock, logger: logs.logger.child({ channel: name }) });
   const httpConfig = GatewayConfigSchema.parse({ channels: { http: { port: 0, reply_timeout_ms: 5_000, ...http } } }).channels.http;
   const server = new HttpChannel(deps('http'), httpConfig);
   const telegram = new TelegramChannel(deps('telegram'), { path: PATH, secret_token: TELEGRAM_SECRET }, server);
-  const received: InboundMessage[] = [];
-  bus.on('message:in', (message) => {
-    received.push(message);
-    const answer = replier?.(message);
-    if (answer) bus.emit('message:out', answer);
-  });
-  bus.on('message:out', (answer) => (answer.channel === 'telegram' ? telegram : server).send(answer));
   await server.start();
   await telegram.start();
   onTestFinished(() => server.stop());
-  return { logs, received, post: poster(server.port), port: server.port };
+  return { logs, agent, received: agent.received, signals: agent.signals, post: poster(server.port), port: server.port };
 }
 
 describe('TelegramChannel: messages', () => {
   it('answers a private-chat command with a sendMessage call replying to that message', async () => {
-    const { post, received } = await startTelegram(echo);
+    const { post, received, signals } = await startTelegram(echo);
     const res = await post(fixture('telegram', 'private-command'));
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
@@ -101,10 +93,11 @@ describe('TelegramChannel: messages', () => {
         conversationId: '5820317446',
         text: '/search sliding window',
         receivedAt: NOW,
-        // Aborts once the request is answered: what the agent holds for it is let go.
-        signal: expect.any(AbortSignal),
       },
     ]);
+    // The agent's signal aborts once the request is answered: what the agent holds for it is let go.
+    expect(signals[0]).toBeInstanceOf(AbortSignal);
+    await aborted(signals[0]);
   });
 
   it('in a group, counts the sender (from.id) in the group conversation (chat.id), without the @botname suffix', async () => {
@@ -159,12 +152,39 @@ describe('TelegramChannel: messages', () => {
     expect(silent.json()).toEqual({});
   });
 
-  it('apologises in a reply when the agent has not answered within reply_timeout_ms', async () => {
-    const { post, received } = await startTelegram(undefined, { reply_timeout_ms: 30 });
+  it('apologises in a reply when the agent has not answered within reply_timeout_ms, and stops the agent', async () => {
+    const late = held<OutboundReply>();
+    const { post, received, signals } = await startTelegram((message) => (received.length === 1 ? late.promise : echo(message)), {
+      reply_timeout_ms: 30,
+    });
     const res = await post(fixture('telegram', 'private-command'));
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ method: 'sendMessage', chat_id: 5820317446, text: TIMEOUT_REPLY, reply_to_message_id: 1204 });
     expect(received).toHaveLength(1);
+    expect(signals[0]!.aborted).toBe(true);
+    // The answer that comes after all is ignored; the webhook keeps answering.
+    late.resolve(reply(received[0]!, 'too late'));
+    expect((await post(fixture('telegram', 'private-command'))).json()).toMatchObject({ text: 'echo: /search sliding window' });
+  });
+
+  it('stops waiting when Telegram hangs up, and aborts the agent\'s signal', async () => {
+    const { agent, signals, port } = await startTelegram(undefined, { reply_timeout_ms: 60_000 });
+    const asked = agent.next();
+    const body = JSON.stringify(fixture('telegram', 'private-command'));
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: PATH,
+      headers: { 'content-length': Buffer.byteLength(body), [TELEGRAM_SECRET_HEADER]: TELEGRAM_SECRET },
+      agent: false,
+    });
+    req.on('error', () => {}); // the test hangs up itself
+    req.end(body);
+    await asked;
+    expect(signals[0]!.aborted).toBe(false);
+    req.destroy();
+    await aborted(signals[0]);
   });
 
   it('cuts a reply to Telegram’s 4096 characters', async () => {
@@ -177,22 +197,17 @@ describe('TelegramChannel: messages', () => {
 
 describe('TelegramChannel: stop', () => {
   it('lets an update already in flight get its reply when the HTTP channel stops', async () => {
-    let pending: InboundMessage | undefined;
-    let arrived!: () => void;
-    const inFlight = new Promise<void>((resolve) => (arrived = resolve));
-    const bus = new MessageBus();
-    const deps = (name: string) => ({ bus, clock: new ManualClock(NOW), logger: captureLogs().logger.child({ channel: name }) });
+    const later = held<OutboundReply>();
+    const agent = fakeAgent(() => later.promise);
+    const deps = (name: string) => ({ agent, clock: new ManualClock(NOW), logger: captureLogs().logger.child({ channel: name }) });
     const server = new HttpChannel(deps('http'), GatewayConfigSchema.parse({ channels: { http: { port: 0 } } }).channels.http);
     const telegram = new TelegramChannel(deps('telegram'), { path: PATH, secret_token: TELEGRAM_SECRET }, server);
-    bus.on('message:in', (message) => {
-      pending = message;
-      arrived();
-    });
     await server.start();
+    const inFlight = agent.next();
     const response = poster(server.port)(fixture('telegram', 'private-command'));
-    await inFlight;
+    const pending = await inFlight;
     const stopped = Promise.all([server.stop(), telegram.stop()]);
-    telegram.send(reply(pending!, 'finished'));
+    later.resolve(reply(pending, 'finished'));
     expect((await response).json()).toMatchObject({ method: 'sendMessage', text: 'finished', reply_to_message_id: 1204 });
     await stopped;
   });

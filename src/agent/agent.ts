@@ -37,26 +37,23 @@ export class DemoAgent {
       conversation_id: message.conversationId,
     };
     if (message.tenantId !== undefined) context.tenant_id = message.tenantId;
-    // Aborts when nobody waits for the answer any more (the client went away, the channel's reply
-    // timeout gave up), and in any case when this message is done: whatever a hook still holds for it
-    // (a concurrency slot, a reservation) is let go even if a step failed.
-    const call = new StepCall(message.signal);
+    // Each step's hooks get a call of their own, which aborts when nobody waits for the answer any more
+    // (the client went away, the channel's reply timeout gave up), when the hook runner gives up on a
+    // handler of that step (a hook timeout), and in any case when this message is done: whatever a
+    // hook still holds for it (a concurrency slot, a reservation) is let go even if a step failed.
+    const prompt = new StepCall(message.signal);
     // Set once prePromptFetch admitted the call: postPromptFetch then says how it ended.
     let fetched: { outcome: PromptOutcome; actualTokens?: number } | undefined;
     try {
-      // Awaited only when a hook answered with a promise: decisions made in memory cost no tick. The
-      // runner's answers are its own outcomes or native promises, so instanceof tells them apart.
-      const asked = this.deps.runner.runNow(
+      const admitted = await this.deps.runner.run(
         'prePromptFetch',
         { prompt_id: PROMPT_ID, text: message.text, estimated_tokens: estimateTokens(message.text), context },
-        call,
+        prompt,
       );
-      const prompt = asked instanceof Promise ? await asked : asked;
-      if (prompt.stopped) return refusal(message, prompt.violation);
+      if (admitted.stopped) return refusal(message, admitted.violation);
       fetched = { outcome: 'failed' };
-      const answered = this.respond(message, context, prompt.headers, call);
-      const reply = answered instanceof Promise ? await answered : answered;
-      fetched = call.aborted
+      const reply = await this.respond(message, context, admitted.headers);
+      fetched = prompt.aborted
         ? { outcome: 'cancelled' }
         : { outcome: 'completed', actualTokens: countTokens(message.text) + countTokens(reply.text) };
       return reply;
@@ -65,29 +62,19 @@ export class DemoAgent {
       return internalError(message);
     } finally {
       // Tells postPromptFetch hooks how the call ended; their failures never cost the user the answer.
-      // Without a postPromptFetch handler there is nobody to tell (and no await to pay for).
-      if (fetched && this.deps.runner.has('postPromptFetch')) {
+      if (fetched) {
         try {
-          const ended = this.deps.runner.runNow('postPromptFetch', promptEnd(context, fetched.outcome, fetched.actualTokens));
-          if (ended instanceof Promise) await ended;
+          await this.deps.runner.run('postPromptFetch', promptEnd(context, fetched.outcome, fetched.actualTokens));
         } catch (error) {
           this.deps.logger.error({ channel: context.channel, err_message: errorMessage(error) }, 'postPromptFetch failed');
         }
       }
-      call.finish();
+      prompt.finish();
     }
   }
 
-  /**
-   * The prompt's answer: an echo, or a tool's output when the text is a tool command. Plain text is
-   * answered at once (no promise of its own: it is most messages).
-   */
-  private respond(
-    message: InboundMessage,
-    context: HookContext,
-    promptHeaders: Record<string, string> | undefined,
-    call: StepCall,
-  ): OutboundReply | Promise<OutboundReply> {
+  /** The prompt's answer: an echo, or a tool's output when the text is a tool command. */
+  private async respond(message: InboundMessage, context: HookContext, promptHeaders: Record<string, string> | undefined): Promise<OutboundReply> {
     const command = parseCommand(message.text);
     if (command === null) {
       return answer(message, `You said: ${message.text}\nTry ${TOOL_USAGE}.`, promptHeaders);
@@ -95,22 +82,25 @@ export class DemoAgent {
     if ('unknown' in command) {
       return answer(message, `I don't know the command /${command.unknown}. Try ${TOOL_USAGE}.`, promptHeaders);
     }
-    return this.invoke(message, context, promptHeaders, call, command);
+    return this.invoke(message, context, promptHeaders, command);
   }
 
   private async invoke(
     message: InboundMessage,
     context: HookContext,
     promptHeaders: Record<string, string> | undefined,
-    call: StepCall,
     command: ToolCall,
   ): Promise<OutboundReply> {
-    let headers = promptHeaders;
-    const tool: HookOutcome = await this.deps.runner.runNow('preToolInvoke', { ...command, context }, call);
-    if (tool.stopped) return refusal(message, tool.violation);
-    if (tool.headers) headers = { ...headers, ...tool.headers };
-    const output = await TOOLS.get(command.tool)!.run(command.args, this.deps.clock, call.signal);
-    return answer(message, output, headers);
+    const call = new StepCall(message.signal);
+    try {
+      const tool: HookOutcome = await this.deps.runner.run('preToolInvoke', { ...command, context }, call);
+      if (tool.stopped) return refusal(message, tool.violation);
+      const headers = tool.headers ? { ...promptHeaders, ...tool.headers } : promptHeaders;
+      const output = await TOOLS.get(command.tool)!.run(command.args, this.deps.clock, call.signal);
+      return answer(message, output, headers);
+    } finally {
+      call.finish();
+    }
   }
 }
 

@@ -83,7 +83,6 @@ const NO_SIGNAL: HookCall = Object.freeze({ signal: undefined });
 
 /** What running a hook nobody registered for comes to; one answer for every such call. */
 const NOTHING: HookOutcome = Object.freeze({ stopped: false, headers: undefined });
-const NOTHING_RAN: Promise<HookOutcome> = Promise.resolve(NOTHING);
 
 type Headers = Record<string, string>;
 
@@ -174,23 +173,13 @@ export class HookRunner {
     return (this.handlers.get(hook)?.length ?? 0) > 0;
   }
 
-  run<N extends HookName>(hook: N, payload: HookPayload<N>, signal?: AbortSignal): Promise<HookOutcome> {
-    const list = this.handlers.get(hook);
-    if (list === undefined || list.length === 0) return NOTHING_RAN;
-    try {
-      return Promise.resolve(this.start(list, hook, payload, signal === undefined ? NO_SIGNAL : { signal }));
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
   /**
-   * run() for a caller that can take the answer at once: the outcome itself when every handler
-   * answered synchronously (no promise and no tick: a decision made in memory), else a promise.
-   * A malformed payload throws here and now. `call` is what every handler gets, made by the caller:
-   * one per step, whose signal may be made only when a handler reads it (see StepCall).
+   * Runs the hook's handlers. The outcome itself when every handler answered synchronously (a decision
+   * made in memory costs no promise and no tick), else a promise of it: callers simply await it. A
+   * malformed payload throws here and now. `call` is what every handler gets, made by the caller: one
+   * per step, whose signal may be made only when a handler reads it (see StepCall).
    */
-  runNow<N extends HookName>(hook: N, payload: HookPayload<N>, call: HookCall = NO_SIGNAL): HookOutcome | Promise<HookOutcome> {
+  run<N extends HookName>(hook: N, payload: HookPayload<N>, call: HookCall = NO_SIGNAL): HookOutcome | Promise<HookOutcome> {
     const list = this.handlers.get(hook);
     if (list === undefined || list.length === 0) return NOTHING;
     return this.start(list, hook, payload, call);

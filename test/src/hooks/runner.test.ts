@@ -459,7 +459,7 @@ describe('HookRunner: failing handlers', () => {
       });
     }
     const controller = new AbortController();
-    await runner.run('prePromptFetch', prompt, controller.signal);
+    await runner.run('prePromptFetch', prompt, { signal: controller.signal });
     await runner.run('prePromptFetch', prompt);
     expect(seen).toEqual([controller.signal, controller.signal, undefined, undefined]);
   });
@@ -526,20 +526,19 @@ describe('HookRunner: sync handlers and payload checks', () => {
     const { runner, calls, add } = setup();
     add('p', () => CONTINUE);
     const bad = { prompt_id: 'chat', text: 42, context } as unknown as HookPayload<'prePromptFetch'>;
-    await expect(runner.run('prePromptFetch', bad)).rejects.toMatchObject({
-      code: ErrorCode.HookResult,
-      message: expect.stringContaining('/text'),
-    });
+    expect(() => runner.run('prePromptFetch', bad)).toThrow(
+      expect.objectContaining({ code: ErrorCode.HookResult, message: expect.stringContaining('/text') }),
+    );
     expect(calls).toEqual([]);
   });
 });
 
-describe('HookRunner: runNow', () => {
+describe('HookRunner: answering at once', () => {
   it('answers at once, without a promise, when every handler answers synchronously', () => {
     const { runner, add } = setup();
     add('one', () => ({ continue: true, headers: { 'x-a': '1' } }), { priority: 1 });
     add('two', () => CONTINUE, { priority: 2 });
-    expect(runner.runNow('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-a': '1' } });
+    expect(runner.run('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-a': '1' } });
   });
 
   it('answers with a promise once a handler does, and runs the rest after it', async () => {
@@ -547,7 +546,7 @@ describe('HookRunner: runNow', () => {
     add('sync', () => CONTINUE, { priority: 1 });
     add('async', async () => ({ continue: true, headers: { 'x-b': '2' } }), { priority: 2 });
     add('after', () => refuse('later_no'), { priority: 3 });
-    const outcome = runner.runNow('prePromptFetch', prompt);
+    const outcome = runner.run('prePromptFetch', prompt);
     expect(outcome).toBeInstanceOf(Promise);
     expect(await outcome).toMatchObject({ stopped: true, plugin: 'after' });
     expect(calls).toEqual(['sync', 'async', 'after']);
@@ -555,14 +554,14 @@ describe('HookRunner: runNow', () => {
 
   it('answers "nothing ran" when no handler is registered', () => {
     const { runner } = setup();
-    expect(runner.runNow('postPromptFetch', { prompt_id: 'chat', outcome: 'completed', context })).toEqual({ stopped: false, headers: undefined });
+    expect(runner.run('postPromptFetch', { prompt_id: 'chat', outcome: 'completed', context })).toEqual({ stopped: false, headers: undefined });
   });
 
   it('throws at once on a malformed payload, naming the field, before any handler runs', () => {
     const { runner, calls, add } = setup();
     add('p', () => CONTINUE);
     const bad = { prompt_id: 'chat', text: 42, context } as unknown as HookPayload<'prePromptFetch'>;
-    expect(() => runner.runNow('prePromptFetch', bad)).toThrow(expect.objectContaining({ code: ErrorCode.HookResult, message: expect.stringContaining('/text') }));
+    expect(() => runner.run('prePromptFetch', bad)).toThrow(expect.objectContaining({ code: ErrorCode.HookResult, message: expect.stringContaining('/text') }));
     expect(calls).toEqual([]);
   });
 
@@ -581,8 +580,8 @@ describe('HookRunner: runNow', () => {
       onError: 'fail_open',
     });
     const controller = new AbortController();
-    runner.runNow('prePromptFetch', prompt, { signal: controller.signal });
-    runner.runNow('prePromptFetch', prompt);
+    runner.run('prePromptFetch', prompt, { signal: controller.signal });
+    runner.run('prePromptFetch', prompt);
     expect(seen).toEqual([controller.signal, undefined]);
   });
 });
@@ -616,7 +615,7 @@ describe('HookRunner: abandoned handlers', () => {
       return new Promise<HookResult>(() => {});
     });
     const call = new StepCall(undefined);
-    const outcome = await runner.runNow('prePromptFetch', prompt, call);
+    const outcome = await runner.run('prePromptFetch', prompt, call);
     expect(outcome).toEqual({ stopped: false, headers: undefined });
     expect(seen[0]!.aborted).toBe(true);
     expect(heardAt).toBeGreaterThanOrEqual(15);
@@ -630,7 +629,7 @@ describe('HookRunner: abandoned handlers', () => {
       return CONTINUE;
     });
     const call = new StepCall(undefined);
-    await runner.runNow('prePromptFetch', prompt, call);
+    await runner.run('prePromptFetch', prompt, call);
     expect(seen[0]!.aborted).toBe(false);
     expect(call.aborted).toBe(false);
   });

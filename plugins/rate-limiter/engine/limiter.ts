@@ -55,7 +55,7 @@ export class Limiter {
   private readonly reservations: Reservations;
 
   constructor(
-    private options: RateLimiterOptions,
+    options: RateLimiterOptions,
     private backend: Backend,
     private readonly deps: LimiterDeps,
   ) {
@@ -71,7 +71,6 @@ export class Limiter {
 
   /** A reloaded config (and, when the state moves, the new backend): counts in a kept backend carry over. */
   reconfigure(options: RateLimiterOptions, mode: 'enforce' | 'permissive', backend = this.backend): void {
-    this.options = options;
     this.deps.mode = mode;
     this.backend = backend;
     this.policy = new Policy(options);

@@ -446,3 +446,19 @@ describe('RateLimiter: token commits run on the limiter clock', () => {
     expect((await limiter.onPrompt(context({ message_id: 'm-3' }), { estimatedTokens: 91 })).continue).toBe(true);
   });
 });
+
+describe('RateLimiter: every refusal text is the operator’s to set', () => {
+  it('renders the concurrency, too-large and unavailable texts from their templates', async () => {
+    const unavailable = new FakeStore(() => ({ allowed: false, unavailable: true, retryAfterMs: 3000, results: [] }));
+    const down = setup({ config: { by_user: '3/m', unavailable_message: 'Down for {retry_after}.' }, store: unavailable });
+    expect(violationOf(await down.limiter.onPrompt(context())).description).toBe('Down for 3 seconds.');
+
+    const big = setup({ config: { by_user: { tokens: '100/m' }, too_large_message: '{tokens} tokens is over {limit}.' } });
+    expect(violationOf(await big.limiter.onPrompt(context(), { estimatedTokens: 150 })).description).toBe('150 tokens is over 100 tokens per minute.');
+
+    const busy = setup({ config: { by_user: { max_concurrent: 1 }, concurrency_message: 'Easy: {in_progress}. Retry in {retry_after}.' } });
+    expect((await busy.limiter.onPrompt(context({ message_id: 'm-1' }))).continue).toBe(true);
+    const refused = violationOf(await busy.limiter.onPrompt(context({ message_id: 'm-2' })));
+    expect(refused).toMatchObject({ code: 'concurrency_limited', retryAfter: 1, description: 'Easy: you have 1 request in progress. Retry in 1 second.' });
+  });
+});

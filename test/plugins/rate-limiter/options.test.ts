@@ -259,3 +259,18 @@ describe('RateLimiterOptions: what an operator is told', () => {
     ]);
   });
 });
+
+describe('RateLimiterOptions: every refusal text', () => {
+  it('takes a text of its own for each kind of refusal, refusing placeholders that kind has no value for', () => {
+    const problems = (config: Record<string, unknown>) => {
+      const result = RateLimiterOptions.safeParse({ by_user: '30/m', ...config });
+      return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(problems({ concurrency_message: 'Busy: {in_progress}; wait {retry_after}.', too_large_message: '{tokens} > {limit}', unavailable_message: 'Back in {retry_after}.' })).toEqual([]);
+    expect(problems({ concurrency_message: 'Busy, {user}', too_large_message: 'wait {retry_after}', unavailable_message: '' })).toEqual([
+      'concurrency_message: unknown placeholder {user}; the message may use only {in_progress} and {retry_after}',
+      'too_large_message: unknown placeholder {retry_after}; the message may use only {tokens} and {limit}',
+      'unavailable_message: the message must not be empty',
+    ]);
+  });
+});

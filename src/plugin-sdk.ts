@@ -37,7 +37,8 @@ export type { HookCall, HookHandler } from './hooks/runner.ts';
 // Observing: the bus, metrics, logs.
 export type { BusEvents, MessageBus } from './bus/bus.ts';
 export type { Counter, Gauge, Histogram, MetricsRegistry, RegisteredMetric } from './metrics/registry.ts';
-export type { IdentityHasher, Logger } from './logger.ts';
+// The logger and hasher themselves, for plugins that a foreign host runs (which brings neither).
+export { createLogger, IdentityHasher, type Logger, type LoggerOptions } from './logger.ts';
 
 // Time: every time-dependent part takes a clock.
 export { ManualClock, systemClock, type Clock } from './clock.ts';

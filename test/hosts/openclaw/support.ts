@@ -283,7 +283,10 @@ export function openClawConfig(options: GatewayOptions, logFile: string, workspa
         workspace,
       },
     },
+    // Nothing leaves loopback: no hosted model catalog, no update check.
+    update: { checkOnStart: false },
     models: {
+      catalogRefresh: { enabled: false },
       mode: 'merge',
       providers: {
         fake: {
@@ -346,7 +349,8 @@ export async function startOpenClaw(options: GatewayOptions, startTimeoutMs = 12
     OPENCLAW_STATE_DIR: state,
     OPENCLAW_CONFIG_PATH: configPath,
     NO_COLOR: '1',
-    CI: process.env.CI,
+    OPENCLAW_NO_AUTO_UPDATE: '1',
+    OPENCLAW_DISABLE_BONJOUR: '1',
   };
   const child = spawn(NODE_24, [OPENCLAW, 'gateway', 'run', '--port', String(options.port)], {
     cwd: dir,

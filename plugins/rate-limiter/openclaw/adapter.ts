@@ -175,6 +175,7 @@ export class OpenClawRateLimiter {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly tenants: Recent;
+  private readonly usesTenants: boolean;
   private readonly errorLog = new KeyedThrottle(16);
   private calls = 0;
   private registrations = 0;
@@ -187,6 +188,7 @@ export class OpenClawRateLimiter {
     this.clock = host.clock ?? systemClock;
     this.logger = createLogger({ level: 'info', destination: hostDestination(host.logger) });
     this.tenants = new Recent(options.limiter.max_keys);
+    this.usesTenants = options.limiter.by_tenant !== undefined || options.limiter.exempt_tenants.length > 0;
   }
 
   /**
@@ -229,6 +231,15 @@ export class OpenClawRateLimiter {
     return this.limiter;
   }
 
+  /**
+   * A group is named as the tenant only when the config has tenant rules: the limiter keeps a user
+   * who names a tenant under that tenant's keys, so naming the group always would give a member a
+   * by_user count per group and another for private chats.
+   */
+  private withTenant(requester: Requester): Requester {
+    return this.usesTenants ? requester : { ...requester, tenant: undefined };
+  }
+
   /** The limiter's answer, or 'failed' when it threw or took longer than timeout_ms. */
   private async decide(hook: string, ask: (limiter: RateLimiter) => HookResult | Promise<HookResult>): Promise<Answer> {
     let timer: NodeJS.Timeout | undefined;
@@ -268,9 +279,9 @@ export class OpenClawRateLimiter {
    * window counts each message's estimate.
    */
   async beforeDispatch(event: DispatchEvent, ctx: DispatchContext): Promise<DispatchResult | undefined> {
-    const requester = dispatchRequester(event, ctx);
+    const requester = this.withTenant(dispatchRequester(event, ctx));
     const session = ctx.sessionKey ?? event.sessionKey;
-    if (session !== undefined) this.tenants.set(session, requester.tenant);
+    if (session !== undefined && this.usesTenants) this.tenants.set(session, requester.tenant);
     const callId = `${requester.channel}\0${ctx.messageId ?? event.messageId ?? ''}\0${++this.calls}`;
     const answer = await this.decide('before_dispatch', (limiter) =>
       limiter.prompt({ ...requester, callId, estimatedTokens: estimateTokens(event.body ?? event.content ?? '') }),

@@ -140,6 +140,13 @@ describe('answers to OpenClaw results', () => {
     expect(await adapter.beforeDispatch(...dm('3'))).toBeUndefined();
   });
 
+  it('counts a person as one user in private and group chats when no tenant rule is set', async () => {
+    const { adapter } = make({ by_user: '2/m' });
+    expect(await adapter.beforeDispatch(...dm(FLOODER))).toBeUndefined();
+    expect(await adapter.beforeDispatch(...groupMessage(FLOODER))).toBeUndefined();
+    expect(await adapter.beforeDispatch(...groupMessage(FLOODER))).toMatchObject({ handled: true });
+  });
+
   it('only logs refusals when permissive', async () => {
     const { adapter, lines } = make({ by_user: '1/m', by_tool: { exec: '1/m' }, mode: 'permissive' });
     await adapter.beforeDispatch(...dm(FLOODER));

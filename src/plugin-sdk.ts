@@ -37,10 +37,9 @@ export type { HookCall, HookHandler } from './hooks/runner.ts';
 // Observing: the bus, metrics, logs.
 export type { BusEvents, MessageBus } from './bus/bus.ts';
 export type { Counter, Gauge, Histogram, MetricsRegistry, RegisteredMetric } from './metrics/registry.ts';
-export type { Logger } from './logger.ts';
-// For hosts of a plugin outside the gateway (a bot framework's middleware): the gateway's own logger
-// (identity fields censored) and the hasher that stands for users in log lines.
-export { createLogger, IdentityHasher, type LoggerOptions } from './logger.ts';
+// The logger and hasher themselves too, for adapters a foreign host runs (a bot framework's
+// middleware, another gateway's plugin), which brings neither.
+export { createLogger, IdentityHasher, type Logger, type LoggerOptions } from './logger.ts';
 
 // Time: every time-dependent part takes a clock.
 export { ManualClock, systemClock, type Clock } from './clock.ts';

@@ -51,7 +51,7 @@ export interface LimitSetting {
   shadow: boolean;
 }
 
-const SettingObject = z
+export const SettingObject = z
   .strictObject({
     /** Requests: "30/m" or ["30/m", "500/h"]. */
     rate: RateSpec.optional(),

@@ -13,7 +13,7 @@ const UNIT_MS: Record<string, number> = {
   d: 86_400_000, day: 86_400_000, days: 86_400_000,
 };
 
-const RATE = /^\s*(\d+)\s*\/\s*(\d+)?\s*([a-z]+)\s*$/i;
+export const RATE = /^\s*(\d+)\s*\/\s*(\d+)?\s*([a-z]+)\s*$/i;
 const MAX_LIMIT = 1_000_000_000;
 const MAX_WINDOW_MS = 366 * 86_400_000;
 

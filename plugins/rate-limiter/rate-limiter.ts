@@ -67,6 +67,7 @@ export class RateLimiter {
     this.engine = new Limiter(options, current.backend, {
       clock,
       mode: host.mode,
+      timed: telemetry !== undefined,
       observe: (outcome) => {
         telemetry?.observe(outcome);
         this.refusals.observe(outcome);

@@ -2,7 +2,7 @@ import type { Clock } from '../../../src/plugin-sdk.ts';
 import type { Backend } from '../backend/types.ts';
 import type { SlotResult } from '../concurrency/types.ts';
 import type { RateLimiterOptions } from '../options.ts';
-import { Policy, withCost, type PolicyCheck, type PromptPlan, type Subject } from '../policy.ts';
+import { Policy, withCost, type PolicyCheck, type PromptPlan, type Subject, type ToolPlan } from '../policy.ts';
 import type { Decision } from '../store/types.ts';
 import { bindingIndex, type Outcome, type Step } from './outcome.ts';
 import { Reservations, type Charge, type PromptEnd } from './reservations.ts';
@@ -38,8 +38,22 @@ export interface LimiterDeps {
   mode: 'enforce' | 'permissive';
   /** Sees every outcome, before the host does (metrics, logs). */
   observe?: (outcome: Outcome) => void;
+  /** Whether outcomes carry how long deciding took (someone reads it: metrics); else latencyMs is 0. */
+  timed?: boolean;
   shadow: ShadowReport;
   settled?: (outcome: 'committed' | 'refunded') => void;
+}
+
+/** A prompt fetch between asking the backend and its answer. */
+interface PromptDecision {
+  request: PromptRequest;
+  subject: Subject;
+  plan: PromptPlan;
+  checks: readonly PolicyCheck[];
+  cost: number;
+  release: (() => void) | undefined;
+  started: number;
+  now: number;
 }
 
 /** Held: the global `performance` is a lazy getter on Node 20, paid on every lookup. */
@@ -89,12 +103,12 @@ export class Limiter {
   prompt<T>(request: PromptRequest, then: (outcome: Outcome) => T): T | Promise<T> {
     const subject = this.subject(request);
     const plan = this.policy.promptPlan(subject);
-    const started = perf.now();
-    if (subject.exempt) return then(admitted('prePromptFetch', subject, started));
+    const started = this.clock();
+    if (subject.exempt) return then(admitted('prePromptFetch', subject, this.since(started)));
     if (plan.slots.length === 0) return this.ratePrompt(request, subject, plan, undefined, started, then);
     const slotRequest = { limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: request.abort?.signal };
     return this.backend.acquire(slotRequest, (slot) =>
-      slot.ok ? this.ratePrompt(request, subject, plan, slot.release, started, then) : then(slotRefusal(subject, slot, started)),
+      slot.ok ? this.ratePrompt(request, subject, plan, slot.release, started, then) : then(this.observed(slotRefusal(subject, slot, this.since(started)))),
     );
   }
 
@@ -105,18 +119,20 @@ export class Limiter {
 
   tool<T>(request: ToolRequest, then: (outcome: Outcome) => T): T | Promise<T> {
     const subject = this.subject(request);
-    const started = perf.now();
-    if (subject.exempt) return then(admitted('preToolInvoke', subject, started));
+    const started = this.clock();
+    if (subject.exempt) return then(admitted('preToolInvoke', subject, this.since(started)));
     const plan = this.policy.toolPlan(subject, request.tool);
     const now = this.deps.clock.now();
-    const conclude = (decision: Decision | undefined): T => {
-      const outcome = this.observed(decision ? decided('preToolInvoke', subject, plan.checks, decision, started) : admitted('preToolInvoke', subject, started));
-      if (outcome.kind === 'admitted' && plan.shadow.length > 0) {
-        decideShadow(this.backend, this.deps.shadow, 'preToolInvoke', subject, plan.shadow, 1, now, undefined);
-      }
-      return then(outcome);
-    };
-    return plan.checks.length === 0 ? conclude(undefined) : this.backend.decide(plan.checks, now, conclude);
+    if (plan.checks.length === 0) return then(this.toolDecided(subject, plan, undefined, now, started));
+    // An inline continuation: a named one would be renamed on every call where names are kept.
+    return this.backend.decide(plan.checks, now, (decision) => then(this.toolDecided(subject, plan, decision, now, started)));
+  }
+
+  private toolDecided(subject: Subject, plan: ToolPlan, decision: Decision | undefined, now: number, started: number): Outcome {
+    const step = 'preToolInvoke';
+    const outcome = this.observed(decision ? decided(step, subject, plan.checks, decision, this.since(started)) : admitted(step, subject, this.since(started)));
+    if (outcome.kind === 'admitted' && plan.shadow.length > 0) decideShadow(this.backend, this.deps.shadow, step, subject, plan.shadow, 1, now, undefined);
+    return outcome;
   }
 
   private subject(request: Requester): Subject {
@@ -141,23 +157,39 @@ export class Limiter {
     const tooLarge = plan.tokens.find((check) => cost > check.rule.limit);
     if (tooLarge !== undefined) {
       release?.();
-      return then(this.observed({ kind: 'too_large', step, subject, rule: tooLarge.rule, tokens: cost, latencyMs: perf.now() - started }));
+      return then(this.observed({ kind: 'too_large', step, subject, rule: tooLarge.rule, tokens: cost, latencyMs: this.since(started) }));
     }
     const checks = plan.tokens.length > 0 ? plan.checks.concat(withCost(plan.tokens, cost)) : plan.checks;
-    const now = this.deps.clock.now();
-    const admit = (decision: Decision | undefined): T => {
-      const outcome = this.observed(decision ? decided(step, subject, checks, decision, started) : admitted(step, subject, started));
-      if (outcome.kind !== 'admitted') {
-        release?.();
-        return then(outcome);
-      }
-      const keep = plan.tokens.length > 0 || plan.shadowTokens || release !== undefined;
-      const charges: Charge[] = decision ? [{ checks, decision }] : [];
-      if (plan.shadow.length > 0) decideShadow(this.backend, this.deps.shadow, step, subject, plan.shadow, cost, now, keep ? charges : undefined);
-      if (keep) this.reservations.hold(request.callId, { backend: this.backend, charges, release, signal: request.abort?.signal });
-      return then(outcome);
-    };
-    return checks.length === 0 ? admit(undefined) : this.backend.decide(checks, now, admit);
+    const decision: PromptDecision = { request, subject, plan, checks, cost, release, started, now: this.deps.clock.now() };
+    if (checks.length === 0) return then(this.promptDecided(decision, undefined));
+    return this.backend.decide(checks, decision.now, (result) => then(this.promptDecided(decision, result)));
+  }
+
+  /** Refused: the slot goes back at once. Admitted: shadow settings are decided, and the call is held if its end matters. */
+  private promptDecided(pending: PromptDecision, decision: Decision | undefined): Outcome {
+    const { request, subject, plan, checks, release } = pending;
+    const step = 'prePromptFetch';
+    const outcome = this.observed(decision ? decided(step, subject, checks, decision, this.since(pending.started)) : admitted(step, subject, this.since(pending.started)));
+    if (outcome.kind !== 'admitted') {
+      release?.();
+      return outcome;
+    }
+    const keep = plan.tokens.length > 0 || plan.shadowTokens || release !== undefined;
+    const charges: Charge[] = decision ? [{ checks, decision }] : [];
+    if (plan.shadow.length > 0) {
+      decideShadow(this.backend, this.deps.shadow, step, subject, plan.shadow, pending.cost, pending.now, keep ? charges : undefined);
+    }
+    if (keep) this.reservations.hold(request.callId, { backend: this.backend, charges, release, signal: request.abort?.signal });
+    return outcome;
+  }
+
+  /** A start time for latencyMs, read only when someone reads latencies. */
+  private clock(): number {
+    return this.deps.timed ? perf.now() : 0;
+  }
+
+  private since(started: number): number {
+    return this.deps.timed ? perf.now() - started : 0;
   }
 
   private observed(outcome: Outcome): Outcome {
@@ -166,15 +198,14 @@ export class Limiter {
   }
 }
 
-function admitted(step: Step, subject: Subject, started: number): Outcome {
-  return { kind: 'admitted', step, subject, checks: NO_CHECKS, decision: undefined, binding: 0, latencyMs: perf.now() - started };
+function admitted(step: Step, subject: Subject, latencyMs: number): Outcome {
+  return { kind: 'admitted', step, subject, checks: NO_CHECKS, decision: undefined, binding: 0, latencyMs };
 }
 
 const NO_CHECKS: readonly PolicyCheck[] = Object.freeze([]);
 
 /** A store's decision as an outcome: admitted (blind, when the backend admitted without looking), limited, or unavailable. */
-function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], decision: Decision, started: number): Outcome {
-  const latencyMs = perf.now() - started;
+function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], decision: Decision, latencyMs: number): Outcome {
   if (decision.results.length === 0) {
     return decision.allowed
       ? { kind: 'admitted', step, subject, checks, decision: undefined, binding: 0, latencyMs }
@@ -187,8 +218,7 @@ function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], d
 }
 
 /** No slot: the cap was full for the whole queue time, or the shared backend could not answer. */
-function slotRefusal(subject: Subject, slot: Extract<SlotResult, { ok: false }>, started: number): Outcome {
-  const latencyMs = perf.now() - started;
+function slotRefusal(subject: Subject, slot: Extract<SlotResult, { ok: false }>, latencyMs: number): Outcome {
   if (slot.reason === 'unavailable') return { kind: 'unavailable', step: 'prePromptFetch', subject, retryAfterMs: 1_000, latencyMs };
   return { kind: 'concurrency_limited', step: 'prePromptFetch', subject, limit: slot.limit, latencyMs };
 }

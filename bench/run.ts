@@ -126,7 +126,7 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
     const first = s.inProcess[0]!;
     add(
       '1. In-process decisions/s',
-      `${first.users.toLocaleString('en')} users x ${first.requestsPerUser} requests each, round-robin from fresh state (30 admitted, then 30 refused, per user), 30/m; 3 rules = user + tenant (10 users, 300/m) + tool. Floor: a bare Map counter, same lookups. RLF: consume() awaited; with 3 rules, three limiters in turn. Store: MemoryStore.decide() with the Policy's keys and the system clock. Full limiter path: RateLimiter.onPrompt (+ onTool for 3 rules) with a context.`,
+      `${first.users.toLocaleString('en')} users x ${first.requestsPerUser} requests each, round-robin from fresh state (30 admitted, then 30 refused, per user), 30/m; 3 rules = user + tenant (10 users, 300/m) + tool. Floor: a bare Map counter, same lookups. RLF: consume() awaited; with 3 rules, three limiters in turn. Store: MemoryStore.decide() with the Policy's keys and the system clock. Full limiter path: RateLimiter.prompt (+ tool for 3 rules) with a subject.`,
       report.inProcessTable(s.inProcess),
     );
   }

@@ -209,11 +209,19 @@ async function limiterRun(algorithm: AlgorithmName, rules: 1 | 3, contexts: Hook
     for (let r = 0; r < rounds; r++) {
       for (let u = 0; u < contexts.length; u++) {
         const context = contexts[u]!;
-        const subject = { channel: context.channel, user: context.user_id, tenant: context.tenant_id };
-        const prompt = limiter.prompt({ ...subject, callId: context.message_id }) as { continue: boolean };
+        // Requests built as an adapter builds them from its host's event (no spread: it costs a sixth of the path).
+        const prompt = limiter.prompt({
+          channel: context.channel,
+          user: context.user_id,
+          tenant: context.tenant_id,
+          callId: context.message_id,
+        }) as { continue: boolean };
         if (rules === 1) {
           if (prompt.continue) admitted++;
-        } else if (prompt.continue && (limiter.tool({ ...subject, tool: TOOL }) as { continue: boolean }).continue) {
+        } else if (
+          prompt.continue &&
+          (limiter.tool({ channel: context.channel, user: context.user_id, tenant: context.tenant_id, tool: TOOL }) as { continue: boolean }).continue
+        ) {
           admitted++;
         }
       }

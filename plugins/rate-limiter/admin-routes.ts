@@ -1,4 +1,4 @@
-import type { Logger, PluginContext, RouteResponse } from '../../src/plugin-sdk.ts';
+import { errorMessage, type Logger, type PluginContext, type RouteResponse } from '../../src/plugin-sdk.ts';
 import type { LimitsAdmin, LimitsQuery } from './view.ts';
 
 /** user_id (required), tenant_id and channel (default "http") from a query or a JSON body. */
@@ -51,7 +51,14 @@ export function mountLimitsRoutes(admin: PluginContext<unknown>['admin'], view: 
     if (body === undefined) return { status: 400, body: { error: 'bad_request', message: 'body must be a JSON object with user_id' } };
     const read = readQuery((name) => body[name]);
     if (!read.ok) return read.response;
-    const result = await view.reset(read.query);
+    let result: unknown;
+    try {
+      result = await view.reset(read.query);
+    } catch (error) {
+      // Redis is away: nothing was reset there, and saying so beats a reset that silently missed.
+      logger.warn({ channel: read.query.channel, err_message: errorMessage(error) }, 'admin reset failed: the shared backend cannot be reached');
+      return { status: 503, headers: { 'retry-after': '1' }, body: { error: 'backend_unavailable', message: 'the shared rate-limit state cannot be reached; nothing was reset, try again' } };
+    }
     logger.info({ channel: read.query.channel }, 'admin reset one user’s rate-limit state');
     return { status: 200, body: result };
   });

@@ -62,7 +62,8 @@ export class DemoAgent {
       return internalError(message);
     } finally {
       // Tells postPromptFetch hooks how the call ended; their failures never cost the user the answer.
-      if (fetched) {
+      // Without a handler there is nobody to tell (and no await to pay for on every message).
+      if (fetched && this.deps.runner.has('postPromptFetch')) {
         try {
           await this.deps.runner.run('postPromptFetch', promptEnd(context, fetched.outcome, fetched.actualTokens));
         } catch (error) {

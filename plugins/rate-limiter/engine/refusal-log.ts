@@ -1,6 +1,6 @@
 import { KeyedThrottle, type Clock, type IdentityHasher, type Logger } from '../../../src/plugin-sdk.ts';
 import type { PolicyCheck } from '../policy.ts';
-import type { Outcome, Step } from './outcome.ts';
+import { retryAfterSeconds, type Outcome, type Step } from './outcome.ts';
 
 const LOG_INTERVAL_MS = 10_000;
 
@@ -32,7 +32,7 @@ export class RefusalLog {
         hook: outcome.step,
         rule: rule.label,
         limit: rule.source,
-        retry_after_s: Math.max(1, Math.ceil(outcome.decision.retryAfterMs / 1000)),
+        retry_after_s: retryAfterSeconds(outcome.decision.retryAfterMs),
         subject: this.deps.identity.hash(key),
         mode: this.mode,
       },

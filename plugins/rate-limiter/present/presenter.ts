@@ -1,4 +1,4 @@
-import { CONTINUE, KeyedThrottle, type Clock, type HookResult, type Violation } from '../../../src/plugin-sdk.ts';
+import { CONTINUE, KeyedThrottle, type Clock, type HookResult } from '../../../src/plugin-sdk.ts';
 import { retryAfterSeconds, type Outcome } from '../engine/outcome.ts';
 import { identityKey } from '../keys.ts';
 import type { RateLimiterOptions } from '../options.ts';
@@ -37,7 +37,7 @@ export class Presenter {
         return { continue: true, headers: rateLimitHeaders(outcome.checks, decision, outcome.binding, this.options.headers) };
       }
       case 'limited':
-        return { continue: false, violation: this.limited(outcome) };
+        return this.limited(outcome);
       case 'concurrency_limited': {
         const { limit } = outcome.limit;
         const whose = outcome.limit.label === 'tenant' ? 'tenant' : 'user';
@@ -76,16 +76,15 @@ export class Presenter {
     }
   }
 
-  private limited(outcome: Extract<Outcome, { kind: 'limited' }>): Violation {
+  private limited(outcome: Extract<Outcome, { kind: 'limited' }>): HookResult {
     const { checks, decision, binding } = outcome;
     const { rule } = checks[binding]!;
     const retryAfter = retryAfterSeconds(decision.retryAfterMs);
-    const refusal = this.refusal(outcome.subject, 'rate_limited', 'Rate limit exceeded', 429, retryAfter, {
+    return this.refusal(outcome.subject, 'rate_limited', 'Rate limit exceeded', 429, retryAfter, {
       description: renderReply(this.options.message, retryAfter, rule.description),
       details: { rule: rule.name, window: rule.window, limit: rule.source },
+      headers: rateLimitHeaders(checks, decision, binding, this.options.headers),
     });
-    refusal.violation.headers = rateLimitHeaders(checks, decision, binding, this.options.headers);
-    return refusal.violation;
   }
 
   private refusal(
@@ -94,8 +93,8 @@ export class Presenter {
     reason: string,
     httpStatus: number,
     retryAfter: number,
-    text: { description: string; details: Record<string, unknown> },
-  ): { continue: false; violation: Violation } {
+    text: { description: string; details: Record<string, unknown>; headers?: Record<string, string> },
+  ): HookResult {
     const cooldownS = this.options.reply_cooldown ?? retryAfter;
     return {
       continue: false,
@@ -105,7 +104,7 @@ export class Presenter {
         description: text.description,
         httpStatus,
         retryAfter,
-        headers: {},
+        headers: text.headers ?? {},
         details: text.details,
         silent: !this.firstInCooldown(subject, cooldownS * 1000),
       },

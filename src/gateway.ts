@@ -11,6 +11,7 @@ import { systemClock, type Clock } from './clock.ts';
 import type { LoadedConfig } from './config/load.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { ErrorCode, FloodgateError, errorMessage } from './errors.ts';
+import { RequestHooks } from './hooks/request-hooks.ts';
 import { HookRunner } from './hooks/runner.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
 import { Services } from './host/services.ts';
@@ -67,14 +68,19 @@ export class Gateway implements Answerer {
     this.agent = new DemoAgent({ runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
     const deps = (name: string) => ({ agent: this, clock, logger: this.logger.child({ channel: name }) });
     const { http, cli, telegram, discord } = config.channels;
-    const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
+    const httpChannel = http.enabled ? new HttpChannel(deps('http'), http, new RequestHooks(this.runner, this.metrics)) : undefined;
     if (httpChannel) {
       this.channels.push(httpChannel);
-      httpChannel.mount('GET', '/metrics', async () => ({
-        status: 200,
-        text: this.metrics.render(),
-        contentType: 'text/plain; version=0.0.4; charset=utf-8',
-      }));
+      httpChannel.mount(
+        'GET',
+        '/metrics',
+        async () => ({
+          status: 200,
+          text: this.metrics.render(),
+          contentType: 'text/plain; version=0.0.4; charset=utf-8',
+        }),
+        'metrics',
+      );
     }
     this.admin = new AdminRoutes(httpChannel, http.admin_token);
     this.host = new PluginHost({

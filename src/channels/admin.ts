@@ -36,7 +36,7 @@ export class AdminRoutes {
     this.owners.set(path, owner);
     const { http, token } = this;
     if (http === undefined || token === undefined) return;
-    http.mount(method, path, (request: RouteRequest) => (authorized(request, token) ? handler(request) : Promise.resolve(UNAUTHORIZED)));
+    http.mount(method, path, (request: RouteRequest) => (authorized(request, token) ? handler(request) : Promise.resolve(UNAUTHORIZED)), 'admin');
   }
 
   /** Takes away every route `owner` added (the plugin stopped). */

@@ -3,10 +3,14 @@ import type { AddressInfo } from 'node:net';
 import type { InboundMessage, OutboundReply } from '../bus/messages.ts';
 import type { HttpChannelConfig } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
+import type { HookCall } from '../hooks/runner.ts';
+import type { Violation } from '../hooks/schemas.ts';
 import { ABORTED } from '../util/abort.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
+import { ClientAddresses } from './client-address.ts';
 import { ReplyTimeout, TIMEOUT_REPLY } from './reply-timeout.ts';
-import { RESERVED_PATHS, type RouteHandler, type RouteResponse } from './routes.ts';
+import type { RequestFacts, RequestGate } from './request-gate.ts';
+import { ADMIN_PREFIX, RESERVED_PATHS, type RouteGroup, type RouteHandler, type RouteResponse } from './routes.ts';
 import { parseJsonBody, validateMessageRequest } from './wire.ts';
 
 class BodyTooLarge extends Error {}
@@ -17,6 +21,19 @@ const INTERNAL_ERROR_REPLY = 'Sorry, something went wrong on our side. Please tr
 interface Route {
   method: string;
   handler: RouteHandler;
+  group: RouteGroup;
+}
+
+/** A request the gate has checked: what it was asked about, and the call its hooks got. */
+interface CheckedRequest {
+  facts: RequestFacts;
+  call: HookCall;
+}
+
+/** Whether a body may follow the headers (a refusal then closes the connection rather than read it). */
+function bodyPending(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 const CONTENT_TYPE = 'content-type';
@@ -79,13 +96,17 @@ export class HttpChannel extends Channel {
   private server: Server | undefined;
   private readonly replies: ReplyTimeout;
   private readonly routes = new Map<string, Route>();
+  private readonly addresses: ClientAddresses;
 
   constructor(
     deps: ChannelDeps,
     private readonly config: HttpChannelConfig,
+    /** Asked about every request before its body is read; none: every request is served. */
+    private readonly gate?: RequestGate,
   ) {
     super(deps);
     this.replies = new ReplyTimeout(config.reply_timeout_ms);
+    this.addresses = new ClientAddresses(config);
   }
 
   /** How long a request/response channel on this server waits for a reply. */
@@ -96,12 +117,13 @@ export class HttpChannel extends Channel {
   /**
    * Serves `handler` at exactly `path` (query strings ignored) for `method`; other methods get 405.
    * The body is read and limited as for `/v1/messages` (413 past `max_body_bytes`) before the handler
-   * runs; a handler that throws gets a 500, never a crash.
+   * runs; a handler that throws gets a 500, never a crash. `group` is what the request checks see
+   * it as; a 401 answer counts as a failed authentication.
    */
-  mount(method: string, path: string, handler: RouteHandler): void {
+  mount(method: string, path: string, handler: RouteHandler, group: RouteGroup = 'other'): void {
     if (!path.startsWith('/')) throw new Error(`route path must start with "/": ${path}`);
     if (RESERVED_PATHS.includes(path) || this.routes.has(path)) throw new Error(`route ${path} is already taken`);
-    this.routes.set(path, { method: method.toUpperCase(), handler });
+    this.routes.set(path, { method: method.toUpperCase(), handler, group });
   }
 
   /** Stops serving a mounted route (its owner went away); requests already in its handler finish. */
@@ -152,6 +174,85 @@ export class HttpChannel extends Channel {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
+    if (this.gate?.checking()) return this.checkFirst(req, res, path);
+    this.serve(req, res, path, undefined);
+  }
+
+  /** What the request checks are told of a request: its client's address, route group, method and path. */
+  private facts(req: IncomingMessage, path: string): RequestFacts {
+    const route_group = this.routeGroup(path);
+    const method = req.method ?? 'GET';
+    const address = this.addresses.resolve(req.socket.remoteAddress, req.headers);
+    return address === undefined ? { route_group, method, path } : { address, route_group, method, path };
+  }
+
+  private routeGroup(path: string): RouteGroup {
+    if (path === '/v1/messages') return 'messages';
+    if (path === '/healthz') return 'health';
+    return this.routes.get(path)?.group ?? (path.startsWith(ADMIN_PREFIX) ? 'admin' : 'other');
+  }
+
+  /** Asks the gate before anything is done with the request: meanwhile its body waits, unread. */
+  private checkFirst(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const checked: CheckedRequest = { facts: this.facts(req, path), call: { signal: undefined } };
+    let verdict: Violation | undefined | Promise<Violation | undefined>;
+    try {
+      verdict = this.gate!.check(checked.facts, checked.call);
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'request check failed; request served');
+      verdict = undefined;
+    }
+    if (!(verdict instanceof Promise)) return this.afterCheck(req, res, path, checked, verdict);
+    verdict.then(
+      (violation) => this.afterCheck(req, res, path, checked, violation),
+      (error: unknown) => {
+        this.logger.error({ err_message: errorMessage(error) }, 'request check failed; request served');
+        this.afterCheck(req, res, path, checked, undefined);
+      },
+    );
+  }
+
+  private afterCheck(req: IncomingMessage, res: ServerResponse, path: string, checked: CheckedRequest, violation: Violation | undefined): void {
+    if (violation === undefined) return this.serve(req, res, path, checked);
+    this.refuseUnread(req, res, violation);
+  }
+
+  /**
+   * Answers a request refused before its body was read, with the violation's status, reply and
+   * Retry-After. A body that may follow is never read: the connection closes after the answer.
+   */
+  private refuseUnread(req: IncomingMessage, res: ServerResponse, violation: Violation): void {
+    const headers = bodyPending(req) ? { ...violation.headers, Connection: 'close' } : violation.headers;
+    const reply: OutboundReply = {
+      messageId: '',
+      channel: this.name,
+      conversationId: '',
+      kind: 'refused',
+      status: violation.httpStatus,
+      code: violation.code,
+      text: violation.description,
+      headers,
+      silent: false,
+    };
+    if (violation.retryAfter !== undefined) reply.retryAfter = violation.retryAfter;
+    this.respond(res, reply);
+  }
+
+  /** Tells the gate that a route refused the request's credentials, then sends that route's answer. */
+  private failedAuth(req: IncomingMessage, res: ServerResponse, path: string, checked: CheckedRequest | undefined, response: RouteResponse): void {
+    let told: void | Promise<void> = undefined;
+    try {
+      told = this.gate!.authFailed(checked?.facts ?? this.facts(req, path), checked?.call ?? { signal: undefined });
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'failed authentication could not be reported');
+    }
+    if (!(told instanceof Promise)) return this.writeRoute(res, response);
+    const write = () => this.writeRoute(res, response);
+    told.then(write, write);
+  }
+
+  /** Routes the request (checked by the gate, if there is one that checks). */
+  private serve(req: IncomingMessage, res: ServerResponse, path: string, checked: CheckedRequest | undefined): void {
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, 'GET');
       return this.json(res, 200, { status: 'ok' });
@@ -163,7 +264,7 @@ export class HttpChannel extends Channel {
     const route = this.routes.get(path);
     if (route) {
       if (req.method !== route.method) return this.methodNotAllowed(res, route.method);
-      return this.withBody(req, res, (body) => this.serveRoute(route, path, req, res, body));
+      return this.withBody(req, res, (body) => this.serveRoute(route, path, req, res, body, checked));
     }
     this.json(res, 404, { error: 'not_found', message: `no route for ${path}` });
   }
@@ -181,7 +282,7 @@ export class HttpChannel extends Channel {
     });
   }
 
-  private serveRoute(route: Route, path: string, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  private serveRoute(route: Route, path: string, req: IncomingMessage, res: ServerResponse, body: Buffer, checked: CheckedRequest | undefined): void {
     let answer: Promise<RouteResponse>;
     try {
       const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
@@ -190,7 +291,7 @@ export class HttpChannel extends Channel {
       answer = Promise.reject(error);
     }
     answer.then(
-      (response) => this.writeRoute(res, response),
+      (response) => (response.status === 401 && this.gate ? this.failedAuth(req, res, path, checked, response) : this.writeRoute(res, response)),
       (error: unknown) => {
         this.logger.error({ path, err_message: errorMessage(error) }, 'route handler failed');
         this.json(res, 500, { error: 'internal_error', message: 'the request could not be handled' });

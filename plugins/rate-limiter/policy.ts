@@ -9,7 +9,7 @@ import type { RuleCheck } from './store/types.ts';
 /** A configured limit, compiled once at startup: everything a decision or a header needs. */
 export interface CompiledRule extends Rule {
   /** Which setting it comes from: shown to operators in logs, to clients in RateLimit-Policy. */
-  name: 'user' | 'tenant' | 'tool';
+  name: 'user' | 'tenant' | 'tool' | 'address';
   /** "30/m" as configured. */
   source: string;
   /** "30 per minute", for the user's reply. */
@@ -91,7 +91,12 @@ export interface Subject {
   scope: KeyScope;
   /** Listed in exempt_users, or in a tenant listed in exempt_tenants: never limited. */
   exempt: boolean;
+  /** On a deny list (deny_users, deny_tenants; by_address.deny): refused whatever the limits say. */
+  denied: DenyList | undefined;
 }
+
+/** Which deny list refused a subject. */
+export type DenyList = 'user' | 'tenant' | 'address';
 
 /** "user", "tenant", "tool", or "user-tokens", ...: a rule as metrics and operators name it (never an id). */
 export function ruleBase(rule: CompiledRule): string {
@@ -119,7 +124,7 @@ function compile(name: CompiledRule['name'], rate: Rate, several: boolean, unit:
   };
 }
 
-function compileRates(name: CompiledRule['name'], rates: readonly Rate[], unit: CompiledRule['unit'], shadow: boolean): CompiledRule[] {
+export function compileRates(name: CompiledRule['name'], rates: readonly Rate[], unit: CompiledRule['unit'], shadow: boolean): CompiledRule[] {
   return rates.map((rate) => compile(name, rate, rates.length > 1, unit, shadow));
 }
 
@@ -153,6 +158,11 @@ function addToolSetting(plan: ToolPlan, key: string, setting: CompiledSetting): 
   else if (setting.rates.length > 0) plan.shadow = [...plan.shadow, { checks: plus(NONE, key, setting.rates), tokens: NONE }];
 }
 
+/** Ids as a list names them, normalised as requests' ids are; blank ones name nobody. */
+function idSet(ids: readonly string[]): ReadonlySet<string> {
+  return new Set(ids.map(normalizeId).filter((id) => id !== ''));
+}
+
 /** Which rules apply to a request: compiled once, asked on every message. */
 export class Policy {
   private readonly user: CompiledSetting;
@@ -163,10 +173,14 @@ export class Policy {
 
   private readonly exemptUsers: ReadonlySet<string>;
   private readonly exemptTenants: ReadonlySet<string>;
+  private readonly deniedUsers: ReadonlySet<string>;
+  private readonly deniedTenants: ReadonlySet<string>;
 
   constructor(options: RateLimiterOptions) {
-    this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
-    this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
+    this.exemptUsers = idSet(options.exempt_users);
+    this.exemptTenants = idSet(options.exempt_tenants);
+    this.deniedUsers = idSet(options.deny_users);
+    this.deniedTenants = idSet(options.deny_tenants);
     this.user = compileSetting('user', options.by_user);
     this.tenant = compileSetting('tenant', options.by_tenant);
     const byUser = options.by_user;
@@ -183,7 +197,13 @@ export class Policy {
     const scope = keyScope(channel, user, tenant);
     const exempt =
       (this.exemptUsers.size > 0 && this.exemptUsers.has(user)) || (tenant !== undefined && this.exemptTenants.size > 0 && this.exemptTenants.has(tenant));
-    return { channel, user, tenant, scope, exempt };
+    return { channel, user, tenant, scope, exempt, denied: this.denied(user, tenant) };
+  }
+
+  private denied(user: string, tenant: string | undefined): DenyList | undefined {
+    if (this.deniedUsers.size > 0 && this.deniedUsers.has(user)) return 'user';
+    if (tenant !== undefined && this.deniedTenants.size > 0 && this.deniedTenants.has(tenant)) return 'tenant';
+    return undefined;
   }
 
   /**

@@ -1,7 +1,8 @@
-import { errorMessage, type Clock, type HookResult, type IdentityHasher, type Logger, type MessageBus, type MetricsRegistry } from '../../src/plugin-sdk.ts';
+import { CONTINUE, errorMessage, type Clock, type HookResult, type IdentityHasher, type Logger, type MessageBus, type MetricsRegistry } from '../../src/plugin-sdk.ts';
 import { MemoryBackend } from './backend/memory.ts';
 import { RedisBackend } from './backend/redis.ts';
 import type { Backend } from './backend/types.ts';
+import { AddressLimiter, type AddressRequest } from './engine/address-limiter.ts';
 import { Limiter, type PromptRequest, type ToolRequest } from './engine/limiter.ts';
 import type { Outcome } from './engine/outcome.ts';
 import { ruleBase } from './policy.ts';
@@ -49,10 +50,12 @@ function openBackend(options: RateLimiterOptions, host: RateLimiterHost, telemet
  */
 export class RateLimiter {
   readonly engine: Limiter;
+  readonly addresses: AddressLimiter;
   readonly view: LimitsView;
   private readonly presenter: Presenter;
   private readonly refusals: RefusalLog;
   private readonly present = (outcome: Outcome): HookResult => this.presenter.result(outcome);
+  private readonly presentRequest = (outcome: Outcome | undefined): HookResult => (outcome === undefined ? CONTINUE : this.presenter.result(outcome));
 
   private constructor(
     private options: RateLimiterOptions,
@@ -84,8 +87,17 @@ export class RateLimiter {
       },
       settled: telemetry ? (outcome) => telemetry.settled(outcome) : undefined,
     });
+    this.addresses = new AddressLimiter(options.by_address, current.backend, {
+      clock,
+      timed: telemetry !== undefined,
+      observe: (outcome, routeGroup) => {
+        telemetry?.observe(outcome);
+        this.refusals.observe(outcome, routeGroup);
+      },
+    });
     this.view = new LimitsView({
       policy: () => this.engine.policy,
+      addressPolicy: () => this.addresses.current,
       peek: (checks) => this.current.backend.peek(checks),
       inUse: (keys) => this.current.backend.inUse(keys),
       forget: (scope, owns) => this.current.backend.forget(scope, owns),
@@ -120,6 +132,19 @@ export class RateLimiter {
     return this.engine.tool(request, this.present);
   }
 
+  /**
+   * An HTTP request before its body is read, by its client address (by_address). `call` identifies
+   * the request to authFailed(): the same object for both.
+   */
+  request(request: AddressRequest, call?: object): HookResult | Promise<HookResult> {
+    return this.addresses.request(request, call, this.presentRequest);
+  }
+
+  /** The request checked with `call` failed authentication: it costs by_address.failed_auth_cost. */
+  authFailed(call?: object): void | Promise<void> {
+    return this.addresses.authFailed(call);
+  }
+
   promptEnded(callId: string, end: PromptEnd): void {
     this.engine.promptEnded(callId, end);
   }
@@ -141,6 +166,7 @@ export class RateLimiter {
     if (!kept) this.current.backend = await openBackend(options, this.host, this.telemetry);
     this.options = options;
     this.engine.reconfigure(options, mode, this.current.backend);
+    this.addresses.reconfigure(options.by_address, this.current.backend);
     this.presenter.reconfigure(options);
     this.refusals.reconfigure(mode);
     if (!kept) await previous.close();

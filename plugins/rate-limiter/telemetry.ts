@@ -78,6 +78,8 @@ export class LimiterTelemetry {
         return this.decided(step, subject.channel, 'refused', ruleBase(outcome.rule), undefined, latencyMs);
       case 'unavailable':
         return this.decided(step, subject.channel, 'unavailable', undefined, retryAfterSeconds(outcome.retryAfterMs), latencyMs);
+      case 'denied':
+        return this.decided(step, subject.channel, 'refused', `denied-${outcome.list}`, undefined, latencyMs);
     }
   }
 

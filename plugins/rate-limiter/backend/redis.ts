@@ -100,8 +100,8 @@ export class RedisBackend implements Backend {
     return this.gate.acquire(request).then(next);
   }
 
-  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): void {
-    Promise.resolve(this.store.adjust(decision, checks, deltas, now)).catch((error: unknown) => this.deps.events?.failed(error));
+  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): Promise<void> {
+    return Promise.resolve(this.store.adjust(decision, checks, deltas, now)).catch((error: unknown) => this.deps.events?.failed(error));
   }
 
   /** Read from Redis while it answers; from this process's memory (what fallback decides by) while it does not. */

@@ -1,9 +1,9 @@
 import type { SlotLimit } from '../concurrency/types.ts';
-import type { CompiledRule, PolicyCheck, Subject } from '../policy.ts';
+import type { CompiledRule, DenyList, PolicyCheck, Subject } from '../policy.ts';
 import type { Decision } from '../store/types.ts';
 
-/** The step an outcome is for: a prompt fetch or a tool call. */
-export type Step = 'prePromptFetch' | 'preToolInvoke';
+/** The step an outcome is for: a prompt fetch, a tool call, or an HTTP request before its body is read. */
+export type Step = 'prePromptFetch' | 'preToolInvoke' | 'preRequest';
 
 interface Common {
   step: Step;
@@ -30,7 +30,9 @@ export type Outcome =
   /** One call bigger than a whole token budget: no wait would admit it. */
   | (Common & { kind: 'too_large'; rule: CompiledRule; tokens: number })
   /** The backend could not decide and on_backend_error is "closed". */
-  | (Common & { kind: 'unavailable'; retryAfterMs: number });
+  | (Common & { kind: 'unavailable'; retryAfterMs: number })
+  /** The user, tenant or address is on a deny list: nothing was counted. */
+  | (Common & { kind: 'denied'; list: DenyList });
 
 /** Seconds as clients are told them: whole, rounded up, so a client waiting that long is never early. */
 export function ceilSeconds(ms: number): number {

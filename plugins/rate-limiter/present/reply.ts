@@ -11,6 +11,10 @@ export const REPLY_PLACEHOLDERS = {
   too_large_message: ['tokens', 'limit'],
   /** The shared backend is down and on_backend_error is "closed". */
   unavailable_message: ['retry_after'],
+  /** A client address over its by_address limit (answered before the request's body is read). */
+  address_message: ['retry_after', 'limit'],
+  /** A user, tenant or address on a deny list: nothing to wait for. */
+  denied_message: [],
 } as const;
 
 export type ReplyKind = keyof typeof REPLY_PLACEHOLDERS;
@@ -21,6 +25,8 @@ export const DEFAULT_REPLIES: Record<ReplyKind, string> = {
   concurrency_message: 'Sorry, {in_progress} already. Please wait for one to finish and try again.',
   too_large_message: 'Sorry, that request is too large: it needs about {tokens} tokens, and the limit is {limit}. Please make it shorter.',
   unavailable_message: "Sorry, I can't take messages for a moment. Please try again shortly.",
+  address_message: 'Too many requests from your network. Please wait {retry_after} and try again.',
+  denied_message: "Sorry, I can't take messages from you here. If you think this is a mistake, please contact the operator.",
 };
 
 export const DEFAULT_MESSAGE = DEFAULT_REPLIES.message;
@@ -35,6 +41,10 @@ export function templateProblems(template: string, kind: ReplyKind = 'message'):
   for (const match of template.matchAll(PLACEHOLDER)) {
     const name = match[1]!;
     if (!allowed.includes(name)) {
+      if (allowed.length === 0) {
+        problems.push(`unknown placeholder {${name}}; this message takes no placeholders`);
+        continue;
+      }
       const list = allowed.map((p) => `{${p}}`);
       const words = list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list.at(-1)}`;
       problems.push(`unknown placeholder {${name}}; the message may use only ${words}`);

@@ -19,6 +19,8 @@ describe('admin routes of the rate limiter', () => {
   it('a reset that cannot reach the shared backend says so with 503 and resets nothing, naming no one', async () => {
     const { reset, log } = routes({
       inspect: async () => ({}),
+      inspectAddress: async () => ({}),
+      resetAddress: async () => ({}),
       reset: async () => {
         throw new Error('Connection is closed.');
       },
@@ -30,7 +32,12 @@ describe('admin routes of the rate limiter', () => {
   });
 
   it('a reset that works answers what the view did', async () => {
-    const { reset } = routes({ inspect: async () => ({}), reset: async () => ({ reset: true, keys_removed: 2 }) });
+    const { reset } = routes({
+      inspect: async () => ({}),
+      reset: async () => ({ reset: true, keys_removed: 2 }),
+      inspectAddress: async () => ({}),
+      resetAddress: async () => ({}),
+    });
     expect(await reset({ user_id: 'alice' })).toEqual({ status: 200, body: { reset: true, keys_removed: 2 } });
   });
 });

@@ -1,0 +1,113 @@
+import type { Clock, RouteGroup } from '../../../src/plugin-sdk.ts';
+import { AddressPolicy } from '../address-policy.ts';
+import type { Backend } from '../backend/types.ts';
+import type { AddressSetting } from '../options.ts';
+import type { PolicyCheck } from '../policy.ts';
+import type { Decision } from '../store/types.ts';
+import { admitted, decided, denied } from './limiter.ts';
+import type { Outcome } from './outcome.ts';
+
+/** An HTTP request before its body is read: who sent it, and to which route group. */
+export interface AddressRequest {
+  /** The client's address (undefined: the connection had none; such requests share one bucket). */
+  address: string | undefined;
+  routeGroup: RouteGroup;
+}
+
+export interface AddressLimiterDeps {
+  clock: Clock;
+  /** Whether outcomes carry how long deciding took. */
+  timed: boolean;
+  /** Sees every counted outcome (metrics, logs), with the request's route group. */
+  observe(outcome: Outcome, routeGroup: RouteGroup): void;
+}
+
+/** What an admitted request charged, kept until it is known whether it authenticated. */
+interface Held {
+  checks: readonly PolicyCheck[];
+  decision: Decision;
+  backend: Backend;
+}
+
+const perf = performance;
+
+/**
+ * by_address: decides an HTTP request by its client address and route group, before the body is
+ * read, on the same backend as every other limit; and makes a request that then fails authentication
+ * count as `failed_auth_cost` requests (the key goes into debt past its limit, so guessing is slow).
+ */
+export class AddressLimiter {
+  private policy: AddressPolicy | undefined;
+  /** Admitted requests' charges by the call their hooks share; dropped with the call itself. */
+  private readonly held = new WeakMap<object, Held>();
+
+  constructor(
+    setting: AddressSetting | undefined,
+    private backend: Backend,
+    private readonly deps: AddressLimiterDeps,
+  ) {
+    this.policy = setting === undefined ? undefined : new AddressPolicy(setting);
+  }
+
+  /** The compiled setting now in force; undefined when by_address is not set. */
+  get current(): AddressPolicy | undefined {
+    return this.policy;
+  }
+
+  reconfigure(setting: AddressSetting | undefined, backend = this.backend): void {
+    this.backend = backend;
+    this.policy = setting === undefined ? undefined : new AddressPolicy(setting);
+  }
+
+  /**
+   * Decides one request. `call` is what identifies it to authFailed(): an admitted request's charge
+   * is kept under it (a WeakMap: nothing to clean up when the request is done).
+   */
+  request<T>(request: AddressRequest, call: object | undefined, then: (outcome: Outcome | undefined) => T): T | Promise<T> {
+    const policy = this.policy;
+    if (policy === undefined) return then(undefined);
+    const started = this.started();
+    const subject = policy.subject(request.address);
+    const group = request.routeGroup;
+    if (subject.denied !== undefined) return then(this.observed(denied('preRequest', subject, this.since(started)), group));
+    if (subject.exempt) return then(admitted('preRequest', subject, this.since(started)));
+    const checks = policy.checks(subject, group);
+    if (checks.length === 0) return then(undefined);
+    const backend = this.backend;
+    return backend.decide(checks, this.deps.clock.now(), (decision) => {
+      const outcome = this.observed(decided('preRequest', subject, checks, decision, this.since(started)), group);
+      if (outcome.kind === 'admitted' && outcome.decision !== undefined && call !== undefined && policy.failedAuthCost > 1) {
+        this.held.set(call, { checks, decision, backend });
+      }
+      return then(outcome);
+    });
+  }
+
+  /**
+   * The request checked with `call` failed authentication: it counts as failed_auth_cost requests
+   * in every window of its route group, beyond the limit if need be. Settles once that is recorded.
+   */
+  authFailed(call: object | undefined): void | Promise<void> {
+    const held = call === undefined ? undefined : this.held.get(call);
+    const policy = this.policy;
+    if (held === undefined || policy === undefined) return;
+    this.held.delete(call!);
+    // After a reload that moved the state elsewhere there is nothing to add to.
+    if (held.backend !== this.backend) return;
+    const extra = policy.failedAuthCost - 1;
+    return held.backend.adjust(held.decision, held.checks, held.checks.map(() => extra), this.deps.clock.now());
+  }
+
+  private observed(outcome: Outcome, group: RouteGroup): Outcome {
+    this.deps.observe(outcome, group);
+    return outcome;
+  }
+
+  private started(): number {
+    return this.deps.timed ? perf.now() : 0;
+  }
+
+  private since(started: number): number {
+    return this.deps.timed ? perf.now() - started : 0;
+  }
+}

@@ -138,6 +138,9 @@ export class HttpChannel extends Channel {
 
   async start(): Promise<void> {
     const server = createServer((req, res) => this.handle(req, res));
+    // A client that asks before it sends its body is told to go on only once the request is admitted
+    // (withBody): a refused one never sends it.
+    server.on('checkContinue', (req, res) => this.handle(req, res));
     // Slow or stalled clients must not hold sockets forever.
     server.requestTimeout = 15_000;
     server.headersTimeout = 10_000;
@@ -271,6 +274,7 @@ export class HttpChannel extends Channel {
 
   /** Reads the body within `max_body_bytes` (413 past it), then hands it on. */
   private withBody(req: IncomingMessage, res: ServerResponse, next: (body: Buffer) => void): void {
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     this.readBody(req).then(next, (error: unknown) => {
       if (error instanceof BodyTooLarge) {
         this.json(res, 413, { error: 'payload_too_large', message: `body exceeds ${this.config.max_body_bytes} bytes` });

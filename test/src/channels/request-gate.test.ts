@@ -129,6 +129,19 @@ describe('HttpChannel request checks (preRequest), before any body is read', () 
     expect(agent.received).toHaveLength(0);
   });
 
+  it('never tells a client that asks first (Expect: 100-continue) to send the body of a refused request; an admitted one is told', async () => {
+    let refusing = true;
+    const { port, agent } = await startChannel([{ hook: 'preRequest', handler: recorder(() => (refusing ? refuse() : pass())).handler }]);
+    const head = 'POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 30\r\nexpect: 100-continue\r\n\r\n';
+    const refused = await holdBodyOpen(port, head, '');
+    expect(refused.response).toMatch(/^HTTP\/1\.1 429 /);
+    expect(refused.response).not.toContain('100 Continue');
+    refusing = false;
+    const admitted = await holdBodyOpen(port, head, '', 500);
+    expect(admitted.response).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+    expect(agent.received).toHaveLength(0);
+  });
+
   it('keeps the connection of a refused request without a body: the next request comes on it', async () => {
     const { port } = await startChannel([{ hook: 'preRequest', handler: recorder(refuse).handler }]);
     const twice = 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'.repeat(2);

@@ -3,13 +3,11 @@ import type { AddressInfo } from 'node:net';
 import type { InboundMessage, OutboundReply } from '../bus/messages.ts';
 import type { HttpChannelConfig } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
-import type { HookCall } from '../hooks/runner.ts';
-import type { Violation } from '../hooks/schemas.ts';
 import { ABORTED } from '../util/abort.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
-import { ClientAddresses } from './client-address.ts';
 import { ReplyTimeout, TIMEOUT_REPLY } from './reply-timeout.ts';
-import type { RequestFacts, RequestGate } from './request-gate.ts';
+import type { RequestGate } from './request-gate.ts';
+import { refusalBeforeBody, RequestScreen, type CheckedRequest } from './request-screen.ts';
 import { ADMIN_PREFIX, RESERVED_PATHS, type RouteGroup, type RouteHandler, type RouteResponse } from './routes.ts';
 import { parseJsonBody, validateMessageRequest } from './wire.ts';
 
@@ -22,18 +20,6 @@ interface Route {
   method: string;
   handler: RouteHandler;
   group: RouteGroup;
-}
-
-/** A request the gate has checked: what it was asked about, and the call its hooks got. */
-interface CheckedRequest {
-  facts: RequestFacts;
-  call: HookCall;
-}
-
-/** Whether a body may follow the headers (a refusal then closes the connection rather than read it). */
-function bodyPending(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 const CONTENT_TYPE = 'content-type';
@@ -96,17 +82,17 @@ export class HttpChannel extends Channel {
   private server: Server | undefined;
   private readonly replies: ReplyTimeout;
   private readonly routes = new Map<string, Route>();
-  private readonly addresses: ClientAddresses;
+  private readonly screen: RequestScreen;
 
   constructor(
     deps: ChannelDeps,
     private readonly config: HttpChannelConfig,
     /** Asked about every request before its body is read; none: every request is served. */
-    private readonly gate?: RequestGate,
+    gate?: RequestGate,
   ) {
     super(deps);
     this.replies = new ReplyTimeout(config.reply_timeout_ms);
-    this.addresses = new ClientAddresses(config);
+    this.screen = new RequestScreen(gate, config, this.logger);
   }
 
   /** How long a request/response channel on this server waits for a reply. */
@@ -177,16 +163,8 @@ export class HttpChannel extends Channel {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
-    if (this.gate?.checking()) return this.checkFirst(req, res, path);
+    if (this.screen.checking) return this.checkFirst(req, res, path);
     this.serve(req, res, path, undefined);
-  }
-
-  /** What the request checks are told of a request: its client's address, route group, method and path. */
-  private facts(req: IncomingMessage, path: string): RequestFacts {
-    const route_group = this.routeGroup(path);
-    const method = req.method ?? 'GET';
-    const address = this.addresses.resolve(req.socket.remoteAddress, req.headers);
-    return address === undefined ? { route_group, method, path } : { address, route_group, method, path };
   }
 
   private routeGroup(path: string): RouteGroup {
@@ -195,63 +173,13 @@ export class HttpChannel extends Channel {
     return this.routes.get(path)?.group ?? (path.startsWith(ADMIN_PREFIX) ? 'admin' : 'other');
   }
 
-  /** Asks the gate before anything is done with the request: meanwhile its body waits, unread. */
+  /** The gate's say first: a refused request is answered before its body is read. */
   private checkFirst(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const checked: CheckedRequest = { facts: this.facts(req, path), call: { signal: undefined } };
-    let verdict: Violation | undefined | Promise<Violation | undefined>;
-    try {
-      verdict = this.gate!.check(checked.facts, checked.call);
-    } catch (error) {
-      this.logger.error({ err_message: errorMessage(error) }, 'request check failed; request served');
-      verdict = undefined;
-    }
-    if (!(verdict instanceof Promise)) return this.afterCheck(req, res, path, checked, verdict);
-    verdict.then(
-      (violation) => this.afterCheck(req, res, path, checked, violation),
-      (error: unknown) => {
-        this.logger.error({ err_message: errorMessage(error) }, 'request check failed; request served');
-        this.afterCheck(req, res, path, checked, undefined);
-      },
+    this.screen.check(
+      this.screen.facts(req, path, this.routeGroup(path)),
+      (checked) => this.serve(req, res, path, checked),
+      (violation) => this.respond(res, refusalBeforeBody(req, violation, this.name)),
     );
-  }
-
-  private afterCheck(req: IncomingMessage, res: ServerResponse, path: string, checked: CheckedRequest, violation: Violation | undefined): void {
-    if (violation === undefined) return this.serve(req, res, path, checked);
-    this.refuseUnread(req, res, violation);
-  }
-
-  /**
-   * Answers a request refused before its body was read, with the violation's status, reply and
-   * Retry-After. A body that may follow is never read: the connection closes after the answer.
-   */
-  private refuseUnread(req: IncomingMessage, res: ServerResponse, violation: Violation): void {
-    const headers = bodyPending(req) ? { ...violation.headers, Connection: 'close' } : violation.headers;
-    const reply: OutboundReply = {
-      messageId: '',
-      channel: this.name,
-      conversationId: '',
-      kind: 'refused',
-      status: violation.httpStatus,
-      code: violation.code,
-      text: violation.description,
-      headers,
-      silent: false,
-    };
-    if (violation.retryAfter !== undefined) reply.retryAfter = violation.retryAfter;
-    this.respond(res, reply);
-  }
-
-  /** Tells the gate that a route refused the request's credentials, then sends that route's answer. */
-  private failedAuth(req: IncomingMessage, res: ServerResponse, path: string, checked: CheckedRequest | undefined, response: RouteResponse): void {
-    let told: void | Promise<void> = undefined;
-    try {
-      told = this.gate!.authFailed(checked?.facts ?? this.facts(req, path), checked?.call ?? { signal: undefined });
-    } catch (error) {
-      this.logger.error({ err_message: errorMessage(error) }, 'failed authentication could not be reported');
-    }
-    if (!(told instanceof Promise)) return this.writeRoute(res, response);
-    const write = () => this.writeRoute(res, response);
-    told.then(write, write);
   }
 
   /** Routes the request (checked by the gate, if there is one that checks). */
@@ -295,7 +223,10 @@ export class HttpChannel extends Channel {
       answer = Promise.reject(error);
     }
     answer.then(
-      (response) => (response.status === 401 && this.gate ? this.failedAuth(req, res, path, checked, response) : this.writeRoute(res, response)),
+      (response) =>
+        response.status === 401 && this.screen.hearsAuthFailures
+          ? this.screen.authFailed(() => this.screen.facts(req, path, route.group), checked, () => this.writeRoute(res, response))
+          : this.writeRoute(res, response),
       (error: unknown) => {
         this.logger.error({ path, err_message: errorMessage(error) }, 'route handler failed');
         this.json(res, 500, { error: 'internal_error', message: 'the request could not be handled' });

@@ -12,6 +12,7 @@ import type { LoadedConfig } from './config/load.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { ErrorCode, FloodgateError, errorMessage } from './errors.ts';
 import { HookRunner } from './hooks/runner.ts';
+import { ChatCommands, type CommandHandler } from './host/commands.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
 import { Services } from './host/services.ts';
 import { MetricsRegistry } from './metrics/registry.ts';
@@ -33,6 +34,8 @@ function requireSetting<T>(value: T | undefined, field: string): T {
 
 const LISTENER_LOG_INTERVAL_MS = 10_000;
 
+const COMMAND_FAILED_REPLY = 'Sorry, that command could not be answered just now. Please try again.';
+
 /**
  * Config, bus, plugin host, channels and the agent, started and stopped in the right order. The
  * channels ask the gateway for each message's answer (it is their Answerer) and await it.
@@ -42,6 +45,8 @@ export class Gateway implements Answerer {
   readonly metrics = new MetricsRegistry();
   readonly services = new Services();
   readonly admin: AdminRoutes;
+  /** Chat commands plugins answer themselves, before the agent. */
+  readonly commands = new ChatCommands();
   readonly runner: HookRunner;
   readonly host: PluginHost;
   readonly agent: DemoAgent;
@@ -86,6 +91,7 @@ export class Gateway implements Answerer {
       metrics: this.metrics,
       services: this.services,
       admin: this.admin,
+      commands: this.commands,
       configPath: path,
     });
     if (cli.enabled) this.channels.push(new CliChannel(deps('cli'), cli, options.cliStreams));
@@ -150,12 +156,26 @@ export class Gateway implements Answerer {
     this.inFlight++;
     try {
       this.tell('message:in', message);
-      const reply = await this.agent.handle(message);
+      const command = this.commands.match(message.text);
+      const reply = command === undefined ? await this.agent.handle(message) : await this.command(message, command);
       this.replies.inc({ channel: reply.channel, kind: reply.kind });
       this.tell('message:out', reply);
       return reply;
     } finally {
       if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** A plugin's chat command answered; one that fails gets the usual apology, never a crash. */
+  private async command(message: InboundMessage, { handler, args }: { handler: CommandHandler; args: string }): Promise<OutboundReply> {
+    const { id, channel, userId, tenantId, conversationId, signal } = message;
+    const base = { messageId: id, channel, conversationId, headers: {}, silent: false };
+    try {
+      const text = await handler({ channel, userId, tenantId, conversationId, args, signal });
+      return { ...base, kind: 'answer', status: 200, text };
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'chat command failed');
+      return { ...base, kind: 'error', status: 500, code: 'internal_error', text: COMMAND_FAILED_REPLY };
     }
   }
 

@@ -1,5 +1,6 @@
 import { definePlugin, type HookContext } from '../../src/plugin-sdk.ts';
 import { mountLimitsRoutes } from './admin-routes.ts';
+import { quotaText } from './present/quota-text.ts';
 import { RateLimiterOptions } from './options.ts';
 import { RateLimiter } from './rate-limiter.ts';
 
@@ -19,7 +20,7 @@ function callId(context: HookContext, promptId: string): string {
 export default definePlugin({
   name: 'rate_limiter',
   configSchema: RateLimiterOptions,
-  async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services, admin }) {
+  async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services, admin, commands }) {
     const limiter = await RateLimiter.open(config, { clock, logger, identity, mode, metrics, bus });
     hooks.register(
       'prePromptFetch',
@@ -44,6 +45,12 @@ export default definePlugin({
     );
     services.provide('limits', limiter.view);
     mountLimitsRoutes(admin, limiter.view, logger);
+    // Asking costs nothing: a command runs no hook, so no limit counts it.
+    commands.register(
+      'limits',
+      async ({ channel, userId, tenantId }) => quotaText(await limiter.view.report({ channel, user_id: userId, tenant_id: tenantId })),
+      { description: 'How many messages and tokens you have left, and when they reset' },
+    );
     logger.info(
       {
         algorithm: config.algorithm,

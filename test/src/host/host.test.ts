@@ -7,6 +7,7 @@ import { PluginEntrySchema, type PluginEntry } from '../../../src/config/schema.
 import { ErrorCode, FloodgateError } from '../../../src/errors.ts';
 import { HookRunner } from '../../../src/hooks/runner.ts';
 import type { HookPayload } from '../../../src/hooks/schemas.ts';
+import { ChatCommands } from '../../../src/host/commands.ts';
 import { PluginHost } from '../../../src/host/host.ts';
 import { Services } from '../../../src/host/services.ts';
 import { AdminRoutes } from '../../../src/channels/admin.ts';
@@ -55,6 +56,7 @@ function setup(configPath = CONFIG_PATH) {
     metrics,
     services,
     admin: new AdminRoutes(http, 'admin-token'),
+    commands: new ChatCommands(),
     configPath,
   });
   /** The probe fixture's log lines for one event, in order. */

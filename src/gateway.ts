@@ -16,6 +16,7 @@ import { ChatCommands, type CommandHandler } from './host/commands.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
 import { Services } from './host/services.ts';
 import { MetricsRegistry } from './metrics/registry.ts';
+import { runtimeMetrics } from './metrics/runtime.ts';
 import { IdentityHasher, createLogger, type Logger } from './logger.ts';
 import { KeyedThrottle } from './util/throttle.ts';
 
@@ -75,9 +76,10 @@ export class Gateway implements Answerer {
     const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
     if (httpChannel) {
       this.channels.push(httpChannel);
+      const runtime = runtimeMetrics();
       httpChannel.mount('GET', '/metrics', async () => ({
         status: 200,
-        text: this.metrics.render(),
+        text: this.metrics.render() + (await runtime.metrics()),
         contentType: 'text/plain; version=0.0.4; charset=utf-8',
       }));
     }

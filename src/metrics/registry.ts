@@ -93,6 +93,8 @@ abstract class Family<S> implements Metric {
 export class Counter extends Family<{ value: number }> {
   constructor(name: string, help: string, labelNames: readonly string[] = []) {
     super(name, help, labelNames, 'counter');
+    // An unlabelled counter is served as 0 from the start, so rate() and increase() see its first rise.
+    if (labelNames.length === 0) this.at(NO_LABELS);
   }
   inc(labels: Labels = {}, by = 1): void {
     this.at(labels).value += by;

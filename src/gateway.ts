@@ -83,7 +83,7 @@ export class Gateway implements Answerer {
         contentType: 'text/plain; version=0.0.4; charset=utf-8',
       }));
     }
-    this.admin = new AdminRoutes(httpChannel, http.admin_token);
+    this.admin = new AdminRoutes(httpChannel, http.admin_token, clock);
     this.host = new PluginHost({
       runner: this.runner,
       bus: this.bus,

@@ -1,6 +1,7 @@
 import { definePlugin, type HookContext } from '../../src/plugin-sdk.ts';
 import { mountLimitsRoutes } from './admin-routes.ts';
 import { quotaText } from './present/quota-text.ts';
+import { mountStatusRoutes } from './status/routes.ts';
 import { RateLimiterOptions } from './options.ts';
 import { RateLimiter } from './rate-limiter.ts';
 
@@ -45,6 +46,7 @@ export default definePlugin({
     );
     services.provide('limits', limiter.view);
     mountLimitsRoutes(admin, limiter.view, logger);
+    mountStatusRoutes(admin, limiter.status, clock);
     // Asking costs nothing: a command runs no hook, so no limit counts it.
     commands.register(
       'limits',

@@ -55,7 +55,7 @@ function setup(configPath = CONFIG_PATH) {
     identity: new IdentityHasher('test-salt'),
     metrics,
     services,
-    admin: new AdminRoutes(http, 'admin-token'),
+    admin: new AdminRoutes(http, 'admin-token', clock),
     commands: new ChatCommands(),
     configPath,
   });

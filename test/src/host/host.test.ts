@@ -550,7 +550,7 @@ describe('PluginHost: a plugin whose setup fails keeps nothing', () => {
     expect(error.message).toBe('plugin "s" failed to start: s cannot start');
     expect(runner.has('prePromptFetch')).toBe(false);
     expect(serviceLabel(services)).toBeUndefined();
-    expect(routes.size).toBe(0);
+    expect(routes.has('/v1/admin/stager')).toBe(false);
     expect(metrics.render()).toBe('\n');
   });
 
@@ -561,7 +561,7 @@ describe('PluginHost: a plugin whose setup fails keeps nothing', () => {
     expect(host.pluginNames).toEqual(['p']);
     expect(await runner.run('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-probe': 'p' } });
     expect(serviceLabel(services)).toBeUndefined();
-    expect(routes.size).toBe(0);
+    expect(routes.has('/v1/admin/stager')).toBe(false);
     expect(metrics.render()).toBe('\n');
     await host.reload([probe('p', { config: { greeting: 'p' } }), stager('s', { label: 'x', ...everything, fail_setup: false })]);
     expect(serviceLabel(services)).toBe('x');

@@ -168,6 +168,16 @@ export class Gateway implements Answerer {
     }
   }
 
+  /** The plugins' status line for one user (see ChatCommands.statusLine); '' when a plugin fails to say. */
+  async statusLine(who: Pick<InboundMessage, 'channel' | 'userId' | 'tenantId' | 'conversationId'>): Promise<string> {
+    try {
+      return await this.commands.statusLine(who);
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'status line failed');
+      return '';
+    }
+  }
+
   /** A plugin's chat command answered; one that fails gets the usual apology, never a crash. */
   private async command(message: InboundMessage, { handler, args }: { handler: CommandHandler; args: string }): Promise<OutboundReply> {
     const { id, channel, userId, tenantId, conversationId, signal } = message;

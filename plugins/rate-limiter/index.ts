@@ -1,6 +1,6 @@
 import { definePlugin, type HookContext } from '../../src/plugin-sdk.ts';
 import { mountLimitsRoutes } from './admin-routes.ts';
-import { quotaText } from './present/quota-text.ts';
+import { quotaLine, quotaText } from './present/quota-text.ts';
 import { mountStatusRoutes } from './status/routes.ts';
 import { RateLimiterOptions } from './options.ts';
 import { RateLimiter } from './rate-limiter.ts';
@@ -48,11 +48,12 @@ export default definePlugin({
     mountLimitsRoutes(admin, limiter.view, logger);
     mountStatusRoutes(admin, limiter.status, clock);
     // Asking costs nothing: a command runs no hook, so no limit counts it.
-    commands.register(
-      'limits',
-      async ({ channel, userId, tenantId }) => quotaText(await limiter.view.report({ channel, user_id: userId, tenant_id: tenantId })),
-      { description: 'How many messages and tokens you have left, and when they reset' },
-    );
+    const reportFor = (who: { channel: string; userId: string; tenantId?: string }) =>
+      limiter.view.report({ channel: who.channel, user_id: who.userId, tenant_id: who.tenantId });
+    commands.register('limits', async (who) => quotaText(await reportFor(who)), {
+      description: 'How many messages and tokens you have left, and when they reset',
+      status: async (who) => quotaLine(await reportFor(who)),
+    });
     logger.info(
       {
         algorithm: config.algorithm,

@@ -15,12 +15,18 @@ export type CommandHandler = (request: CommandRequest) => string | Promise<strin
 export interface CommandOptions {
   /** One line for help texts and platform menus. */
   description?: string;
+  /**
+   * The same answer in one short line, for a chat that shows a status line (the terminal chat), or
+   * undefined when there is nothing to say. Costs nothing against any limit, like the command.
+   */
+  status?: CommandHandler;
 }
 
 interface Registered {
   owner: string;
   handler: CommandHandler;
   description: string | undefined;
+  status: CommandHandler | undefined;
 }
 
 /** A command name: what follows the slash, letters, digits and `_` (Telegram's and Discord's rule). */
@@ -38,7 +44,7 @@ export class ChatCommands {
     if (!COMMAND_NAME.test(name)) throw new Error(`a command name is 1-32 lower-case letters, digits or "_": ${name}`);
     const taken = this.commands.get(name);
     if (taken !== undefined && taken.owner !== owner) throw new Error(`command /${name} is already answered by plugin "${taken.owner}"`);
-    this.commands.set(name, { owner, handler, description: options.description });
+    this.commands.set(name, { owner, handler, description: options.description, status: options.status });
   }
 
   /** Takes away every command `owner` added (the plugin stopped). */
@@ -49,6 +55,17 @@ export class ChatCommands {
   /** The commands served now, by name, with their descriptions. */
   list(): { name: string; description: string | undefined }[] {
     return [...this.commands].map(([name, { description }]) => ({ name, description }));
+  }
+
+  /** The status lines of every command that has one, joined (see CommandOptions.status); '' when none. */
+  async statusLine(request: Omit<CommandRequest, 'args'>): Promise<string> {
+    const lines: string[] = [];
+    for (const { status } of this.commands.values()) {
+      if (status === undefined) continue;
+      const line = await status({ ...request, args: '' });
+      if (line !== '') lines.push(line);
+    }
+    return lines.join(' | ');
   }
 
   /**

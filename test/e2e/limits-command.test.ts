@@ -93,5 +93,14 @@ describe('/limits on every channel of a real gateway process', () => {
     expect(replies.some((l) => /^- Messages: 1 of 2 left per minute, back to 2 in \d+ seconds\.$/.test(l))).toBe(true);
     expect(replies.some((l) => /^- Messages: 0 of 2 left per minute, back to 2 in \d+ seconds\.$/.test(l))).toBe(true);
     expect(replies.filter((l) => /too fast/.test(l))).toHaveLength(1);
+    // The status line after each answer: what is left, at a glance, costing nothing.
+    const status = output.split('\n').filter((l) => l.startsWith('['));
+    expect(status).toEqual([
+      '[messages 1/2 per minute]',
+      '[messages 1/2 per minute]',
+      '[messages 0/2 per minute]',
+      '[messages 0/2 per minute]',
+      '[messages 0/2 per minute]',
+    ]);
   });
 });

@@ -40,3 +40,18 @@ export function quotaText(report: LimitsReport): string {
   const stale = report.local ? '\n(These figures may be a little behind just now.)' : '';
   return `Here is what you have left:\n${lines.join('\n')}${stale}\nChecking with /limits costs nothing.`;
 }
+
+/**
+ * The same in one short line, for the terminal chat's status line: "messages 27/30 per minute,
+ * tokens 9,400/10,000 per hour". The user's and their team's windows only; '' when none applies.
+ */
+export function quotaLine(report: LimitsReport): string {
+  return report.rows
+    .filter((row) => !row.rule.shadow && row.rule.name !== 'tool')
+    .map((row) => {
+      const unit = row.rule.unit === 'tokens' ? 'tokens' : 'messages';
+      const whose = row.rule.name === 'tenant' ? `team ${unit}` : unit;
+      return `${whose} ${count.format(row.remaining)}/${count.format(row.rule.limit)} per ${describeWindow(row.rule.windowMs)}`;
+    })
+    .join(', ');
+}

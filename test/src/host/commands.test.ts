@@ -36,4 +36,14 @@ describe('chat commands', () => {
     expect(commands.match('/limits')).toBeUndefined();
     expect(commands.match('/other')).toBeDefined();
   });
+
+  it('joins the status lines of the commands that have one', async () => {
+    const commands = new ChatCommands();
+    const who = { channel: 'cli', userId: 'local', conversationId: 'cli' };
+    expect(await commands.statusLine(who)).toBe('');
+    commands.add('p', 'limits', answer, { status: ({ userId }) => `left for ${userId.length}` });
+    commands.add('q', 'quiet', answer, { status: () => '' });
+    commands.add('r', 'plain', answer);
+    expect(await commands.statusLine(who)).toBe('left for 5');
+  });
 });

@@ -2,12 +2,13 @@ import type { InboundMessage, OutboundReply } from '../bus/messages.ts';
 import type { Violation } from '../hooks/schemas.ts';
 import type { ModelFailure } from './model-stream.ts';
 
-/** "1 second", "12 seconds", "3 minutes", "2 hours": a wait as a person says it, rounded up. */
+/** "1 second", "90 seconds", "3 minutes", "5 hours", "3 days": a wait as a person says it, rounded up (as the refusals say it). */
 export function duration(seconds: number): string {
   const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  if (seconds < 60) return unit(Math.max(0, Math.ceil(seconds)), 'second');
-  if (seconds < 3600) return unit(Math.ceil(seconds / 60), 'minute');
-  return unit(Math.ceil(seconds / 3600), 'hour');
+  if (seconds < 120) return unit(Math.max(1, Math.ceil(seconds)), 'second');
+  if (seconds < 2 * 3600) return unit(Math.ceil(seconds / 60), 'minute');
+  if (seconds < 2 * 86_400) return unit(Math.ceil(seconds / 3600), 'hour');
+  return unit(Math.ceil(seconds / 86_400), 'day');
 }
 
 interface FailureReply {

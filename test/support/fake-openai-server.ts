@@ -32,8 +32,8 @@ export type Script =
   | { text: string; pieces?: number; delayMs?: number; usage?: UsageSpec | null }
   /** Streamed tool calls (arguments as given, or JSON of them), then the usage chunk. */
   | { toolCalls: { name: string; arguments: unknown }[]; usage?: UsageSpec | null }
-  /** An error status with a JSON error body, and Retry-After when given. */
-  | { status: number; retryAfter?: string }
+  /** An error status with a JSON error body (its message as given), and Retry-After when given. */
+  | { status: number; retryAfter?: string; message?: string }
   /** Streams `before` as text, then destroys the connection mid-answer. */
   | { cutAfter: string }
   /** One good chunk, then one that is not JSON. */
@@ -127,7 +127,7 @@ async function play(script: Script, res: ServerResponse, id: string, model: stri
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (script.retryAfter !== undefined) headers['retry-after'] = script.retryAfter;
     res.writeHead(script.status, headers);
-    res.end(JSON.stringify({ error: { message: `fake error ${script.status}`, type: script.status === 429 ? 'rate_limit_exceeded' : 'server_error' } }));
+    res.end(JSON.stringify({ error: { message: script.message ?? `fake error ${script.status}`, type: script.status === 429 ? 'rate_limit_exceeded' : 'server_error' } }));
     return;
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });

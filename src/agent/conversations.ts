@@ -27,7 +27,7 @@ interface Conversation extends Expiring {
 /**
  * The recent exchanges of each conversation, so a model sees what was said before. Bounded three
  * ways: exchanges and characters per conversation (the oldest go first), and conversations in all
- * (idle ones expire, and past the cap the least recently used is evicted, as the limiter's keys
+ * (idle ones expire, and past the cap the least recently used is evicted, as the plugins' keys
  * are). A conversation belongs to its user: the same conversation id from another user, channel or
  * tenant is another conversation, so nobody reads someone else's history by guessing an id.
  */

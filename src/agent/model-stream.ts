@@ -61,7 +61,7 @@ class MalformedChunk extends Error {}
 /**
  * One streamed chat completion against an OpenAI-compatible API, through the official client. Never
  * throws: every way a call can end is a ModelResult. The client makes no retries (a failure is
- * answered at once, kindly, and the user or the limiter's reply says when to come back) and logs
+ * answered at once, kindly, saying when to come back) and logs
  * nothing (the caller logs what it decides to, throttled and without secrets).
  */
 export class ModelStream {

@@ -1,5 +1,6 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
+import type { ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
+import { AnswerBuilder, MalformedChunk } from './answer-builder.ts';
 import type { ChatMessage, ToolCallRequest, ToolSpec, Usage } from './chat.ts';
 
 export interface ModelSettings {
@@ -54,9 +55,6 @@ export type ModelResult =
 
 /** The longest wait passed on from a provider's Retry-After: beyond it, the number is not believed. */
 const MAX_RETRY_AFTER_S = 86_400;
-
-/** A chunk that parsed as JSON but is not a chat-completion chunk. */
-class MalformedChunk extends Error {}
 
 /**
  * One streamed chat completion against an OpenAI-compatible API, through the official client. Never
@@ -197,70 +195,4 @@ export function retryAfterSeconds(headers: Headers | undefined, now = Date.now()
     }
   }
   return Math.min(MAX_RETRY_AFTER_S, Math.ceil(seconds));
-}
-
-interface PendingCall {
-  id: string;
-  name: string;
-  arguments: string;
-}
-
-/** Puts an answer together from its chunks: text, tool calls (their pieces by index), usage, finish. */
-class AnswerBuilder {
-  finishReason: string | undefined;
-  private readonly calls: PendingCall[] = [];
-
-  constructor(private readonly partial: Progress) {}
-
-  add(chunk: ChatCompletionChunk): void {
-    if (typeof chunk !== 'object' || chunk === null) throw new MalformedChunk('not an object');
-    const { choices, usage } = chunk as { choices?: unknown; usage?: unknown };
-    if (usage !== undefined && usage !== null) this.partial.usage = readUsage(usage);
-    if (choices === undefined) return;
-    if (!Array.isArray(choices)) throw new MalformedChunk('"choices" is not a list');
-    for (const choice of choices as unknown[]) this.addChoice(choice);
-  }
-
-  private addChoice(choice: unknown): void {
-    if (typeof choice !== 'object' || choice === null) throw new MalformedChunk('a choice is not an object');
-    const { delta, finish_reason, index } = choice as { delta?: unknown; finish_reason?: unknown; index?: unknown };
-    // One answer is asked for; a server that sends others is not listened to for them.
-    if (typeof index === 'number' && index !== 0) return;
-    if (typeof finish_reason === 'string') this.finishReason = finish_reason;
-    if (delta === undefined || delta === null) return;
-    if (typeof delta !== 'object') throw new MalformedChunk('"delta" is not an object');
-    const { content, tool_calls } = delta as { content?: unknown; tool_calls?: unknown };
-    if (typeof content === 'string') this.partial.text += content;
-    else if (content !== undefined && content !== null) throw new MalformedChunk('"content" is not a string');
-    if (tool_calls === undefined || tool_calls === null) return;
-    if (!Array.isArray(tool_calls)) throw new MalformedChunk('"tool_calls" is not a list');
-    (tool_calls as unknown[]).forEach((piece, position) => this.addCallPiece(piece, position));
-  }
-
-  /** A piece of a tool call: the first carries its id and name, the rest more of its arguments. */
-  private addCallPiece(piece: unknown, position: number): void {
-    if (typeof piece !== 'object' || piece === null) throw new MalformedChunk('a tool call is not an object');
-    const { index, id, function: fn } = piece as { index?: unknown; id?: unknown; function?: { name?: unknown; arguments?: unknown } };
-    const at = typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < 128 ? index : position;
-    const call = (this.calls[at] ??= { id: '', name: '', arguments: '' });
-    if (typeof id === 'string' && id !== '') call.id = id;
-    if (typeof fn?.name === 'string') call.name += fn.name;
-    if (typeof fn?.arguments === 'string') call.arguments += fn.arguments;
-    else if (typeof fn?.arguments === 'object' && fn.arguments !== null) call.arguments += JSON.stringify(fn.arguments);
-  }
-
-  toolCalls(): ToolCallRequest[] {
-    return this.calls
-      .filter((call) => call !== undefined && call.name !== '')
-      .map((call, i) => ({ id: call.id || `call_${i}`, type: 'function', function: { name: call.name, arguments: call.arguments } }));
-  }
-}
-
-function readUsage(value: unknown): Usage {
-  const { prompt_tokens, completion_tokens, total_tokens } = value as Record<string, unknown>;
-  const count = (n: unknown): number => (typeof n === 'number' && Number.isFinite(n) && n >= 0 ? Math.round(n) : 0);
-  const promptTokens = count(prompt_tokens);
-  const completionTokens = count(completion_tokens);
-  const total = count(total_tokens);
-  return { promptTokens, completionTokens, totalTokens: total > 0 ? total : promptTokens + completionTokens };
 }

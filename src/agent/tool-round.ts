@@ -6,6 +6,9 @@ import type { ChatMessage, ToolCallRequest } from './chat.ts';
 import type { McpTools } from './mcp-tools.ts';
 import { refusedToolText } from './model-replies.ts';
 
+/** Tool calls run per round at most; a model asking for more in one go is told the rest were not run. */
+export const MAX_CALLS_PER_ROUND = 16;
+
 export interface ToolRoundDeps {
   runner: HookRunner;
   tools: Pick<McpTools, 'has' | 'call'>;
@@ -27,11 +30,12 @@ export interface ToolRound {
 export async function runToolRound(deps: ToolRoundDeps, message: InboundMessage, context: HookContext, calls: readonly ToolCallRequest[]): Promise<ToolRound> {
   const messages: ChatMessage[] = [];
   let headers: Record<string, string> | undefined;
-  for (const call of calls) {
+  for (const [index, call] of calls.entries()) {
     const name = call.function.name;
     let content: string;
     const args = parseArguments(call.function.arguments);
-    if (!deps.tools.has(name)) content = `There is no tool named "${name}".`;
+    if (index >= MAX_CALLS_PER_ROUND) content = `Not run: at most ${MAX_CALLS_PER_ROUND} tool calls are run at once; ask again for the rest.`;
+    else if (!deps.tools.has(name)) content = `There is no tool named "${name}".`;
     else if (typeof args === 'string') content = `The ${name} tool call was not run: ${args}.`;
     else if (message.signal?.aborted === true) content = 'Not run: the answer is no longer awaited.';
     else {

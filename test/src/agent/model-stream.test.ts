@@ -121,6 +121,14 @@ describe('ModelStream: failures are results, never throws, never retried', () =>
     expect(await model.complete(ASK, undefined)).toMatchObject({ kind: 'failed', failure: 'malformed' });
   });
 
+  it('a server that streams without end is stopped (`malformed`) before the answer fills the memory', async () => {
+    const { fake, model } = await setup();
+    fake.queue({ text: 'x'.repeat(4_100_000), pieces: 100 });
+    const result = await model.complete(ASK, undefined);
+    expect(result).toMatchObject({ kind: 'failed', failure: 'malformed' });
+    if (result.kind === 'failed') expect(result.detail).toContain('longer than 4000000 characters');
+  });
+
   it('a server nobody listens on is `unavailable`', async () => {
     const port = await new Promise<number>((resolve) => {
       const probe = createServer().listen(0, '127.0.0.1', () => {

@@ -155,6 +155,18 @@ describe('OpenAiAgent: one prompt fetch per model call', () => {
   });
 });
 
+describe('OpenAiAgent: tool calls it cannot run', () => {
+  it('tells the model, as tool results, of tools that do not exist and of calls past the most run at once', async () => {
+    const { fake, agent } = await setup();
+    fake.queue({ toolCalls: Array.from({ length: 17 }, (_, i) => ({ name: `tool-${i}`, arguments: {} })) }, { text: 'done' });
+    expect(await agent.handle(message('do everything'))).toMatchObject({ kind: 'answer', text: 'done' });
+    const results = fake.requests[1]!.body.messages.filter((m) => m.role === 'tool').map((m) => m.content);
+    expect(results).toHaveLength(17);
+    expect(results[0]).toBe('There is no tool named "tool-0".');
+    expect(results[16]).toBe('Not run: at most 16 tool calls are run at once; ask again for the rest.');
+  });
+});
+
 describe('OpenAiAgent: conversations', () => {
   it('sends the recent exchanges of the conversation, bounded by history.turns', async () => {
     const { fake, agent } = await setup({ history: { turns: 2 } });

@@ -73,8 +73,9 @@ export class OpenAiAgent {
         ? McpTools.none(logger)
         : await McpTools.start(config.mcp_servers, { logger, configDir: deps.configDir, env: deps.env, clientInfo: { name: 'floodgate', version: '0.1.0' } });
     this.running = { model, tokenizer, tools };
-    // The base URL says which provider; the key is never logged, only whether there is one.
-    logger.info({ base_url: config.base_url, model: config.model, api_key: apiKey === undefined ? 'none' : 'set', tools: tools.specs.length }, 'model agent ready');
+    // The base URL says which provider (without any credentials in it); the key is never logged, only whether there is one.
+    const { origin, pathname } = new URL(config.base_url);
+    logger.info({ base_url: origin + pathname, model: config.model, api_key: apiKey === undefined ? 'none' : 'set', tools: tools.specs.length }, 'model agent ready');
   }
 
   async close(): Promise<void> {

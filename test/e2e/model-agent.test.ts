@@ -177,7 +177,7 @@ describe.skipIf(!enabled)('the model agent in a real gateway', () => {
   });
 
   it('a client that hangs up aborts the upstream stream, and its reservation is given back', async () => {
-    const { url } = await start({ by_user: { rate: '100/m', tokens: '100000/h' } });
+    const { url } = await start({ by_user: { rate: '100/m', tokens: '100000/h', max_concurrent: 1 } });
     fake.queue({ text: 'a very long answer that nobody will read', pieces: 40, delayMs: 250 });
     const client = new AbortController();
     const abandoned = fetch(`${url}/v1/messages`, {
@@ -195,10 +195,13 @@ describe.skipIf(!enabled)('the model agent in a real gateway', () => {
     await expect.poll(async () => (await tokensUsed(url)).used).toBe(0);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toContain('floodgate_ratelimit_settlements_total{outcome="refunded"} 1');
+    // Its concurrency slot was given back too.
+    expect((await sendMessage(url, { user_id: USER, text: 'hi again' })).body).toMatchObject({ reply: 'You said: hi again' });
   });
 
   it('every provider failure gets a kind reply, costs no tokens when nothing was answered, and the gateway carries on', async () => {
-    const { url } = await start({ by_user: { rate: '100/m', tokens: '100000/h' } }, { timeout_ms: 1500 });
+    // One call at a time: every message after a failure shows that the failed call gave its slot back.
+    const { url } = await start({ by_user: { rate: '100/m', tokens: '100000/h', max_concurrent: 1 } }, { timeout_ms: 1500 });
     const ask = () => sendMessage(url, { user_id: USER, text: 'hello' });
 
     fake.queue({ status: 429, retryAfter: '7' });

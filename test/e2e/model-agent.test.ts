@@ -157,7 +157,7 @@ describe.skipIf(!enabled)('the model agent in a real gateway', () => {
 
   it('a token budget is charged what the model reported; the estimate (prompt counted + output cap) is held meanwhile', async () => {
     const { url } = await start({ by_user: { rate: '100/m', tokens: '100000/h' } });
-    fake.queue({ text: 'a slow answer', pieces: 8, delayMs: 150, usage: { prompt_tokens: 1200, completion_tokens: 34, total_tokens: 1234 } });
+    fake.queue({ text: 'a slow answer, streamed slowly', pieces: 20, delayMs: 150, usage: { prompt_tokens: 1200, completion_tokens: 34, total_tokens: 1234 } });
     const pending = sendMessage(url, { user_id: USER, text: 'Tell me something.' });
     await fake.received(1);
     const held = await tokensUsed(url);

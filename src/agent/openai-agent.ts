@@ -108,7 +108,8 @@ export class OpenAiAgent {
     if (config.system_prompt !== undefined) messages.push({ role: 'system', content: config.system_prompt });
     messages.push(...this.conversations.history(message), { role: 'user', content: message.text });
     const tools: ToolSpec[] = config.max_tool_rounds > 0 ? running.tools.specs : [];
-    const fetchDeps: PromptFetchDeps = { ...this.deps, ...running, maxOutputTokens: config.max_output_tokens };
+    const { runner, logger } = this.deps;
+    const fetchDeps: PromptFetchDeps = { runner, logger, model: running.model, tokenizer: running.tokenizer, maxOutputTokens: config.max_output_tokens };
     let headers: Record<string, string> | undefined;
     for (let round = 0; ; round++) {
       // The last allowed call asks for text: a model that would go on calling tools sums up instead.
@@ -126,7 +127,7 @@ export class OpenAiAgent {
       }
       if (last) return tooManyRoundsReply(message, headers);
       messages.push({ role: 'assistant', content: fetched.text === '' ? null : fetched.text, tool_calls: fetched.toolCalls });
-      const done = await runToolRound({ runner: this.deps.runner, tools: running.tools }, message, context, fetched.toolCalls);
+      const done = await runToolRound({ runner, tools: running.tools }, message, context, fetched.toolCalls);
       messages.push(...done.messages);
       if (done.headers !== undefined) headers = { ...headers, ...done.headers };
       if (message.signal?.aborted === true) return cancelledReply(message);

@@ -77,6 +77,7 @@ describe('loadConfig: defaults', () => {
       },
       hooks: { timeout_ms: 1000 },
       plugins: [],
+      agent: { kind: 'demo' },
     });
   });
 

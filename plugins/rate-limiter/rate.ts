@@ -37,7 +37,7 @@ export class RateSyntaxError extends Error {}
 export function parseRate(text: string): Rate {
   const match = RATE.exec(text);
   const hint =
-    'write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m", or calendar_day or calendar_month';
+    'write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m", or a calendar window: "1000/calendar_day", "5000000/calendar_month"';
   if (!match) throw new RateSyntaxError(`${JSON.stringify(text)} is not a rate; ${hint}`);
   const [, count, multiple, unit] = match as unknown as [string, string, string | undefined, string];
   const calendar = CALENDAR_UNITS[unit.toLowerCase()];

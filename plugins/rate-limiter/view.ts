@@ -29,6 +29,15 @@ export interface ViewSource {
   /** Concurrency slots in use per key. */
   inUse(keys: readonly string[]): Promise<number[]>;
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
+  /** The time (ms): when the current calendar periods end. */
+  now(): number;
+}
+
+/** A calendar window's row says when its period ends, as an instant and in the zone it turns in. */
+function calendarFields(check: PolicyCheck, now: number): Record<string, string> {
+  const calendar = check.rule.calendar;
+  if (calendar === undefined) return {};
+  return { time_zone: calendar.timeZone, resets_at: new Date(calendar.periodAt(now).end).toISOString() };
 }
 
 /**
@@ -56,6 +65,7 @@ export class LimitsView implements LimitsAdmin {
       this.source.peek(rows.map((r) => r.check)),
       prompt.slots.length > 0 ? this.source.inUse(prompt.slots.map((slot) => slot.key)) : Promise.resolve([]),
     ]);
+    const now = this.source.now();
     return {
       channel: query.channel,
       // While Redis is down the view still answers, from what this gateway decided by itself.
@@ -68,6 +78,7 @@ export class LimitsView implements LimitsAdmin {
         used: check.rule.limit - results[i]!.remaining,
         remaining: results[i]!.remaining,
         reset_after: ceilSeconds(results[i]!.resetMs),
+        ...calendarFields(check, now),
       })),
       concurrency: prompt.slots.map((slot, i) => ({
         rule: `${slot.label}-concurrency`,

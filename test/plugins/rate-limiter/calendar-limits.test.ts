@@ -81,6 +81,11 @@ describe('a monthly token budget per tenant, on an injected clock (memory)', () 
       resets_at: '2026-12-31T23:00:00.000Z',
     });
 
+    // The user's own /limits says it in words.
+    expect(await h.command('limits', { tenant: 'acme' })).toContain(
+      'Tokens for your whole team: 400 of 1,000 left per calendar month, back to 1,000 in 30 minutes.',
+    );
+
     // Midnight in Berlin, still 2026 in UTC: January has begun, with its whole budget.
     clock.set(at('2026-12-31T23:00:00Z'));
     expect(await row(h, 'tenant-tokens', 'acme')).toMatchObject({ used: 0, remaining: 1000, reset_after: 0, resets_at: '2027-01-31T23:00:00.000Z' });

@@ -1,4 +1,4 @@
-import { DemoAgent } from './agent/agent.ts';
+import { createAgent, type Agent } from './agent/create-agent.ts';
 import { MessageBus } from './bus/bus.ts';
 import type { InboundMessage, OutboundReply } from './bus/messages.ts';
 import type { Answerer, Channel } from './channels/channel.ts';
@@ -13,9 +13,11 @@ import type { GatewayConfig } from './config/schema.ts';
 import { ErrorCode, FloodgateError, errorMessage } from './errors.ts';
 import { RequestHooks } from './hooks/request-hooks.ts';
 import { HookRunner } from './hooks/runner.ts';
+import { ChatCommands, type CommandHandler } from './host/commands.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
 import { Services } from './host/services.ts';
 import { MetricsRegistry } from './metrics/registry.ts';
+import { runtimeMetrics } from './metrics/runtime.ts';
 import { IdentityHasher, createLogger, type Logger } from './logger.ts';
 import { KeyedThrottle } from './util/throttle.ts';
 
@@ -25,6 +27,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Where the CLI channel reads and writes, when it is enabled (default: the terminal). */
   cliStreams?: CliStreams;
+  /** Where the agent reads its secrets (the API key): default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 function requireSetting<T>(value: T | undefined, field: string): T {
@@ -33,6 +37,8 @@ function requireSetting<T>(value: T | undefined, field: string): T {
 }
 
 const LISTENER_LOG_INTERVAL_MS = 10_000;
+
+const COMMAND_FAILED_REPLY = 'Sorry, that command could not be answered just now. Please try again.';
 
 /**
  * Config, bus, plugin host, channels and the agent, started and stopped in the right order. The
@@ -43,9 +49,11 @@ export class Gateway implements Answerer {
   readonly metrics = new MetricsRegistry();
   readonly services = new Services();
   readonly admin: AdminRoutes;
+  /** Chat commands plugins answer themselves, before the agent. */
+  readonly commands = new ChatCommands();
   readonly runner: HookRunner;
   readonly host: PluginHost;
-  readonly agent: DemoAgent;
+  readonly agent: Agent;
   readonly channels: Channel[] = [];
   readonly logger: Logger;
   private stopping: Promise<void> | undefined;
@@ -65,24 +73,31 @@ export class Gateway implements Answerer {
     const clock = (this.clock = options.clock ?? systemClock);
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.runner = new HookRunner(this.logger.child({ component: 'hooks' }), clock, config.hooks.timeout_ms);
-    this.agent = new DemoAgent({ runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
+    this.agent = createAgent(config.agent, {
+      runner: this.runner,
+      logger: this.logger.child({ component: 'agent' }),
+      clock,
+      configDir: options.loaded.dir,
+      env: options.env ?? process.env,
+    });
     const deps = (name: string) => ({ agent: this, clock, logger: this.logger.child({ channel: name }) });
     const { http, cli, telegram, discord } = config.channels;
     const httpChannel = http.enabled ? new HttpChannel(deps('http'), http, new RequestHooks(this.runner, this.metrics)) : undefined;
     if (httpChannel) {
       this.channels.push(httpChannel);
+      const runtime = runtimeMetrics();
       httpChannel.mount(
         'GET',
         '/metrics',
         async () => ({
           status: 200,
-          text: this.metrics.render(),
+          text: this.metrics.render() + (await runtime.metrics()),
           contentType: 'text/plain; version=0.0.4; charset=utf-8',
         }),
         'metrics',
       );
     }
-    this.admin = new AdminRoutes(httpChannel, http.admin_token);
+    this.admin = new AdminRoutes(httpChannel, http.admin_token, clock);
     this.host = new PluginHost({
       runner: this.runner,
       bus: this.bus,
@@ -92,6 +107,7 @@ export class Gateway implements Answerer {
       metrics: this.metrics,
       services: this.services,
       admin: this.admin,
+      commands: this.commands,
       configPath: path,
     });
     if (cli.enabled) this.channels.push(new CliChannel(deps('cli'), cli, options.cliStreams));
@@ -113,6 +129,7 @@ export class Gateway implements Answerer {
     const gateway = new Gateway(options);
     await gateway.host.load(options.loaded.config.plugins);
     try {
+      await gateway.agent.start?.();
       for (const channel of gateway.channels) await channel.start();
     } catch (error) {
       await gateway.stop();
@@ -156,12 +173,36 @@ export class Gateway implements Answerer {
     this.inFlight++;
     try {
       this.tell('message:in', message);
-      const reply = await this.agent.handle(message);
+      const command = this.commands.match(message.text);
+      const reply = command === undefined ? await this.agent.handle(message) : await this.command(message, command);
       this.replies.inc({ channel: reply.channel, kind: reply.kind });
       this.tell('message:out', reply);
       return reply;
     } finally {
       if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** The plugins' status line for one user (see ChatCommands.statusLine); '' when a plugin fails to say. */
+  async statusLine(who: Pick<InboundMessage, 'channel' | 'userId' | 'tenantId' | 'conversationId'>): Promise<string> {
+    try {
+      return await this.commands.statusLine(who);
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'status line failed');
+      return '';
+    }
+  }
+
+  /** A plugin's chat command answered; one that fails gets the usual apology, never a crash. */
+  private async command(message: InboundMessage, { handler, args }: { handler: CommandHandler; args: string }): Promise<OutboundReply> {
+    const { id, channel, userId, tenantId, conversationId, signal } = message;
+    const base = { messageId: id, channel, conversationId, headers: {}, silent: false };
+    try {
+      const text = await handler({ channel, userId, tenantId, conversationId, args, signal });
+      return { ...base, kind: 'answer', status: 200, text };
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'chat command failed');
+      return { ...base, kind: 'error', status: 500, code: 'internal_error', text: COMMAND_FAILED_REPLY };
     }
   }
 
@@ -186,7 +227,7 @@ export class Gateway implements Answerer {
   reload(loaded: LoadedConfig): Promise<ReloadSummary> {
     const next = this.reloading.then(async () => {
       const summary = await this.host.reload(loaded.config.plugins);
-      const restartOnly = (['channels', 'hooks', 'log'] as const).filter(
+      const restartOnly = (['channels', 'hooks', 'log', 'agent'] as const).filter(
         (section) => JSON.stringify(loaded.config[section]) !== JSON.stringify(this.config[section]),
       );
       if (restartOnly.length > 0) {
@@ -210,6 +251,7 @@ export class Gateway implements Answerer {
       await Promise.all(this.channels.map((c) => c.stop()));
       // Messages a channel gave up on (its reply timeout) may still be running their hooks.
       if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      await this.agent.close?.();
       await this.host.teardown();
       this.logger.info('gateway stopped');
     })();

@@ -1,7 +1,7 @@
 import { AddressList, addressPrefix, flattened, parseAddress, ROUTE_GROUPS, type RouteGroup } from '../../src/plugin-sdk.ts';
 import { addressKey, addressScope } from './keys.ts';
 import type { AddressSetting } from './options.ts';
-import { compileRates, type CompiledRule, type PolicyCheck, type Subject } from './policy.ts';
+import { calendarsOf, compileRates, type CompiledRule, type PolicyCheck, type Subject } from './policy.ts';
 import { rateList } from './rate.ts';
 
 /** The one bucket of every request whose connection had no address (it closed first). */
@@ -27,14 +27,16 @@ export class AddressPolicy {
   private readonly deny: AddressList;
   private readonly rules = new Map<RouteGroup, readonly CompiledRule[]>();
 
-  constructor(setting: AddressSetting) {
+  /** `timeZone`: where calendar windows turn (the limiter's time_zone). */
+  constructor(setting: AddressSetting, timeZone: string) {
+    const calendars = calendarsOf(timeZone);
     this.failedAuthCost = setting.failed_auth_cost;
     this.ipv6Prefix = setting.ipv6_prefix;
     this.exempt = AddressList.of(setting.exempt);
     this.deny = AddressList.of(setting.deny);
     for (const group of ROUTE_GROUPS) {
       const rates = rateList(setting.routes[group] ?? setting.rate);
-      if (rates.length > 0) this.rules.set(group, compileRates('address', rates, 'requests', false));
+      if (rates.length > 0) this.rules.set(group, compileRates('address', rates, 'requests', false, calendars));
     }
   }
 

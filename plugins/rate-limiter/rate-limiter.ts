@@ -12,6 +12,8 @@ import type { RateLimiterOptions } from './options.ts';
 import { Presenter } from './present/presenter.ts';
 import { LimiterTelemetry } from './telemetry.ts';
 import { LimitsView } from './view.ts';
+import type { StatusSources } from './status/snapshot.ts';
+import { TopSubjects } from './status/top-subjects.ts';
 
 export interface RateLimiterHost {
   clock: Clock;
@@ -52,6 +54,8 @@ export class RateLimiter {
   readonly engine: Limiter;
   readonly addresses: AddressLimiter;
   readonly view: LimitsView;
+  /** What the status page shows: totals, the backend's health, the most refused subjects. */
+  readonly status: StatusSources;
   private readonly presenter: Presenter;
   private readonly refusals: RefusalLog;
   private readonly present = (outcome: Outcome): HookResult => this.presenter.result(outcome);
@@ -65,6 +69,7 @@ export class RateLimiter {
     private readonly host: RateLimiterHost,
   ) {
     const { clock, logger, identity } = host;
+    const top = new TopSubjects(identity);
     this.refusals = new RefusalLog({ clock, logger, identity }, options.max_keys, host.mode);
     this.presenter = new Presenter(options, clock);
     this.engine = new Limiter(options, current.backend, {
@@ -74,6 +79,7 @@ export class RateLimiter {
       observe: (outcome) => {
         telemetry?.observe(outcome);
         this.refusals.observe(outcome);
+        if (outcome.kind !== 'admitted' && outcome.kind !== 'unavailable') top.count(outcome.subject, clock.now());
       },
       shadow: {
         refused: (step, subject, check) => {
@@ -87,7 +93,7 @@ export class RateLimiter {
       },
       settled: telemetry ? (outcome) => telemetry.settled(outcome) : undefined,
     });
-    this.addresses = new AddressLimiter(options.by_address, current.backend, {
+    this.addresses = new AddressLimiter(options, current.backend, {
       clock,
       timed: telemetry !== undefined,
       observe: (outcome, routeGroup) => {
@@ -101,7 +107,15 @@ export class RateLimiter {
       peek: (checks) => this.current.backend.peek(checks),
       inUse: (keys) => this.current.backend.inUse(keys),
       forget: (scope, owns) => this.current.backend.forget(scope, owns),
+      now: () => clock.now(),
     });
+    this.status = {
+      totals: () => telemetry?.totals(),
+      backend: () => this.options.backend,
+      breaker: () => this.current.backend.breaker,
+      keys: () => this.current.backend.keys,
+      top,
+    };
   }
 
   /** Opens the backend the options ask for (memory, or Redis: connecting, or starting with the breaker open). */
@@ -166,7 +180,7 @@ export class RateLimiter {
     if (!kept) this.current.backend = await openBackend(options, this.host, this.telemetry);
     this.options = options;
     this.engine.reconfigure(options, mode, this.current.backend);
-    this.addresses.reconfigure(options.by_address, this.current.backend);
+    this.addresses.reconfigure(options, this.current.backend);
     this.presenter.reconfigure(options);
     this.refusals.reconfigure(mode);
     if (!kept) await previous.close();

@@ -22,7 +22,7 @@ declare module '../../src/plugin-sdk.ts' {
 import { ceilSeconds } from './engine/outcome.ts';
 import type { AddressPolicy } from './address-policy.ts';
 import { ownsAddressKey, ownsKey, type KeyScope } from './keys.ts';
-import type { Policy, PolicyCheck } from './policy.ts';
+import type { CompiledRule, Policy, PolicyCheck } from './policy.ts';
 import type { RuleResult } from './store/types.ts';
 
 /** What the view needs of the running limiter; a function, so a reload's new policy or store is used. */
@@ -35,6 +35,35 @@ export interface ViewSource {
   /** Concurrency slots in use per key. */
   inUse(keys: readonly string[]): Promise<number[]>;
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
+  /** The time (ms): when the current calendar periods end. */
+  now(): number;
+}
+
+/** A calendar window's row says when its period ends, as an instant, and the zone it turns in. */
+function calendarFields(rule: CompiledRule, now: number): Record<string, string> {
+  const calendar = rule.calendar;
+  if (calendar === undefined) return {};
+  return { time_zone: calendar.timeZone, resets_at: new Date(calendar.periodAt(now).end).toISOString() };
+}
+
+/** One rule that applies to a subject, as it stands. */
+export interface LimitRow {
+  /** How operators name it: the rule's label, `tool:<name>` for a tool's own rate. */
+  name: string;
+  rule: CompiledRule;
+  /** The tool a `tool:` row limits. */
+  tool?: string;
+  remaining: number;
+  resetAfterSeconds: number;
+}
+
+/** Every rule and concurrency cap that applies to one subject, read without charging anything. */
+export interface LimitsReport {
+  channel: string;
+  /** Read from this process's memory: the shared backend could not be read. */
+  local: boolean;
+  rows: LimitRow[];
+  concurrency: { name: string; maxConcurrent: number; inFlight: number }[];
 }
 
 /**
@@ -47,15 +76,41 @@ export class LimitsView implements LimitsAdmin {
   constructor(private readonly source: ViewSource) {}
 
   async inspect(query: LimitsQuery): Promise<unknown> {
+    const report = await this.report(query);
+    const now = this.source.now();
+    return {
+      channel: report.channel,
+      // While Redis is down the view still answers, from what this gateway decided by itself.
+      ...(report.local ? { backend_unavailable: true } : {}),
+      rules: report.rows.map(({ name, rule, remaining, resetAfterSeconds }) => ({
+        rule: name,
+        limit: rule.source,
+        unit: rule.unit,
+        ...(rule.shadow ? { shadow: true } : {}),
+        used: rule.limit - remaining,
+        remaining,
+        reset_after: resetAfterSeconds,
+        ...calendarFields(rule, now),
+      })),
+      concurrency: report.concurrency.map(({ name, maxConcurrent, inFlight }) => ({
+        rule: name,
+        max_concurrent: maxConcurrent,
+        in_flight: inFlight,
+      })),
+    };
+  }
+
+  /** The same as `inspect`, typed, for the parts of the plugin that word it for users. */
+  async report(query: LimitsQuery): Promise<LimitsReport> {
     const policy = this.source.policy();
     const subject = policy.subject(query.channel, query.user_id, query.tenant_id);
     const prompt = policy.promptPlan(subject);
     const promptChecks = [...prompt.checks, ...prompt.tokens, ...prompt.shadow.flatMap((group) => [...group.checks, ...group.tokens])];
-    const rows: { rule: string; check: PolicyCheck }[] = promptChecks.map((check) => ({ rule: check.rule.label, check }));
+    const rows: { name: string; check: PolicyCheck; tool?: string }[] = promptChecks.map((check) => ({ name: check.rule.label, check }));
     for (const tool of policy.toolNames()) {
       const plan = policy.toolPlan(subject, tool);
       for (const check of [...plan.checks, ...plan.shadow.flatMap((group) => group.checks)]) {
-        if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check });
+        if (check.rule.name === 'tool') rows.push({ name: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check, tool });
       }
     }
     const [{ results, local }, slotsInUse] = await Promise.all([
@@ -64,21 +119,18 @@ export class LimitsView implements LimitsAdmin {
     ]);
     return {
       channel: query.channel,
-      // While Redis is down the view still answers, from what this gateway decided by itself.
-      ...(local ? { backend_unavailable: true } : {}),
-      rules: rows.map(({ rule, check }, i) => ({
-        rule,
-        limit: check.rule.source,
-        unit: check.rule.unit,
-        ...(check.rule.shadow ? { shadow: true } : {}),
-        used: check.rule.limit - results[i]!.remaining,
+      local,
+      rows: rows.map(({ name, check, tool }, i) => ({
+        name,
+        rule: check.rule,
+        ...(tool === undefined ? {} : { tool }),
         remaining: results[i]!.remaining,
-        reset_after: ceilSeconds(results[i]!.resetMs),
+        resetAfterSeconds: ceilSeconds(results[i]!.resetMs),
       })),
       concurrency: prompt.slots.map((slot, i) => ({
-        rule: `${slot.label}-concurrency`,
-        max_concurrent: slot.limit,
-        in_flight: slotsInUse[i] ?? 0,
+        name: `${slot.label}-concurrency`,
+        maxConcurrent: slot.limit,
+        inFlight: slotsInUse[i] ?? 0,
       })),
     };
   }
@@ -89,6 +141,7 @@ export class LimitsView implements LimitsAdmin {
     const subject = policy.subject(address);
     const rows = policy.limited().flatMap(([group]) => policy.checks(subject, group).map((check) => ({ group, check })));
     const { results, local } = await this.source.peek(rows.map((r) => r.check));
+    const now = this.source.now();
     return {
       ...(local ? { backend_unavailable: true } : {}),
       ...(subject.denied ? { denied: true } : {}),
@@ -100,6 +153,7 @@ export class LimitsView implements LimitsAdmin {
         used: check.rule.limit - results[i]!.remaining,
         remaining: results[i]!.remaining,
         reset_after: ceilSeconds(results[i]!.resetMs),
+        ...calendarFields(check.rule, now),
       })),
     };
   }

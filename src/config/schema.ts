@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { FORWARDED_HEADERS } from '../channels/client-address.ts';
 import { ADMIN_PREFIX, OPERATOR_PATHS, RESERVED_PATHS } from '../channels/routes.ts';
 import { parseRange } from '../util/ip-address.ts';
+import { AgentConfigSchema } from './agent-schema.ts';
 
 export const PLUGIN_MODES = ['enforce', 'permissive', 'disabled'] as const;
 export type PluginMode = (typeof PLUGIN_MODES)[number];
@@ -36,6 +37,8 @@ const CliChannelSchema = z.strictObject({
   enabled: z.boolean().default(false),
   /** The local user the terminal chat speaks as. */
   user_id: z.string().default('local'),
+  /** After each answer, a line of what the plugins say about the user's quota. */
+  status_line: z.boolean().default(true),
 });
 
 /** A webhook path on the HTTP channel's server, matched exactly (query strings ignored). */
@@ -143,6 +146,8 @@ export const GatewayConfigSchema = z.strictObject({
     })
     .default({ timeout_ms: 1000 }),
   plugins: z.array(PluginEntrySchema).default([]),
+  /** Who answers messages: the offline demo agent unless a model is configured (see agent-schema.ts). */
+  agent: AgentConfigSchema.default({ kind: 'demo' }),
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;

@@ -1,7 +1,7 @@
 import type { Clock, RouteGroup } from '../../../src/plugin-sdk.ts';
 import { AddressPolicy } from '../address-policy.ts';
 import type { Backend } from '../backend/types.ts';
-import type { AddressSetting } from '../options.ts';
+import type { RateLimiterOptions } from '../options.ts';
 import type { PolicyCheck } from '../policy.ts';
 import type { Decision } from '../store/types.ts';
 import { admitted, decided, denied } from './limiter.ts';
@@ -31,6 +31,10 @@ interface Held {
 
 const perf = performance;
 
+function policyOf(options: RateLimiterOptions): AddressPolicy | undefined {
+  return options.by_address === undefined ? undefined : new AddressPolicy(options.by_address, options.time_zone);
+}
+
 /**
  * by_address: decides an HTTP request by its client address and route group, before the body is
  * read, on the same backend as every other limit; and makes a request that then fails authentication
@@ -42,11 +46,11 @@ export class AddressLimiter {
   private readonly held = new WeakMap<object, Held>();
 
   constructor(
-    setting: AddressSetting | undefined,
+    options: RateLimiterOptions,
     private backend: Backend,
     private readonly deps: AddressLimiterDeps,
   ) {
-    this.policy = setting === undefined ? undefined : new AddressPolicy(setting);
+    this.policy = policyOf(options);
   }
 
   /** The compiled setting now in force; undefined when by_address is not set. */
@@ -54,9 +58,9 @@ export class AddressLimiter {
     return this.policy;
   }
 
-  reconfigure(setting: AddressSetting | undefined, backend = this.backend): void {
+  reconfigure(options: RateLimiterOptions, backend = this.backend): void {
     this.backend = backend;
-    this.policy = setting === undefined ? undefined : new AddressPolicy(setting);
+    this.policy = policyOf(options);
   }
 
   /**

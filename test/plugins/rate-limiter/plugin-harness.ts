@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../../../src/clock.ts';
 import type { HookHandler } from '../../../src/hooks/runner.ts';
 import type { HookContext, HookName, HookResult } from '../../../src/hooks/schemas.ts';
 import type { RouteGroup } from '../../../src/channels/routes.ts';
+import type { CommandHandler } from '../../../src/host/commands.ts';
 import type { HookOptions, PluginContext } from '../../../src/host/plugin.ts';
 import type { LimitsAdmin, LimitsQuery } from '../../../plugins/rate-limiter/view.ts';
 import { createLogger, IdentityHasher } from '../../../src/logger.ts';
@@ -40,6 +41,8 @@ export interface Harness {
   /** The hooks the plugin has registered so far. */
   hooks(): HookName[];
   reconfigure(config: Record<string, unknown>, mode?: 'enforce' | 'permissive'): Promise<void>;
+  /** A chat command the plugin registered, asked by `user` (default alice) on the http channel. */
+  command(name: string, options?: CallOptions): Promise<string>;
   queueMs(): number;
   log: CapturedLog;
   bus: MessageBus;
@@ -59,6 +62,7 @@ export async function startHarness(
   const metrics = new MetricsRegistry();
   const handlers = new Map<HookName, { handler: HookHandler<HookName>; options?: HookOptions }>();
   let admin: LimitsAdmin | undefined;
+  const commands = new Map<string, CommandHandler>();
   const context: PluginContext<RateLimiterOptions> = {
     name: 'rate_limiter',
     config: RateLimiterOptions.parse(config),
@@ -76,6 +80,11 @@ export async function startHarness(
     },
     // The admin routes are served by a real gateway in the e2e tests; here the view is called directly.
     admin: { route: () => undefined },
+    commands: {
+      register(name, handler) {
+        commands.set(name, handler);
+      },
+    },
     hooks: {
       register(hook, handler, options) {
         handlers.set(hook, { handler: handler as HookHandler<HookName>, options });
@@ -132,6 +141,8 @@ export async function startHarness(
     reconfigure: async (next, nextMode = mode) => {
       await instance?.reconfigure?.({ config: RateLimiterOptions.parse(next), mode: nextMode });
     },
+    command: async (name, options = {}) =>
+      commands.get(name)!({ channel: 'http', userId: options.user ?? 'alice', tenantId: options.tenant, conversationId: 'c-1', args: '' }),
     queueMs: () => handlers.get('prePromptFetch')!.options?.queueMs?.() ?? 0,
     log,
     bus,

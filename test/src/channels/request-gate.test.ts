@@ -59,7 +59,7 @@ async function startChannel(registered: Registered[], http: Record<string, unkno
     },
     'webhooks',
   );
-  new AdminRoutes(channel, TOKEN).add('test', 'GET', '/v1/admin/things', async () => ({ status: 200, body: { things: [] } }));
+  new AdminRoutes(channel, TOKEN, clock).add('test', 'GET', '/v1/admin/things', async () => ({ status: 200, body: { things: [] } }));
   await channel.start();
   onTestFinished(() => channel.stop());
   return { channel, port: channel.port, agent, metrics, logs, routeBodies: () => routeBodies };

@@ -79,12 +79,13 @@ describe('loadConfig: defaults', () => {
           trusted_proxies: [],
           forwarded_header: 'x-forwarded-for',
         },
-        cli: { enabled: false, user_id: 'local' },
+        cli: { enabled: false, user_id: 'local', status_line: true },
         telegram: { enabled: false, path: '/telegram/webhook' },
         discord: { enabled: false, path: '/discord/interactions' },
       },
       hooks: { timeout_ms: 1000 },
       plugins: [],
+      agent: { kind: 'demo' },
     });
   });
 
@@ -99,7 +100,7 @@ describe('loadConfig: defaults', () => {
       trusted_proxies: [],
       forwarded_header: 'x-forwarded-for',
     });
-    expect(config.channels.cli).toEqual({ enabled: false, user_id: 'local' });
+    expect(config.channels.cli).toEqual({ enabled: false, user_id: 'local', status_line: true });
     expect(config.log.level).toBe('debug');
   });
 

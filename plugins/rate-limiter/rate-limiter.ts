@@ -99,6 +99,7 @@ export class RateLimiter {
       observe: (outcome, routeGroup) => {
         telemetry?.observe(outcome);
         this.refusals.observe(outcome, routeGroup);
+        if (outcome.kind !== 'admitted' && outcome.kind !== 'unavailable') top.count(outcome.subject, clock.now());
       },
     });
     this.view = new LimitsView({

@@ -20,7 +20,7 @@ export {
   type PluginInstance,
 } from './host/plugin.ts';
 export type { ServiceMap } from './host/services.ts';
-export { ROUTE_GROUPS, type RouteGroup, type RouteRequest, type RouteResponse } from './channels/routes.ts';
+export { AUTHENTICATED_ROUTE_GROUPS, ROUTE_GROUPS, type RouteGroup, type RouteRequest, type RouteResponse } from './channels/routes.ts';
 
 // Hooks: what a handler receives and answers.
 export {

@@ -48,7 +48,8 @@ export class AddressPolicy {
   /** Who a request is from: its address's group (and scope), and whether it is denied or exempt. */
   subject(address: string | undefined): AddressSubject {
     const bytes = address === undefined ? undefined : parseAddress(address);
-    const group = bytes === undefined ? UNKNOWN_ADDRESS : addressPrefix(bytes, this.ipv6Prefix);
+    // An IPv4 address counts on its own: its canonical text (what the HTTP channel sends) is its group.
+    const group = bytes === undefined ? UNKNOWN_ADDRESS : bytes.length === 4 && !address!.includes(':') ? address! : addressPrefix(bytes, this.ipv6Prefix);
     const denied = bytes !== undefined && this.deny.has(bytes) ? 'address' : undefined;
     const exempt = bytes !== undefined && this.exempt.has(bytes);
     return { channel: 'http', user: group, tenant: undefined, scope: addressScope(group), exempt, denied };

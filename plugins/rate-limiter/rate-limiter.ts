@@ -59,7 +59,9 @@ export class RateLimiter {
   private readonly presenter: Presenter;
   private readonly refusals: RefusalLog;
   private readonly present = (outcome: Outcome): HookResult => this.presenter.result(outcome);
-  private readonly presentRequest = (outcome: Outcome | undefined): HookResult => (outcome === undefined ? CONTINUE : this.presenter.result(outcome));
+  /** An admitted request goes on without headers: nothing would send them (the route answers for itself). */
+  private readonly presentRequest = (outcome: Outcome | undefined): HookResult =>
+    outcome === undefined || outcome.kind === 'admitted' ? CONTINUE : this.presenter.result(outcome);
 
   private constructor(
     private options: RateLimiterOptions,

@@ -17,6 +17,9 @@ export const ADMIN_PREFIX = '/v1/admin/';
 export const ROUTE_GROUPS = ['messages', 'webhooks', 'admin', 'metrics', 'health', 'other'] as const;
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
+/** The route groups whose routes check credentials: a 401 from one of them is a failed authentication. */
+export const AUTHENTICATED_ROUTE_GROUPS: readonly RouteGroup[] = ['webhooks', 'admin'];
+
 /** A request to a mounted route, its body already read (and held to `max_body_bytes`). */
 export interface RouteRequest {
   headers: IncomingHttpHeaders;

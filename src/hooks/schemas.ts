@@ -73,7 +73,9 @@ export const PreRequestPayload = requestPayload('PreRequestPayload');
 
 /**
  * A request failed authentication (a route answered 401: a wrong admin token, a bad webhook signature
- * or secret). Its handlers get the same call object as the request's preRequest handlers did.
+ * or secret). Its handlers get the same call object as the request's preRequest handlers did: one
+ * made for that request alone, on which a preRequest handler may leave (under a Symbol of its own)
+ * what its authFailed handler will need.
  */
 export const AuthFailedPayload = requestPayload('AuthFailedPayload');
 

@@ -118,26 +118,36 @@ export function parseAddress(text: string): AddressBytes | undefined {
 /** Canonical text: dotted quad, or RFC 5952 IPv6 (lower case, the longest run of zero groups as `::`). */
 export function formatAddress(bytes: AddressBytes): string {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  // The first longest run of two or more zero groups.
   let bestStart = -1;
   let bestLength = 1;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
+    if (bytes[i * 2] !== 0 || bytes[i * 2 + 1] !== 0) {
       i++;
       continue;
     }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
+    let j = i + 1;
+    while (j < 8 && bytes[j * 2] === 0 && bytes[j * 2 + 1] === 0) j++;
     if (j - i > bestLength) {
       bestStart = i;
       bestLength = j - i;
     }
     i = j;
   }
-  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(':');
-  if (bestStart === -1) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+  let text = '';
+  let colon = false;
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      text += '::';
+      colon = false;
+      i += bestLength - 1;
+      continue;
+    }
+    if (colon) text += ':';
+    text += ((bytes[i * 2]! << 8) | bytes[i * 2 + 1]!).toString(16);
+    colon = true;
+  }
+  return text;
 }
 
 /** The canonical text of an address, or undefined when `text` is not one. */

@@ -1,4 +1,4 @@
-import type { Clock, RouteGroup } from '../../../src/plugin-sdk.ts';
+import { AUTHENTICATED_ROUTE_GROUPS, type Clock, type RouteGroup } from '../../../src/plugin-sdk.ts';
 import { AddressPolicy } from '../address-policy.ts';
 import type { Backend } from '../backend/types.ts';
 import type { RateLimiterOptions } from '../options.ts';
@@ -31,6 +31,16 @@ interface Held {
 
 const perf = performance;
 
+/**
+ * Where an admitted request's charge waits for its authFailed: on the call object the host made for
+ * that request alone (its preRequest and authFailed handlers get the same one), under a key no one
+ * else has. It goes with the request; a weak map of them cost the garbage collector more than the
+ * decision itself.
+ */
+const HELD = Symbol('address charge');
+
+type CallWithCharge = { [HELD]?: Held | undefined };
+
 function policyOf(options: RateLimiterOptions): AddressPolicy | undefined {
   return options.by_address === undefined ? undefined : new AddressPolicy(options.by_address, options.time_zone);
 }
@@ -42,8 +52,6 @@ function policyOf(options: RateLimiterOptions): AddressPolicy | undefined {
  */
 export class AddressLimiter {
   private policy: AddressPolicy | undefined;
-  /** Admitted requests' charges by the call their hooks share; dropped with the call itself. */
-  private readonly held = new WeakMap<object, Held>();
 
   constructor(
     options: RateLimiterOptions,
@@ -65,7 +73,7 @@ export class AddressLimiter {
 
   /**
    * Decides one request. `call` is what identifies it to authFailed(): an admitted request's charge
-   * is kept under it (a WeakMap: nothing to clean up when the request is done).
+   * is left on it (see HELD).
    */
   request<T>(request: AddressRequest, call: object | undefined, then: (outcome: Outcome | undefined) => T): T | Promise<T> {
     const policy = this.policy;
@@ -78,11 +86,11 @@ export class AddressLimiter {
     const checks = policy.checks(subject, group);
     if (checks.length === 0) return then(undefined);
     const backend = this.backend;
+    // Only a request to a route that checks credentials can fail authentication: only its charge is kept.
+    const keep = call !== undefined && policy.failedAuthCost > 1 && AUTHENTICATED_ROUTE_GROUPS.includes(group);
     return backend.decide(checks, this.deps.clock.now(), (decision) => {
       const outcome = this.observed(decided('preRequest', subject, checks, decision, this.since(started)), group);
-      if (outcome.kind === 'admitted' && outcome.decision !== undefined && call !== undefined && policy.failedAuthCost > 1) {
-        this.held.set(call, { checks, decision, backend });
-      }
+      if (keep && outcome.kind === 'admitted' && outcome.decision !== undefined) (call as CallWithCharge)[HELD] = { checks, decision, backend };
       return then(outcome);
     });
   }
@@ -92,10 +100,10 @@ export class AddressLimiter {
    * in every window of its route group, beyond the limit if need be. Settles once that is recorded.
    */
   authFailed(call: object | undefined): void | Promise<void> {
-    const held = call === undefined ? undefined : this.held.get(call);
+    const held = call === undefined ? undefined : (call as CallWithCharge)[HELD];
     const policy = this.policy;
     if (held === undefined || policy === undefined) return;
-    this.held.delete(call!);
+    (call as CallWithCharge)[HELD] = undefined;
     // After a reload that moved the state elsewhere there is nothing to add to.
     if (held.backend !== this.backend) return;
     const extra = policy.failedAuthCost - 1;

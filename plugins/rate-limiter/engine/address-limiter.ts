@@ -90,6 +90,9 @@ export class AddressLimiter {
     const keep = call !== undefined && policy.failedAuthCost > 1 && AUTHENTICATED_ROUTE_GROUPS.includes(group);
     return backend.decide(checks, this.deps.clock.now(), (decision) => {
       const outcome = this.observed(decided('preRequest', subject, checks, decision, this.since(started)), group);
+      // A backend that cannot answer (Redis down under on_backend_error "closed") refuses messages at
+      // the user limits behind this; here it must not take /metrics, /healthz and the admin API down too.
+      if (outcome.kind === 'unavailable') return then(undefined);
       if (keep && outcome.kind === 'admitted' && outcome.decision !== undefined) (call as CallWithCharge)[HELD] = { checks, decision, backend };
       return then(outcome);
     });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HookResult, Violation } from '../../../src/hooks/schemas.ts';
 import { IdentityHasher } from '../../../src/logger.ts';
-import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
+import { freePort, redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
 import { startHarness, type Harness } from './plugin-harness.ts';
 
 const BACKENDS = ['memory', ...(redisTestsEnabled() ? ['redis'] : [])] as const;
@@ -203,5 +203,27 @@ describe.each(BACKENDS)('deny_users and deny_tenants on %s', (backend) => {
     expect(h.log.entries.filter((e) => e.msg === 'tenant on a deny list; request refused')).toHaveLength(1);
     for (const id of ['mallory', 'Mallory', 'evilcorp', 'EvilCorp']) expect(log).not.toContain(id);
     expect(h.metrics.render()).toContain('floodgate_ratelimit_decisions_total{hook="prePromptFetch",outcome="refused",rule="denied-user"} 2');
+  });
+});
+
+describe('by_address when Redis cannot be reached', () => {
+  let harness: Harness | undefined;
+  afterEach(async () => {
+    await harness?.teardown();
+    harness = undefined;
+  });
+
+  it('under on_backend_error "closed" lets requests through (metrics, health and the admin API stay up); the user limits refuse the messages', async () => {
+    const port = await freePort();
+    const h = (harness = await startHarness({
+      by_user: '30/m',
+      by_address: { rate: '10/m' },
+      backend: 'redis',
+      redis_url: `redis://127.0.0.1:${port}`,
+      on_backend_error: 'closed',
+    }));
+    for (const group of ['metrics', 'health', 'admin', 'messages'] as const) expect((await h.request('192.0.2.1', group)).continue).toBe(true);
+    expect(violationOf(await h.prompt())).toMatchObject({ code: 'limiter_unavailable', httpStatus: 503 });
+    expect(h.metrics.render()).toContain('floodgate_ratelimit_decisions_total{hook="preRequest",outcome="unavailable",rule="none"} 4');
   });
 });

@@ -1,10 +1,12 @@
-import { connect } from 'node:net';
+import { IncomingMessage } from 'node:http';
+import { connect, Socket } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { InboundMessage, OutboundReply } from '../../../src/bus/messages.ts';
 import { AdminRoutes } from '../../../src/channels/admin.ts';
 import { HttpChannel } from '../../../src/channels/http.ts';
 import { ManualClock } from '../../../src/clock.ts';
 import { GatewayConfigSchema } from '../../../src/config/schema.ts';
+import { RequestScreen } from '../../../src/channels/request-screen.ts';
 import { RequestHooks } from '../../../src/hooks/request-hooks.ts';
 import { HookRunner, type HookCall, type HookHandler } from '../../../src/hooks/runner.ts';
 import type { HookName, HookPayload, HookResult, Violation } from '../../../src/hooks/schemas.ts';
@@ -266,5 +268,18 @@ describe('HttpChannel failed authentication (authFailed)', () => {
     const { port, metrics } = await startChannel([]);
     expect((await httpRequest(port, { method: 'POST', path: '/webhook', body: '{}' })).status).toBe(401);
     expect(metrics.render()).toContain('floodgate_http_auth_failures_total{route_group="webhooks"} 1');
+  });
+});
+
+describe('RequestScreen', () => {
+  it('tells of a request whose connection has no address (it closed first) without one, and never throws', () => {
+    const logs = captureLogs();
+    const screen = new RequestScreen(undefined, { trusted_proxies: ['127.0.0.1'], forwarded_header: 'x-forwarded-for' }, logs.logger);
+    const closed = new IncomingMessage(new Socket());
+    closed.method = 'POST';
+    closed.headers = { 'x-forwarded-for': '203.0.113.1' };
+    expect(closed.socket.remoteAddress).toBeUndefined();
+    expect(screen.facts(closed, '/v1/messages', 'messages')).toEqual({ route_group: 'messages', method: 'POST', path: '/v1/messages' });
+    expect(screen.checking).toBe(false);
   });
 });

@@ -51,9 +51,10 @@ export default definePlugin({
       if (listening || options.by_address === undefined) return;
       listening = true;
       hooks.register('preRequest', (payload, call) => limiter.request({ address: payload.address, routeGroup: payload.route_group }, call));
-      hooks.register('authFailed', async (_payload, call) => {
-        await limiter.authFailed(call);
-        return CONTINUE;
+      // Answered once the extra charge is recorded (at once in memory), so the client's next request sees it.
+      hooks.register('authFailed', (_payload, call) => {
+        const recorded = limiter.authFailed(call);
+        return recorded === undefined ? CONTINUE : recorded.then(() => CONTINUE);
       });
     };
     listenToRequests(config);

@@ -3,6 +3,7 @@ import type { HookResult, Violation } from '../../../src/hooks/schemas.ts';
 import { IdentityHasher } from '../../../src/logger.ts';
 import { freePort, redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
 import { startHarness, type Harness } from './plugin-harness.ts';
+import { allKeys, hashTag, inspector } from './redis-helpers.ts';
 
 const BACKENDS = ['memory', ...(redisTestsEnabled() ? ['redis'] : [])] as const;
 
@@ -61,6 +62,24 @@ describe.each(BACKENDS)('by_address on %s', (backend) => {
     expect(refused.headers['Retry-After']).toBe(String(refused.retryAfter));
     expect(refused.headers['RateLimit-Policy']).toBe('"address";q=2;w=3600');
     expect(JSON.stringify(refused)).not.toContain('203.0.113');
+  });
+
+  it.runIf(backend === 'redis')('keeps an address’s keys under a hash tag of its own, like every other key', async () => {
+    const h = await start({ by_address: { rate: '3/h', routes: { admin: ['1/m', '5/h'] } } });
+    await h.request('2001:db8:7:7::1', 'admin');
+    await h.request('203.0.113.7', 'messages');
+    const client = inspector(redis!.url);
+    try {
+      const keys = (await allKeys(client)).filter((key) => key.startsWith(`a${prefixes}:`));
+      expect(keys).toEqual([
+        `a${prefixes}:{a:2001:db8:7:7::/64}r:admin|3600000`,
+        `a${prefixes}:{a:2001:db8:7:7::/64}r:admin|60000`,
+        `a${prefixes}:{a:203.0.113.7}r:messages|3600000`,
+      ]);
+      expect(keys.map(hashTag)).toEqual(['a:2001:db8:7:7::/64', 'a:2001:db8:7:7::/64', 'a:203.0.113.7']);
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('leaves a route group without a rate unlimited', async () => {

@@ -1,0 +1,132 @@
+import { ExpiringMap } from '../../../src/plugin-sdk.ts';
+import type { Decision, RuleCheck } from '../store/types.ts';
+import { blockedFor, currentLevel, expiresAt, liveStrikes, strike } from './escalation.ts';
+import type { BlockCheck, BlockStanding, BlockState, BlockVerdict } from './types.ts';
+
+interface Entry extends BlockState {
+  expiresAt: number;
+  used: boolean;
+}
+
+/** The distinct blocks of a request's checks, in the order they first appear (none: an empty list). */
+export function blocksOf(checks: readonly RuleCheck[]): BlockCheck[] {
+  let blocks: BlockCheck[] | undefined;
+  for (const check of checks) {
+    const block = check.block;
+    if (block === undefined) continue;
+    if (blocks === undefined) blocks = [block];
+    else if (!blocks.some((b) => b.key === block.key)) blocks.push(block);
+  }
+  return blocks ?? [];
+}
+
+/** The verdict with the longer block (the one a client must wait out). */
+function longer(a: BlockVerdict | undefined, b: BlockVerdict): BlockVerdict {
+  return a === undefined || b.retryAfterMs > a.retryAfterMs ? b : a;
+}
+
+/**
+ * One process's block records, beside the memory store's rate state and decided in the same
+ * synchronous step: a blocked subject is refused before any rule is read (nothing charged), and a
+ * refusal of a subject that is not blocked is counted towards its next block.
+ */
+export class MemoryBlocks {
+  private readonly records: ExpiringMap<Entry>;
+  /** Blocks in force, by key, with their end: what the blocks gauge counts (pruned as it counts). */
+  private readonly active = new Map<string, number>();
+
+  constructor(private readonly maxKeys: number) {
+    this.records = new ExpiringMap<Entry>(maxKeys);
+  }
+
+  /** `decideRules` decides the checks when no block refuses them; its refusal then counts as a strike. */
+  decide(checks: readonly RuleCheck[], now: number, decideRules: (checks: readonly RuleCheck[], now: number) => Decision): Decision {
+    const blocks = blocksOf(checks);
+    let verdict: BlockVerdict | undefined;
+    for (const block of blocks) {
+      const entry = this.records.get(block.key, now);
+      const wait = blockedFor(entry, now);
+      if (wait > 0) verdict = longer(verdict, { block, retryAfterMs: wait, level: entry!.level, started: false });
+    }
+    if (verdict !== undefined) return { allowed: false, retryAfterMs: verdict.retryAfterMs, results: [], charge: now, blocked: verdict };
+    const decision = decideRules(checks, now);
+    if (decision.allowed || decision.results.length === 0) return decision;
+    for (const block of blocks) {
+      const wait = refusedFor(checks, decision, block.key);
+      if (wait === 0) continue;
+      const started = this.strike(block, now, wait);
+      if (started !== undefined) verdict = longer(verdict, started);
+    }
+    if (verdict !== undefined) {
+      decision.blocked = verdict;
+      if (verdict.retryAfterMs > decision.retryAfterMs) decision.retryAfterMs = verdict.retryAfterMs;
+    }
+    return decision;
+  }
+
+  /** Counts one refusal of `block`'s subject; the verdict when it starts a block. */
+  private strike(block: BlockCheck, now: number, waitMs: number): BlockVerdict | undefined {
+    const entry = this.records.get(block.key, now);
+    const next = strike(entry, now, block.policy, waitMs);
+    const state = next.state;
+    const ends = expiresAt(state, block.policy);
+    if (entry === undefined) {
+      this.records.set(block.key, { ...state, expiresAt: ends, used: false }, now);
+    } else {
+      entry.strikes = state.strikes;
+      entry.strikesUntil = state.strikesUntil;
+      entry.level = state.level;
+      entry.until = state.until;
+      entry.expiresAt = ends;
+      this.records.touch(block.key, entry);
+    }
+    if (!next.started) return undefined;
+    this.markActive(block.key, state.until, now);
+    return { block, retryAfterMs: state.until - now, level: state.level, started: true };
+  }
+
+  private markActive(key: string, until: number, now: number): void {
+    if (!this.active.has(key) && this.active.size >= this.maxKeys) this.count(now);
+    // Still full of blocks in force: the oldest goes from the gauge (never from the records).
+    if (!this.active.has(key) && this.active.size >= this.maxKeys) this.active.delete(this.active.keys().next().value!);
+    this.active.set(key, until);
+  }
+
+  /** Blocks in force at `now`. */
+  count(now: number): number {
+    for (const [key, until] of this.active) if (until <= now) this.active.delete(key);
+    return this.active.size;
+  }
+
+  /** How each block stands, charging nothing. */
+  peek(blocks: readonly BlockCheck[], now: number): BlockStanding[] {
+    return blocks.map((block) => {
+      const entry = this.records.get(block.key, now);
+      return { block, retryAfterMs: blockedFor(entry, now), level: currentLevel(entry, now, block.policy), strikes: liveStrikes(entry, now) };
+    });
+  }
+
+  /** Drops every record `owns` accepts; returns how many. */
+  forget(owns: (key: string) => boolean): number {
+    for (const key of [...this.active.keys()]) if (owns(key)) this.active.delete(key);
+    return this.records.deleteWhere(owns);
+  }
+
+  clear(): void {
+    this.records.clear();
+    this.active.clear();
+  }
+}
+
+/** The longest wait among the refusing checks of one block (0: none of its checks refused). */
+function refusedFor(checks: readonly RuleCheck[], decision: Decision, key: string): number {
+  let wait = 0;
+  for (let i = 0; i < checks.length; i++) {
+    if (checks[i]!.block?.key !== key) continue;
+    const result = decision.results[i]!;
+    // A cost no wait would admit is not flooding: it is answered as too large.
+    if (result.tooLarge !== true && result.retryAfterMs > wait) wait = result.retryAfterMs;
+  }
+  // In whole milliseconds, as blocks.lua reads the waits the script answers.
+  return Math.ceil(wait);
+}

@@ -63,7 +63,8 @@ export function identityKey(channel: string, user: string): string {
 
 /** Whether `key` holds this user's own state (their user and tool keys; never the tenant's). */
 export function ownsKey(scope: KeyScope, key: string): boolean {
-  // Suffixes of one setting's keys: "|conc" (concurrency slots), "|tok" (tokens), "|<window ms>".
-  const base = key.replace(/\|conc$/, '').replace(/\|\d+$/, '').replace(/\|tok$/, '');
+  // Suffixes of one setting's keys: "|conc" (concurrency slots), "|tok" (tokens), "|<window ms>";
+  // "|block" (the subject's block record).
+  const base = key.replace(/\|block$/, '').replace(/\|conc$/, '').replace(/\|\d+$/, '').replace(/\|tok$/, '');
   return base === userKey(scope) || (base.startsWith(`${scope.tag}tool:`) && base.endsWith(`:${scope.member}`));
 }

@@ -4,6 +4,7 @@ import { ALGORITHM_NAMES } from './algorithms/types.ts';
 import { normalizeToolName } from './keys.ts';
 import { parseRate, rateList, RateSyntaxError, type Rate } from './rate.ts';
 import { DEFAULT_REPLIES, templateProblems, type ReplyKind } from './present/reply.ts';
+import { BlockOptions } from './blocks/options.ts';
 
 /** A rate, or an issue at `path` saying what is wrong with it. */
 function rateOrIssue(text: unknown, ctx: z.RefinementCtx, path: (string | number)[]): Rate | undefined {
@@ -180,6 +181,8 @@ export const RateLimiterOptions = z
      * RateLimit fields), ietf, legacy (X-RateLimit-*) or none. Retry-After goes with every refusal.
      */
     headers: z.enum(HEADER_STYLES).default('all'),
+    /** Escalating blocks for subjects that keep sending while refused: {after, durations, decay_after, subjects, message}. */
+    block: BlockOptions.optional(),
     /** Seconds between two slow-down replies to one user on chat channels; default: the retry time. */
     reply_cooldown: z.number().min(0).max(86_400).optional(),
     /** Most keys held in memory; the oldest are evicted beyond it. */
@@ -215,6 +218,12 @@ export const RateLimiterOptions = z
     }
     if (options.redis_url && options.redis_cluster) {
       ctx.addIssue({ code: 'custom', message: 'set either redis_url or redis_cluster, not both', path: ['redis_cluster'] });
+    }
+    if (options.block?.subjects.includes('tenant') && !options.by_tenant) {
+      ctx.addIssue({ code: 'custom', message: 'blocking "tenant" needs by_tenant (its refusals are what start the blocks)', path: ['block', 'subjects'] });
+    }
+    if (options.block?.subjects.includes('user') && !options.by_user && Object.keys(options.by_tool).length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'blocking "user" needs by_user or by_tool (their refusals are what start the blocks)', path: ['block', 'subjects'] });
     }
     const seen = new Map<string, string>();
     for (const name of Object.keys(options.by_tool)) {

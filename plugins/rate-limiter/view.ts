@@ -19,13 +19,14 @@ declare module '../../src/plugin-sdk.ts' {
 import { ceilSeconds } from './engine/outcome.ts';
 import { ownsKey, type KeyScope } from './keys.ts';
 import type { Policy, PolicyCheck } from './policy.ts';
+import type { BlockStanding } from './blocks/types.ts';
 import type { RuleResult } from './store/types.ts';
 
 /** What the view needs of the running limiter; a function, so a reload's new policy or store is used. */
 export interface ViewSource {
   policy(): Policy;
   /** `local`: read from this process's memory, because the shared backend could not be read. */
-  peek(checks: readonly PolicyCheck[]): Promise<{ results: RuleResult[]; local: boolean }>;
+  peek(checks: readonly PolicyCheck[]): Promise<{ results: RuleResult[]; local: boolean; blocks?: BlockStanding[] }>;
   /** Concurrency slots in use per key. */
   inUse(keys: readonly string[]): Promise<number[]>;
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
@@ -52,7 +53,7 @@ export class LimitsView implements LimitsAdmin {
         if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check });
       }
     }
-    const [{ results, local }, slotsInUse] = await Promise.all([
+    const [{ results, local, blocks }, slotsInUse] = await Promise.all([
       this.source.peek(rows.map((r) => r.check)),
       prompt.slots.length > 0 ? this.source.inUse(prompt.slots.map((slot) => slot.key)) : Promise.resolve([]),
     ]);
@@ -74,6 +75,18 @@ export class LimitsView implements LimitsAdmin {
         max_concurrent: slot.limit,
         in_flight: slotsInUse[i] ?? 0,
       })),
+      // Each blocked subject's escalation: whether a block is in force, its level, what is counted.
+      ...(blocks === undefined
+        ? {}
+        : {
+            blocks: blocks.map((standing) => ({
+              rule: standing.block.subject,
+              blocked: standing.retryAfterMs > 0,
+              level: standing.level,
+              retry_after: ceilSeconds(standing.retryAfterMs),
+              strikes: standing.strikes,
+            })),
+          }),
     };
   }
 

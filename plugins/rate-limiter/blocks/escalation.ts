@@ -1,4 +1,4 @@
-import type { BlockPolicy, BlockState } from './types.ts';
+import type { BlockCheck, BlockPolicy, BlockStanding, BlockState } from './types.ts';
 
 /**
  * The block rules as pure functions of (state, now, policy): the memory store runs them and
@@ -34,6 +34,11 @@ export function strike(state: BlockState | undefined, now: number, policy: Block
   }
   const strikesUntil = Math.max(strikes > 0 ? state!.strikesUntil : 0, now + waitMs);
   return { state: { strikes: strikes + 1, strikesUntil, level: state?.level ?? 0, until: state?.until ?? 0 }, started: false };
+}
+
+/** How a block stands at `now`, from its record (undefined: none). */
+export function standing(block: BlockCheck, state: BlockState | undefined, now: number): BlockStanding {
+  return { block, retryAfterMs: blockedFor(state, now), level: currentLevel(state, now, block.policy), strikes: liveStrikes(state, now) };
 }
 
 /** When the record says nothing any more: its strikes have lapsed and its level has decayed to 0. */

@@ -1,6 +1,6 @@
 import { ExpiringMap } from '../../../src/plugin-sdk.ts';
 import type { Decision, RuleCheck } from '../store/types.ts';
-import { blockedFor, currentLevel, expiresAt, liveStrikes, strike } from './escalation.ts';
+import { blockedFor, expiresAt, standing, strike } from './escalation.ts';
 import type { BlockCheck, BlockStanding, BlockState, BlockVerdict } from './types.ts';
 
 interface Entry extends BlockState {
@@ -100,10 +100,7 @@ export class MemoryBlocks {
 
   /** How each block stands, charging nothing. */
   peek(blocks: readonly BlockCheck[], now: number): BlockStanding[] {
-    return blocks.map((block) => {
-      const entry = this.records.get(block.key, now);
-      return { block, retryAfterMs: blockedFor(entry, now), level: currentLevel(entry, now, block.policy), strikes: liveStrikes(entry, now) };
-    });
+    return blocks.map((block) => standing(block, this.records.get(block.key, now), now));
   }
 
   /** Drops every record `owns` accepts; returns how many. */

@@ -3,6 +3,8 @@ export interface LimitsQuery {
   channel: string;
   user_id: string;
   tenant_id?: string;
+  /** On a reset: also clear the tenant's own state (its counts and its block), not only the user's. */
+  tenant?: boolean;
 }
 
 /** The rate limiter's operator view: inspect without consuming, and reset one user's state. */
@@ -17,7 +19,7 @@ declare module '../../src/plugin-sdk.ts' {
   }
 }
 import { ceilSeconds } from './engine/outcome.ts';
-import { ownsKey, type KeyScope } from './keys.ts';
+import { ownsKey, tenantOwnsKey, type KeyScope } from './keys.ts';
 import type { Policy, PolicyCheck } from './policy.ts';
 import type { BlockStanding } from './blocks/types.ts';
 import type { RuleResult } from './store/types.ts';
@@ -92,7 +94,9 @@ export class LimitsView implements LimitsAdmin {
 
   async reset(query: LimitsQuery): Promise<unknown> {
     const subject = this.source.policy().subject(query.channel, query.user_id, query.tenant_id);
-    const deleted = await this.source.forget(subject.scope, (key) => ownsKey(subject.scope, key));
+    const { scope } = subject;
+    const tenantToo = query.tenant === true && subject.tenant !== undefined;
+    const deleted = await this.source.forget(scope, (key) => ownsKey(scope, key) || (tenantToo && tenantOwnsKey(scope, key)));
     return { reset: true, keys_removed: deleted };
   }
 }

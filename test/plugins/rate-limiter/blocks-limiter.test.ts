@@ -222,6 +222,20 @@ describe.each(BACKENDS)('escalating blocks through the limiter (%s backend)', (k
     // Another tenant is not affected.
     expect((await prompt('discord', 'ann', 'other-team')).continue).toBe(true);
   });
+
+  it("a user's reset leaves the tenant's block; a reset with tenant: true clears it", async () => {
+    const { limiter, prompt } = await setup(kind, { by_user: '10/m', by_tenant: '1/m', block: { after: 0, durations: ['5m'], subjects: ['tenant'] } });
+    const query = { channel: 'discord', user_id: 'ann', tenant_id: TENANT };
+    expect((await prompt('discord', 'ann', TENANT)).continue).toBe(true);
+    expect(refusal(await prompt('discord', 'ann', TENANT)).details).toMatchObject({ rule: 'tenant', level: 1 });
+    await limiter.view.reset(query);
+    expect(refusal(await prompt('discord', 'ann', TENANT)).code).toBe('blocked');
+    const view = (await limiter.view.inspect(query)) as { blocks: unknown[] };
+    expect(view.blocks).toEqual([{ rule: 'tenant', blocked: true, level: 1, retry_after: 300, strikes: 0 }]);
+    // The tenant's count and block record; ann's own count was cleared by the first reset.
+    expect(await limiter.view.reset({ ...query, tenant: true })).toEqual({ reset: true, keys_removed: 2 });
+    expect((await prompt('discord', 'ben', TENANT)).continue).toBe(true);
+  });
 });
 
 describe('block options', () => {

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { ALGORITHMS } from '../../../plugins/rate-limiter/algorithms/index.ts';
 import type { AlgorithmName } from '../../../plugins/rate-limiter/algorithms/types.ts';
 import { blocksOf } from '../../../plugins/rate-limiter/blocks/memory.ts';
@@ -8,7 +7,7 @@ import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import { Policy, type PolicyCheck } from '../../../plugins/rate-limiter/policy.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import { forgetRedis, peekBlocksRedis, peekRedis } from '../../../plugins/rate-limiter/store/redis-admin.ts';
-import { RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
+import { RedisStore, type RedisClient } from '../../../plugins/rate-limiter/store/redis.ts';
 import type { Decision, RuleCheck, RuleResult } from '../../../plugins/rate-limiter/store/types.ts';
 
 /**
@@ -33,7 +32,7 @@ export function memoryBlockStore(algorithm: AlgorithmName): BlockStore {
   };
 }
 
-export function redisBlockStore(client: Redis, algorithm: AlgorithmName, prefix: string): BlockStore {
+export function redisBlockStore(client: RedisClient, algorithm: AlgorithmName, prefix: string): BlockStore {
   const store = new RedisStore({ client, algorithm, prefix, timeSource: 'caller' });
   return {
     decide: (checks, now) => store.decide(checks, now),

@@ -8,8 +8,10 @@ interface Entry extends BlockState {
   used: boolean;
 }
 
-/** The distinct blocks of a request's checks, in the order they first appear (none: an empty list). */
-export function blocksOf(checks: readonly RuleCheck[]): BlockCheck[] {
+const NO_BLOCKS: readonly BlockCheck[] = Object.freeze([]);
+
+/** The distinct blocks of a request's checks, in the order they first appear (none: one shared empty list). */
+export function blocksOf(checks: readonly RuleCheck[]): readonly BlockCheck[] {
   let blocks: BlockCheck[] | undefined;
   for (const check of checks) {
     const block = check.block;
@@ -17,7 +19,7 @@ export function blocksOf(checks: readonly RuleCheck[]): BlockCheck[] {
     if (blocks === undefined) blocks = [block];
     else if (!blocks.some((b) => b.key === block.key)) blocks.push(block);
   }
-  return blocks ?? [];
+  return blocks ?? NO_BLOCKS;
 }
 
 /** The verdict with the longer block (the one a client must wait out). */

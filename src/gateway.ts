@@ -12,9 +12,11 @@ import type { LoadedConfig } from './config/load.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { ErrorCode, FloodgateError, errorMessage } from './errors.ts';
 import { HookRunner } from './hooks/runner.ts';
+import { ChatCommands, type CommandHandler } from './host/commands.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
 import { Services } from './host/services.ts';
 import { MetricsRegistry } from './metrics/registry.ts';
+import { runtimeMetrics } from './metrics/runtime.ts';
 import { IdentityHasher, createLogger, type Logger } from './logger.ts';
 import { KeyedThrottle } from './util/throttle.ts';
 
@@ -33,6 +35,8 @@ function requireSetting<T>(value: T | undefined, field: string): T {
 
 const LISTENER_LOG_INTERVAL_MS = 10_000;
 
+const COMMAND_FAILED_REPLY = 'Sorry, that command could not be answered just now. Please try again.';
+
 /**
  * Config, bus, plugin host, channels and the agent, started and stopped in the right order. The
  * channels ask the gateway for each message's answer (it is their Answerer) and await it.
@@ -42,6 +46,8 @@ export class Gateway implements Answerer {
   readonly metrics = new MetricsRegistry();
   readonly services = new Services();
   readonly admin: AdminRoutes;
+  /** Chat commands plugins answer themselves, before the agent. */
+  readonly commands = new ChatCommands();
   readonly runner: HookRunner;
   readonly host: PluginHost;
   readonly agent: DemoAgent;
@@ -70,13 +76,14 @@ export class Gateway implements Answerer {
     const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
     if (httpChannel) {
       this.channels.push(httpChannel);
+      const runtime = runtimeMetrics();
       httpChannel.mount('GET', '/metrics', async () => ({
         status: 200,
-        text: this.metrics.render(),
+        text: this.metrics.render() + (await runtime.metrics()),
         contentType: 'text/plain; version=0.0.4; charset=utf-8',
       }));
     }
-    this.admin = new AdminRoutes(httpChannel, http.admin_token);
+    this.admin = new AdminRoutes(httpChannel, http.admin_token, clock);
     this.host = new PluginHost({
       runner: this.runner,
       bus: this.bus,
@@ -86,6 +93,7 @@ export class Gateway implements Answerer {
       metrics: this.metrics,
       services: this.services,
       admin: this.admin,
+      commands: this.commands,
       configPath: path,
     });
     if (cli.enabled) this.channels.push(new CliChannel(deps('cli'), cli, options.cliStreams));
@@ -150,12 +158,36 @@ export class Gateway implements Answerer {
     this.inFlight++;
     try {
       this.tell('message:in', message);
-      const reply = await this.agent.handle(message);
+      const command = this.commands.match(message.text);
+      const reply = command === undefined ? await this.agent.handle(message) : await this.command(message, command);
       this.replies.inc({ channel: reply.channel, kind: reply.kind });
       this.tell('message:out', reply);
       return reply;
     } finally {
       if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** The plugins' status line for one user (see ChatCommands.statusLine); '' when a plugin fails to say. */
+  async statusLine(who: Pick<InboundMessage, 'channel' | 'userId' | 'tenantId' | 'conversationId'>): Promise<string> {
+    try {
+      return await this.commands.statusLine(who);
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'status line failed');
+      return '';
+    }
+  }
+
+  /** A plugin's chat command answered; one that fails gets the usual apology, never a crash. */
+  private async command(message: InboundMessage, { handler, args }: { handler: CommandHandler; args: string }): Promise<OutboundReply> {
+    const { id, channel, userId, tenantId, conversationId, signal } = message;
+    const base = { messageId: id, channel, conversationId, headers: {}, silent: false };
+    try {
+      const text = await handler({ channel, userId, tenantId, conversationId, args, signal });
+      return { ...base, kind: 'answer', status: 200, text };
+    } catch (error) {
+      this.logger.error({ err_message: errorMessage(error) }, 'chat command failed');
+      return { ...base, kind: 'error', status: 500, code: 'internal_error', text: COMMAND_FAILED_REPLY };
     }
   }
 

@@ -1,5 +1,7 @@
 import { definePlugin, type HookContext } from '../../src/plugin-sdk.ts';
 import { mountLimitsRoutes } from './admin-routes.ts';
+import { quotaLine, quotaText } from './present/quota-text.ts';
+import { mountStatusRoutes } from './status/routes.ts';
 import { RateLimiterOptions } from './options.ts';
 import { RateLimiter } from './rate-limiter.ts';
 
@@ -19,7 +21,7 @@ function callId(context: HookContext, promptId: string): string {
 export default definePlugin({
   name: 'rate_limiter',
   configSchema: RateLimiterOptions,
-  async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services, admin }) {
+  async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services, admin, commands }) {
     const limiter = await RateLimiter.open(config, { clock, logger, identity, mode, metrics, bus });
     hooks.register(
       'prePromptFetch',
@@ -44,6 +46,14 @@ export default definePlugin({
     );
     services.provide('limits', limiter.view);
     mountLimitsRoutes(admin, limiter.view, logger);
+    mountStatusRoutes(admin, limiter.status, clock);
+    // Asking costs nothing: a command runs no hook, so no limit counts it.
+    const reportFor = (who: { channel: string; userId: string; tenantId?: string }) =>
+      limiter.view.report({ channel: who.channel, user_id: who.userId, tenant_id: who.tenantId });
+    commands.register('limits', async (who) => quotaText(await reportFor(who)), {
+      description: 'How many messages and tokens you have left, and when they reset',
+      status: async (who) => quotaLine(await reportFor(who)),
+    });
     logger.info(
       {
         algorithm: config.algorithm,

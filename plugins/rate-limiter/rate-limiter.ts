@@ -11,6 +11,8 @@ import type { RateLimiterOptions } from './options.ts';
 import { Presenter } from './present/presenter.ts';
 import { LimiterTelemetry } from './telemetry.ts';
 import { LimitsView } from './view.ts';
+import type { StatusSources } from './status/snapshot.ts';
+import { TopSubjects } from './status/top-subjects.ts';
 
 export interface RateLimiterHost {
   clock: Clock;
@@ -50,6 +52,8 @@ function openBackend(options: RateLimiterOptions, host: RateLimiterHost, telemet
 export class RateLimiter {
   readonly engine: Limiter;
   readonly view: LimitsView;
+  /** What the status page shows: totals, the backend's health, the most refused subjects. */
+  readonly status: StatusSources;
   private readonly presenter: Presenter;
   private readonly refusals: RefusalLog;
   private readonly present = (outcome: Outcome): HookResult => this.presenter.result(outcome);
@@ -62,6 +66,7 @@ export class RateLimiter {
     private readonly host: RateLimiterHost,
   ) {
     const { clock, logger, identity } = host;
+    const top = new TopSubjects(identity);
     this.refusals = new RefusalLog({ clock, logger, identity }, options.max_keys, host.mode);
     this.presenter = new Presenter(options, clock);
     this.engine = new Limiter(options, current.backend, {
@@ -71,6 +76,7 @@ export class RateLimiter {
       observe: (outcome) => {
         telemetry?.observe(outcome);
         this.refusals.observe(outcome);
+        if (outcome.kind !== 'admitted' && outcome.kind !== 'unavailable') top.count(outcome.subject, clock.now());
       },
       shadow: {
         refused: (step, subject, check) => {
@@ -90,6 +96,13 @@ export class RateLimiter {
       inUse: (keys) => this.current.backend.inUse(keys),
       forget: (scope, owns) => this.current.backend.forget(scope, owns),
     });
+    this.status = {
+      totals: () => telemetry?.totals(),
+      backend: () => this.options.backend,
+      breaker: () => this.current.backend.breaker,
+      keys: () => this.current.backend.keys,
+      top,
+    };
   }
 
   /** Opens the backend the options ask for (memory, or Redis: connecting, or starting with the breaker open). */

@@ -45,15 +45,20 @@ const UNIT_WORDS: readonly [number, string][] = [
   [1_000, 'second'],
 ];
 
-/** "30 per minute", "100 per 15 minutes": how a rate reads in the user's reply. */
-export function describeRate(rate: Rate): string {
+/** "minute", "15 minutes": a window as a reply names it. */
+export function describeWindow(windowMs: number): string {
   for (const [ms, word] of UNIT_WORDS) {
-    if (rate.windowMs % ms === 0) {
-      const n = rate.windowMs / ms;
-      return `${rate.limit} per ${n === 1 ? word : `${n} ${word}s`}`;
+    if (windowMs % ms === 0) {
+      const n = windowMs / ms;
+      return n === 1 ? word : `${n} ${word}s`;
     }
   }
-  return `${rate.limit} per ${rate.windowMs} ms`;
+  return `${windowMs} ms`;
+}
+
+/** "30 per minute", "100 per 15 minutes": how a rate reads in the user's reply. */
+export function describeRate(rate: Rate): string {
+  return `${rate.limit} per ${describeWindow(rate.windowMs)}`;
 }
 
 /** "15m", "1h", "2d": a window as rule labels show it. */

@@ -19,6 +19,13 @@ export interface TelemetrySources {
   blocks?: () => number;
 }
 
+/** Decisions by outcome and rule (summed over hooks), decision time and backend failures, since start. */
+export interface TelemetryTotals {
+  decisions: { rule: string; outcome: string; count: number }[];
+  latency: { sum: number; count: number };
+  backendFailures: number;
+}
+
 /**
  * The limiter's metrics (served at /metrics) and bus events. Labels are hooks, rule names and
  * outcomes: a fixed, small set, and never an id.
@@ -65,6 +72,19 @@ export class LimiterTelemetry {
     this.track(
       metrics.gauge(`${PREFIX}_breaker_state`, 'Redis circuit breaker: 0 closed, 1 half-open, 2 open.', () => BREAKER_VALUE[sources.breaker() ?? 'closed']),
     );
+  }
+
+  /** What has been counted so far, for the status page (which turns two of these into rates). */
+  totals(): TelemetryTotals {
+    const decisions = new Map<string, { rule: string; outcome: string; count: number }>();
+    for (const { labels, value } of this.decisions.values()) {
+      const key = `${labels.outcome}\0${labels.rule}`;
+      const row = decisions.get(key);
+      if (row === undefined) decisions.set(key, { rule: labels.rule!, outcome: labels.outcome!, count: value });
+      else row.count += value;
+    }
+    const failures = this.failures.values()[0]?.value ?? 0;
+    return { decisions: [...decisions.values()], latency: this.latency.totals(), backendFailures: failures };
   }
 
   /** Counts one outcome (see decided()). */

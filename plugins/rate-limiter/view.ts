@@ -20,8 +20,8 @@ declare module '../../src/plugin-sdk.ts' {
 }
 import { ceilSeconds } from './engine/outcome.ts';
 import { ownsKey, tenantOwnsKey, type KeyScope } from './keys.ts';
-import type { Policy, PolicyCheck } from './policy.ts';
-import type { BlockStanding } from './blocks/types.ts';
+import type { CompiledRule, Policy, PolicyCheck } from './policy.ts';
+import type { BlockStanding, BlockSubject } from './blocks/types.ts';
 import type { RuleResult } from './store/types.ts';
 
 /** What the view needs of the running limiter; a function, so a reload's new policy or store is used. */
@@ -34,6 +34,28 @@ export interface ViewSource {
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
 }
 
+/** One rule that applies to a subject, as it stands. */
+export interface LimitRow {
+  /** How operators name it: the rule's label, `tool:<name>` for a tool's own rate. */
+  name: string;
+  rule: CompiledRule;
+  /** The tool a `tool:` row limits. */
+  tool?: string;
+  remaining: number;
+  resetAfterSeconds: number;
+}
+
+/** Every rule and concurrency cap that applies to one subject, read without charging anything. */
+export interface LimitsReport {
+  channel: string;
+  /** Read from this process's memory: the shared backend could not be read. */
+  local: boolean;
+  rows: LimitRow[];
+  concurrency: { name: string; maxConcurrent: number; inFlight: number }[];
+  /** Each blocked subject's escalation, when blocks are configured (see blocks/). */
+  blocks?: { subject: BlockSubject; blocked: boolean; level: number; retryAfterSeconds: number; strikes: number }[];
+}
+
 /**
  * The operator's view behind the admin API: every rule that applies to one user (their prompts, their
  * tenant, each tool with its own rate) with usage, remaining and reset, read without charging
@@ -44,15 +66,51 @@ export class LimitsView implements LimitsAdmin {
   constructor(private readonly source: ViewSource) {}
 
   async inspect(query: LimitsQuery): Promise<unknown> {
+    const report = await this.report(query);
+    return {
+      channel: report.channel,
+      // While Redis is down the view still answers, from what this gateway decided by itself.
+      ...(report.local ? { backend_unavailable: true } : {}),
+      rules: report.rows.map(({ name, rule, remaining, resetAfterSeconds }) => ({
+        rule: name,
+        limit: rule.source,
+        unit: rule.unit,
+        ...(rule.shadow ? { shadow: true } : {}),
+        used: rule.limit - remaining,
+        remaining,
+        reset_after: resetAfterSeconds,
+      })),
+      concurrency: report.concurrency.map(({ name, maxConcurrent, inFlight }) => ({
+        rule: name,
+        max_concurrent: maxConcurrent,
+        in_flight: inFlight,
+      })),
+      // Each blocked subject's escalation: whether a block is in force, its level, what is counted.
+      ...(report.blocks === undefined
+        ? {}
+        : {
+            blocks: report.blocks.map(({ subject, blocked, level, retryAfterSeconds, strikes }) => ({
+              rule: subject,
+              blocked,
+              level,
+              retry_after: retryAfterSeconds,
+              strikes,
+            })),
+          }),
+    };
+  }
+
+  /** The same as `inspect`, typed, for the parts of the plugin that word it for users. */
+  async report(query: LimitsQuery): Promise<LimitsReport> {
     const policy = this.source.policy();
     const subject = policy.subject(query.channel, query.user_id, query.tenant_id);
     const prompt = policy.promptPlan(subject);
     const promptChecks = [...prompt.checks, ...prompt.tokens, ...prompt.shadow.flatMap((group) => [...group.checks, ...group.tokens])];
-    const rows: { rule: string; check: PolicyCheck }[] = promptChecks.map((check) => ({ rule: check.rule.label, check }));
+    const rows: { name: string; check: PolicyCheck; tool?: string }[] = promptChecks.map((check) => ({ name: check.rule.label, check }));
     for (const tool of policy.toolNames()) {
       const plan = policy.toolPlan(subject, tool);
       for (const check of [...plan.checks, ...plan.shadow.flatMap((group) => group.checks)]) {
-        if (check.rule.name === 'tool') rows.push({ rule: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check });
+        if (check.rule.name === 'tool') rows.push({ name: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check, tool });
       }
     }
     const [{ results, local, blocks }, slotsInUse] = await Promise.all([
@@ -61,34 +119,20 @@ export class LimitsView implements LimitsAdmin {
     ]);
     return {
       channel: query.channel,
-      // While Redis is down the view still answers, from what this gateway decided by itself.
-      ...(local ? { backend_unavailable: true } : {}),
-      rules: rows.map(({ rule, check }, i) => ({
-        rule,
-        limit: check.rule.source,
-        unit: check.rule.unit,
-        ...(check.rule.shadow ? { shadow: true } : {}),
-        used: check.rule.limit - results[i]!.remaining,
+      local,
+      rows: rows.map(({ name, check, tool }, i) => ({
+        name,
+        rule: check.rule,
+        ...(tool === undefined ? {} : { tool }),
         remaining: results[i]!.remaining,
-        reset_after: ceilSeconds(results[i]!.resetMs),
+        resetAfterSeconds: ceilSeconds(results[i]!.resetMs),
       })),
       concurrency: prompt.slots.map((slot, i) => ({
-        rule: `${slot.label}-concurrency`,
-        max_concurrent: slot.limit,
-        in_flight: slotsInUse[i] ?? 0,
+        name: `${slot.label}-concurrency`,
+        maxConcurrent: slot.limit,
+        inFlight: slotsInUse[i] ?? 0,
       })),
-      // Each blocked subject's escalation: whether a block is in force, its level, what is counted.
-      ...(blocks === undefined
-        ? {}
-        : {
-            blocks: blocks.map((standing) => ({
-              rule: standing.block.subject,
-              blocked: standing.retryAfterMs > 0,
-              level: standing.level,
-              retry_after: ceilSeconds(standing.retryAfterMs),
-              strikes: standing.strikes,
-            })),
-          }),
+      ...(blocks === undefined ? {} : { blocks: blocks.map(blockRow) }),
     };
   }
 
@@ -99,4 +143,14 @@ export class LimitsView implements LimitsAdmin {
     const deleted = await this.source.forget(scope, (key) => ownsKey(scope, key) || (tenantToo && tenantOwnsKey(scope, key)));
     return { reset: true, keys_removed: deleted };
   }
+}
+
+function blockRow(standing: BlockStanding): NonNullable<LimitsReport['blocks']>[number] {
+  return {
+    subject: standing.block.subject,
+    blocked: standing.retryAfterMs > 0,
+    level: standing.level,
+    retryAfterSeconds: ceilSeconds(standing.retryAfterMs),
+    strikes: standing.strikes,
+  };
 }

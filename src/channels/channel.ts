@@ -11,6 +11,11 @@ export interface Answerer {
    * The gateway's never rejects: a failure is answered as an error reply.
    */
   answer(message: InboundMessage, signal?: AbortSignal): Promise<OutboundReply>;
+  /**
+   * One short line of what the plugins would tell this user about themselves (their quota), for a
+   * chat that shows a status line; '' when there is nothing to say. Counts against nothing.
+   */
+  statusLine?(who: Pick<InboundMessage, 'channel' | 'userId' | 'tenantId' | 'conversationId'>): Promise<string>;
 }
 
 export interface ChannelDeps {

@@ -57,6 +57,10 @@ export class CliChannel extends Channel {
     try {
       const reply = await this.agent.answer(message);
       if (!reply.silent) this.write(`bot> ${reply.text}\n`);
+      if (this.config.status_line && this.agent.statusLine) {
+        const status = await this.agent.statusLine(message);
+        if (status !== '') this.write(`[${status}]\n`);
+      }
     } catch (error) {
       this.logger.error({ err_message: errorMessage(error) }, 'message handling failed');
     }

@@ -24,6 +24,8 @@ const CliChannelSchema = z.strictObject({
   enabled: z.boolean().default(false),
   /** The local user the terminal chat speaks as. */
   user_id: z.string().default('local'),
+  /** After each answer, a line of what the plugins say about the user's quota. */
+  status_line: z.boolean().default(true),
 });
 
 /** A webhook path on the HTTP channel's server, matched exactly (query strings ignored). */

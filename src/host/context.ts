@@ -43,6 +43,15 @@ export function pluginContext(plugin: HostedPlugin, deps: HostedPluginDeps, rost
       if (plugin.state === 'live') deps.admin.add(entry.name, method, path, handler);
     },
   };
+  const commands: PluginContext<unknown>['commands'] = {
+    register: (name, handler, options) => {
+      if (plugin.state === 'gone') return;
+      const holder = provided.commands.has(name) ? plugin : roster.holderOf(plugin, (p) => p.provided.commands.has(name));
+      if (holder) throw new Error(`command /${name} is already answered by plugin "${holder.name}"`);
+      provided.commands.set(name, { handler, options });
+      if (plugin.state === 'live') deps.commands.add(entry.name, name, handler, options);
+    },
+  };
   const declared = new Set<string>(manifest.available_hooks);
   const register = <N extends HookName>(hook: N, handler: HookHandler<N>, options?: HookOptions): void => {
     if (!declared.has(hook)) {
@@ -66,6 +75,7 @@ export function pluginContext(plugin: HostedPlugin, deps: HostedPluginDeps, rost
     metrics: provided.metrics,
     services,
     admin,
+    commands,
     hooks: { register },
   };
 }

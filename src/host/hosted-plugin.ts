@@ -7,6 +7,7 @@ import type { HookHandler, HookRegistration, HookRunner } from '../hooks/runner.
 import type { HookName } from '../hooks/schemas.ts';
 import type { IdentityHasher, Logger } from '../logger.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
+import type { ChatCommands, CommandHandler, CommandOptions } from './commands.ts';
 import { pluginContext } from './context.ts';
 import type { AdminRouteHandler, HookOptions, PluginInstance } from './plugin.ts';
 import { modeOf, type PreparedPlugin } from './prepare.ts';
@@ -20,6 +21,7 @@ export interface HostedPluginDeps {
   metrics: MetricsRegistry;
   services: Services;
   admin: AdminRoutes;
+  commands: ChatCommands;
   logger: Logger;
   clock: Clock;
   identity: IdentityHasher;
@@ -30,6 +32,7 @@ export interface Provisions {
   hooks: { hook: HookName; handler: HookHandler<HookName>; options: HookOptions | undefined }[];
   services: Map<keyof ServiceMap, unknown>;
   routes: Map<string, { method: 'GET' | 'POST'; handler: AdminRouteHandler }>;
+  commands: Map<string, { handler: CommandHandler; options: CommandOptions | undefined }>;
   /** The instance's own view of the registry: what it leaves there is removed when it stops. */
   metrics: MetricsRegistry;
 }
@@ -55,7 +58,7 @@ export class HostedPlugin {
     private readonly roster: PluginRoster,
   ) {
     this.name = prepared.entry.name;
-    this.provided = { hooks: [], services: new Map(), routes: new Map(), metrics: deps.metrics.scope(this.name) };
+    this.provided = { hooks: [], services: new Map(), routes: new Map(), commands: new Map(), metrics: deps.metrics.scope(this.name) };
   }
 
   /** Staged until its reload commits, live while served, gone once stopped (or never started). */
@@ -74,7 +77,7 @@ export class HostedPlugin {
     try {
       this.instance = await definition.setup(pluginContext(this, this.deps, this.roster));
     } catch (error) {
-      // Its hooks, services and routes were never served; its metrics go.
+      // Its hooks, services, routes and commands were never served; its metrics go.
       this.current = 'gone';
       this.provided.metrics.clear();
       if (error instanceof FloodgateError) throw error;
@@ -90,16 +93,18 @@ export class HostedPlugin {
     const { name, provided } = this;
     for (const [service, value] of provided.services) this.deps.services.provide(name, service, value as never);
     for (const [path, { method, handler }] of provided.routes) this.deps.admin.add(name, method, path, handler);
+    for (const [command, { handler, options }] of provided.commands) this.deps.commands.add(name, command, handler, options);
     const { entry, manifest } = this.prepared;
     this.deps.logger
       .child({ plugin: name })
       .info({ mode: modeOf(entry), priority: entry.priority, on_error: entry.on_error, hooks: manifest.available_hooks }, 'plugin loaded');
   }
 
-  /** Stops serving the services and admin routes of this plugin's name. */
+  /** Stops serving the services, admin routes and commands of this plugin's name. */
   withdraw(): void {
     this.deps.services.withdraw(this.name);
     this.deps.admin.withdraw(this.name);
+    this.deps.commands.withdraw(this.name);
   }
 
   /** Gives the plugin its new config in place; a failure names the plugin. */

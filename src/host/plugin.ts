@@ -6,6 +6,7 @@ import type { HookName } from '../hooks/schemas.ts';
 import type { IdentityHasher, Logger } from '../logger.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
 import type { RouteRequest, RouteResponse } from '../channels/routes.ts';
+import type { CommandHandler, CommandOptions } from './commands.ts';
 import type { ServiceMap } from './services.ts';
 
 /** Serves one admin route; the admin token has been checked before it runs. */
@@ -37,6 +38,13 @@ export interface PluginContext<Config> {
    */
   admin: {
     route(method: 'GET' | 'POST', path: string, handler: AdminRouteHandler): void;
+  };
+  /**
+   * Chat commands the plugin answers itself on every channel (`/name args`), before the agent and
+   * without any hook: a command costs nothing against any limit. Withdrawn when the plugin stops.
+   */
+  commands: {
+    register(name: string, handler: CommandHandler, options?: CommandOptions): void;
   };
   hooks: {
     /** Registers a handler; the hook must be known and declared in the plugin's manifest. */

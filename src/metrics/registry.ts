@@ -80,6 +80,14 @@ abstract class Family<S> implements Metric {
     return entry.state;
   }
 
+  /** Every series with its label values, for code that shows them other than as Prometheus text. */
+  protected each(): { labels: Labels; state: S }[] {
+    return this.series.map(({ values, state }) => ({
+      labels: Object.fromEntries(this.labelNames.map((name, i) => [name, values[i]!])),
+      state,
+    }));
+  }
+
   protected abstract initial(): S;
   protected abstract lines(values: string[], state: S): string[];
 
@@ -93,12 +101,18 @@ abstract class Family<S> implements Metric {
 export class Counter extends Family<{ value: number }> {
   constructor(name: string, help: string, labelNames: readonly string[] = []) {
     super(name, help, labelNames, 'counter');
+    // An unlabelled counter is served as 0 from the start, so rate() and increase() see its first rise.
+    if (labelNames.length === 0) this.at(NO_LABELS);
   }
   inc(labels: Labels = {}, by = 1): void {
     this.at(labels).value += by;
   }
   get(labels: Labels = {}): number {
     return this.at(labels).value;
+  }
+  /** Every series' value with its labels. */
+  values(): { labels: Labels; value: number }[] {
+    return this.each().map(({ labels, state }) => ({ labels, value: state.value }));
   }
   /** One series, for callers that count it often: inc() on it builds no label key. */
   child(labels: Labels): { inc(by?: number): void } {
@@ -153,6 +167,16 @@ export class Histogram extends Family<HistogramState> {
         return;
       }
     }
+  }
+  /** The sum and count of every observation, over all series. */
+  totals(): { sum: number; count: number } {
+    let sum = 0;
+    let count = 0;
+    for (const { state } of this.each()) {
+      sum += state.sum;
+      count += state.count;
+    }
+    return { sum, count };
   }
   protected initial(): HistogramState {
     return { counts: this.buckets.map(() => 0), sum: 0, count: 0 };

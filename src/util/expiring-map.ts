@@ -82,6 +82,11 @@ export class ExpiringMap<V extends Expiring> {
     value.used = true;
   }
 
+  /** The live entries, oldest first (for reports; nothing is removed on the way). */
+  *live(now: number): IterableIterator<[string, V]> {
+    for (const entry of this.entries) if (entry[1].expiresAt > now) yield entry;
+  }
+
   delete(key: string): boolean {
     return this.entries.delete(key);
   }

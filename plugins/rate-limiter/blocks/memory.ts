@@ -34,10 +34,8 @@ function longer(a: BlockVerdict | undefined, b: BlockVerdict): BlockVerdict {
  */
 export class MemoryBlocks {
   private readonly records: ExpiringMap<Entry>;
-  /** Blocks in force, by key, with their end: what the blocks gauge counts (pruned as it counts). */
-  private readonly active = new Map<string, number>();
 
-  constructor(private readonly maxKeys: number) {
+  constructor(maxKeys: number) {
     this.records = new ExpiringMap<Entry>(maxKeys);
   }
 
@@ -83,21 +81,14 @@ export class MemoryBlocks {
       this.records.touch(block.key, entry);
     }
     if (!next.started) return undefined;
-    this.markActive(block.key, state.until, now);
     return { block, retryAfterMs: state.until - now, level: state.level, started: true };
   }
 
-  private markActive(key: string, until: number, now: number): void {
-    if (!this.active.has(key) && this.active.size >= this.maxKeys) this.count(now);
-    // Still full of blocks in force: the oldest goes from the gauge (never from the records).
-    if (!this.active.has(key) && this.active.size >= this.maxKeys) this.active.delete(this.active.keys().next().value!);
-    this.active.set(key, until);
-  }
-
-  /** Blocks in force at `now`. */
+  /** Blocks in force at `now` (for the metrics: a scan of the records, once per scrape). */
   count(now: number): number {
-    for (const [key, until] of this.active) if (until <= now) this.active.delete(key);
-    return this.active.size;
+    let blocked = 0;
+    for (const [, entry] of this.records.live(now)) if (entry.until > now) blocked++;
+    return blocked;
   }
 
   /** How each block stands, charging nothing. */
@@ -107,13 +98,11 @@ export class MemoryBlocks {
 
   /** Drops every record `owns` accepts; returns how many. */
   forget(owns: (key: string) => boolean): number {
-    for (const key of [...this.active.keys()]) if (owns(key)) this.active.delete(key);
     return this.records.deleteWhere(owns);
   }
 
   clear(): void {
     this.records.clear();
-    this.active.clear();
   }
 }
 

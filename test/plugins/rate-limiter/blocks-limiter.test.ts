@@ -11,6 +11,7 @@ import { createLogger, IdentityHasher } from '../../../src/logger.ts';
 import { MetricsRegistry } from '../../../src/metrics/registry.ts';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
 import { CapturedLog } from './helpers.ts';
+import { startHarness } from './plugin-harness.ts';
 
 /**
  * Escalating blocks through the whole limiter (policy, backend, presenter, metrics, admin view), on
@@ -235,6 +236,24 @@ describe.each(BACKENDS)('escalating blocks through the limiter (%s backend)', (k
     // The tenant's count and block record; ann's own count was cleared by the first reset.
     expect(await limiter.view.reset({ ...query, tenant: true })).toEqual({ reset: true, keys_removed: 2 });
     expect((await prompt('discord', 'ben', TENANT)).continue).toBe(true);
+  });
+});
+
+describe('/limits while blocked', () => {
+  it('tells a blocked user how long the pause lasts, and asking costs nothing', async () => {
+    const clock = new ManualClock(T0);
+    const harness = await startHarness({ by_user: '2/m', block: { after: 0, durations: ['5m'] } }, clock);
+    try {
+      for (let i = 0; i < 3; i++) await harness.prompt();
+      expect(await harness.command('limits')).toBe(
+        'Here is what you have left:\n- Paused: you can write again in 5 minutes.\n- Messages: 0 of 2 left per minute, back to 2 in 60 seconds.\nChecking with /limits costs nothing.',
+      );
+      clock.advance(300_000);
+      expect(await harness.command('limits')).not.toContain('Paused');
+      expect((await harness.prompt()).continue).toBe(true);
+    } finally {
+      await harness.teardown();
+    }
   });
 });
 

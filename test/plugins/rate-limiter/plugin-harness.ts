@@ -4,6 +4,7 @@ import { MessageBus } from '../../../src/bus/bus.ts';
 import { systemClock, type Clock } from '../../../src/clock.ts';
 import type { HookHandler } from '../../../src/hooks/runner.ts';
 import type { HookContext, HookName, HookResult } from '../../../src/hooks/schemas.ts';
+import type { CommandHandler } from '../../../src/host/commands.ts';
 import type { HookOptions, PluginContext } from '../../../src/host/plugin.ts';
 import type { LimitsAdmin, LimitsQuery } from '../../../plugins/rate-limiter/view.ts';
 import { createLogger, IdentityHasher } from '../../../src/logger.ts';
@@ -31,6 +32,8 @@ export interface Harness {
   end(call: Call, outcome: 'completed' | 'failed' | 'cancelled', actualTokens?: number): Promise<HookResult>;
   tool(tool: string, options?: CallOptions): Promise<HookResult>;
   limits(query: Partial<LimitsQuery>): Promise<unknown>;
+  /** A chat command the plugin registered, asked by `user` (default alice) on the http channel. */
+  command(name: string, options?: CallOptions): Promise<string>;
   queueMs(): number;
   log: CapturedLog;
   bus: MessageBus;
@@ -50,6 +53,7 @@ export async function startHarness(
   const metrics = new MetricsRegistry();
   const handlers = new Map<HookName, { handler: HookHandler<HookName>; options?: HookOptions }>();
   let admin: LimitsAdmin | undefined;
+  const commands = new Map<string, CommandHandler>();
   const context: PluginContext<RateLimiterOptions> = {
     name: 'rate_limiter',
     config: RateLimiterOptions.parse(config),
@@ -67,6 +71,11 @@ export async function startHarness(
     },
     // The admin routes are served by a real gateway in the e2e tests; here the view is called directly.
     admin: { route: () => undefined },
+    commands: {
+      register(name, handler) {
+        commands.set(name, handler);
+      },
+    },
     hooks: {
       register(hook, handler, options) {
         handlers.set(hook, { handler: handler as HookHandler<HookName>, options });
@@ -107,6 +116,8 @@ export async function startHarness(
       }),
     tool: (tool, options = {}) => run('preToolInvoke', { tool, args: {}, context: hookContext(options) }),
     limits: (query) => admin!.inspect({ channel: 'http', user_id: 'alice', ...query } as LimitsQuery),
+    command: async (name, options = {}) =>
+      commands.get(name)!({ channel: 'http', userId: options.user ?? 'alice', tenantId: options.tenant, conversationId: 'c-1', args: '' }),
     queueMs: () => handlers.get('prePromptFetch')!.options?.queueMs?.() ?? 0,
     log,
     bus,

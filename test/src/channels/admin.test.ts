@@ -82,3 +82,55 @@ describe('admin API', () => {
     );
   });
 });
+
+describe('admin sign-in for browsers', () => {
+  const form = (fields: Record<string, string>) => ({
+    method: 'POST',
+    path: '/v1/admin/session',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
+
+  it('sends a browser asking for a page to the login form, and a script gets 401', async () => {
+    const { port } = await start({ admin_token: TOKEN });
+    const browser = await httpRequest(port, { method: 'GET', path: '/v1/admin/limits?user_id=a', headers: { accept: 'text/html' } });
+    expect(browser.status).toBe(303);
+    expect(browser.headers.location).toBe('/v1/admin/login?next=%2Fv1%2Fadmin%2Flimits');
+    const script = await httpRequest(port, { method: 'GET', path: '/v1/admin/limits?user_id=a' });
+    expect(script.status).toBe(401);
+  });
+
+  it('opens a session for the right token only, and a session ends at sign-out', async () => {
+    const { port, logs } = await start({ admin_token: TOKEN });
+    const wrong = await httpRequest(port, form({ token: 'guess-guess-guess', next: '/v1/admin/limits' }));
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers['set-cookie']).toBeUndefined();
+    expect(wrong.text).toContain('That is not the admin token.');
+
+    const right = await httpRequest(port, form({ token: TOKEN, next: '/v1/admin/limits?user_id=alice' }));
+    expect(right.status).toBe(303);
+    expect(right.headers.location).toBe('/v1/admin/limits?user_id=alice');
+    const cookie = String(right.headers['set-cookie']);
+    expect(cookie).toMatch(/^fg_admin=[\w-]{43}; Path=\/v1\/admin\/; HttpOnly; Secure; SameSite=Strict; Max-Age=28800$/);
+    const session = cookie.split(';')[0]!;
+    expect(session).not.toContain(TOKEN);
+
+    const inspected = await httpRequest(port, { method: 'GET', path: '/v1/admin/limits?user_id=alice', headers: { cookie: `theme=dark; ${session}` } });
+    expect(inspected.status).toBe(200);
+
+    const out = await httpRequest(port, { method: 'POST', path: '/v1/admin/logout', headers: { cookie: session } });
+    expect(out.status).toBe(303);
+    expect(String(out.headers['set-cookie'])).toContain('Max-Age=0');
+    const after = await httpRequest(port, { method: 'GET', path: '/v1/admin/limits?user_id=alice', headers: { cookie: session } });
+    expect(after.status).toBe(401);
+    expect(JSON.stringify(logs.records())).not.toContain(TOKEN);
+  });
+
+  it('sends a signed-in browser only to admin pages (no open redirect)', async () => {
+    const { port } = await start({ admin_token: TOKEN });
+    for (const next of ['https://evil.example/', '//evil.example/', '/v1/admin//evil.example', '/elsewhere']) {
+      const res = await httpRequest(port, form({ token: TOKEN, next }));
+      expect(res.headers.location, next).toBe('/v1/admin/status');
+    }
+  });
+});

@@ -7,6 +7,7 @@ import { PluginEntrySchema, type PluginEntry } from '../../../src/config/schema.
 import { ErrorCode, FloodgateError } from '../../../src/errors.ts';
 import { HookRunner } from '../../../src/hooks/runner.ts';
 import type { HookPayload } from '../../../src/hooks/schemas.ts';
+import { ChatCommands } from '../../../src/host/commands.ts';
 import { PluginHost } from '../../../src/host/host.ts';
 import { Services } from '../../../src/host/services.ts';
 import { AdminRoutes } from '../../../src/channels/admin.ts';
@@ -54,7 +55,8 @@ function setup(configPath = CONFIG_PATH) {
     identity: new IdentityHasher('test-salt'),
     metrics,
     services,
-    admin: new AdminRoutes(http, 'admin-token'),
+    admin: new AdminRoutes(http, 'admin-token', clock),
+    commands: new ChatCommands(),
     configPath,
   });
   /** The probe fixture's log lines for one event, in order. */
@@ -548,7 +550,7 @@ describe('PluginHost: a plugin whose setup fails keeps nothing', () => {
     expect(error.message).toBe('plugin "s" failed to start: s cannot start');
     expect(runner.has('prePromptFetch')).toBe(false);
     expect(serviceLabel(services)).toBeUndefined();
-    expect(routes.size).toBe(0);
+    expect(routes.has('/v1/admin/stager')).toBe(false);
     expect(metrics.render()).toBe('\n');
   });
 
@@ -559,7 +561,7 @@ describe('PluginHost: a plugin whose setup fails keeps nothing', () => {
     expect(host.pluginNames).toEqual(['p']);
     expect(await runner.run('prePromptFetch', prompt)).toEqual({ stopped: false, headers: { 'x-probe': 'p' } });
     expect(serviceLabel(services)).toBeUndefined();
-    expect(routes.size).toBe(0);
+    expect(routes.has('/v1/admin/stager')).toBe(false);
     expect(metrics.render()).toBe('\n');
     await host.reload([probe('p', { config: { greeting: 'p' } }), stager('s', { label: 'x', ...everything, fail_setup: false })]);
     expect(serviceLabel(services)).toBe('x');

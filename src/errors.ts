@@ -12,6 +12,7 @@ export const ErrorCode = {
   HookTimeout: 'FG_ERR_HOOK_TIMEOUT',
   HookResult: 'FG_ERR_HOOK_RESULT',
   BadRate: 'FG_ERR_BAD_RATE',
+  AgentStart: 'FG_ERR_AGENT_START',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,4 +1,4 @@
-import { DemoAgent } from './agent/agent.ts';
+import { createAgent, type Agent } from './agent/create-agent.ts';
 import { MessageBus } from './bus/bus.ts';
 import type { InboundMessage, OutboundReply } from './bus/messages.ts';
 import type { Answerer, Channel } from './channels/channel.ts';
@@ -26,6 +26,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Where the CLI channel reads and writes, when it is enabled (default: the terminal). */
   cliStreams?: CliStreams;
+  /** Where the agent reads its secrets (the API key): default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 function requireSetting<T>(value: T | undefined, field: string): T {
@@ -50,7 +52,7 @@ export class Gateway implements Answerer {
   readonly commands = new ChatCommands();
   readonly runner: HookRunner;
   readonly host: PluginHost;
-  readonly agent: DemoAgent;
+  readonly agent: Agent;
   readonly channels: Channel[] = [];
   readonly logger: Logger;
   private stopping: Promise<void> | undefined;
@@ -70,7 +72,13 @@ export class Gateway implements Answerer {
     const clock = (this.clock = options.clock ?? systemClock);
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.runner = new HookRunner(this.logger.child({ component: 'hooks' }), clock, config.hooks.timeout_ms);
-    this.agent = new DemoAgent({ runner: this.runner, logger: this.logger.child({ component: 'agent' }), clock });
+    this.agent = createAgent(config.agent, {
+      runner: this.runner,
+      logger: this.logger.child({ component: 'agent' }),
+      clock,
+      configDir: options.loaded.dir,
+      env: options.env ?? process.env,
+    });
     const deps = (name: string) => ({ agent: this, clock, logger: this.logger.child({ channel: name }) });
     const { http, cli, telegram, discord } = config.channels;
     const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
@@ -115,6 +123,7 @@ export class Gateway implements Answerer {
     const gateway = new Gateway(options);
     await gateway.host.load(options.loaded.config.plugins);
     try {
+      await gateway.agent.start?.();
       for (const channel of gateway.channels) await channel.start();
     } catch (error) {
       await gateway.stop();
@@ -212,7 +221,7 @@ export class Gateway implements Answerer {
   reload(loaded: LoadedConfig): Promise<ReloadSummary> {
     const next = this.reloading.then(async () => {
       const summary = await this.host.reload(loaded.config.plugins);
-      const restartOnly = (['channels', 'hooks', 'log'] as const).filter(
+      const restartOnly = (['channels', 'hooks', 'log', 'agent'] as const).filter(
         (section) => JSON.stringify(loaded.config[section]) !== JSON.stringify(this.config[section]),
       );
       if (restartOnly.length > 0) {
@@ -236,6 +245,7 @@ export class Gateway implements Answerer {
       await Promise.all(this.channels.map((c) => c.stop()));
       // Messages a channel gave up on (its reply timeout) may still be running their hooks.
       if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      await this.agent.close?.();
       await this.host.teardown();
       this.logger.info('gateway stopped');
     })();

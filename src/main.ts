@@ -2,6 +2,7 @@ import { parseArgs, USAGE } from './cli-args.ts';
 import { loadConfig } from './config/load.ts';
 import { FloodgateError, errorMessage } from './errors.ts';
 import { Gateway } from './gateway.ts';
+import { TEST_CLOCK_ENV, testClockFromEnv, type FileClock } from './test-clock.ts';
 
 /** EX_CONFIG from sysexits.h: the configuration is wrong. */
 const EXIT_CONFIG = 78;
@@ -29,8 +30,15 @@ async function main(): Promise<void> {
     else reload(running, configPath);
   });
   let gateway: Gateway;
+  let clock: FileClock | undefined;
   try {
-    gateway = await Gateway.start({ loaded: loadConfig(configPath) });
+    clock = testClockFromEnv(process.env);
+  } catch (error) {
+    process.stderr.write(`floodgate: cannot start: ${errorMessage(error)}\n`);
+    process.exit(2);
+  }
+  try {
+    gateway = await Gateway.start({ loaded: loadConfig(configPath), ...(clock ? { clock } : {}) });
   } catch (error) {
     const code = error instanceof FloodgateError ? `[${error.code}] ` : '';
     process.stderr.write(`floodgate: cannot start: ${code}${errorMessage(error)}\n`);
@@ -46,6 +54,7 @@ async function main(): Promise<void> {
       },
     );
   };
+  if (clock) gateway.logger.warn({ file: clock.path }, `test clock in use: time comes from ${TEST_CLOCK_ENV}; never set it outside tests`);
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
   running = gateway;

@@ -71,8 +71,13 @@ export function tenantOwnsKey(scope: KeyScope, key: string): boolean {
 
 /** Whether `key` holds this user's own state (their user and tool keys; never the tenant's). */
 export function ownsKey(scope: KeyScope, key: string): boolean {
-  // Suffixes of one setting's keys: "|conc" (concurrency slots), "|tok" (tokens), "|<window ms>";
-  // "|block" (the subject's block record).
-  const base = key.replace(/\|block$/, '').replace(/\|conc$/, '').replace(/\|\d+$/, '').replace(/\|tok$/, '');
+  // Suffixes of one setting's keys: "|conc" (concurrency slots), "|tok" (tokens), "|<window ms>" or
+  // "|cal:<unit>:<time zone>" (a calendar window); "|block" (the subject's block record).
+  const base = key
+    .replace(/\|block$/, '')
+    .replace(/\|conc$/, '')
+    .replace(/\|\d+$/, '')
+    .replace(/\|cal:[a-z]+:[^|]*$/, '')
+    .replace(/\|tok$/, '');
   return base === userKey(scope) || (base.startsWith(`${scope.tag}tool:`) && base.endsWith(`:${scope.member}`));
 }

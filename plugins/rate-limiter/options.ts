@@ -1,6 +1,7 @@
 import { closest } from '../../src/plugin-sdk.ts';
 import { z } from 'zod';
 import { ALGORITHM_NAMES } from './algorithms/types.ts';
+import { isTimeZone, knownTimeZones } from './calendar/zone.ts';
 import { normalizeToolName } from './keys.ts';
 import { parseRate, rateList, RateSyntaxError, type Rate } from './rate.ts';
 import { DEFAULT_REPLIES, templateProblems, type ReplyKind } from './present/reply.ts';
@@ -29,11 +30,13 @@ const RateSpec = z.unknown().transform((spec, ctx): Rate | Rate[] => {
     return z.NEVER;
   }
   const rates = spec.map((text, i) => rateOrIssue(text, ctx, [i]));
-  const windows = new Set<number>();
+  // A calendar day is not the sliding "1/d" of the same nominal length: each is a window of its own.
+  const windows = new Set<number | string>();
   for (const [i, rate] of rates.entries()) {
     if (rate === undefined) continue;
-    if (windows.has(rate.windowMs)) ctx.addIssue({ code: 'custom', message: 'another rate in this list has the same window', path: [i] });
-    windows.add(rate.windowMs);
+    const window = rate.calendarUnit ?? rate.windowMs;
+    if (windows.has(window)) ctx.addIssue({ code: 'custom', message: 'another rate in this list has the same window', path: [i] });
+    windows.add(window);
   }
   return rates.every((r) => r !== undefined) ? (rates as Rate[]) : z.NEVER;
 });
@@ -144,6 +147,17 @@ export const HEADER_STYLES = ['all', 'ietf', 'legacy', 'none'] as const;
 export type HeaderStyle = (typeof HEADER_STYLES)[number];
 export const ON_BACKEND_ERROR = ['fallback', 'open', 'closed'] as const;
 
+/** An IANA time zone name ("Europe/Berlin", "America/New_York") or "UTC", as the runtime's tz data knows them. */
+const TimeZoneName = z.string().superRefine((name, ctx) => {
+  if (isTimeZone(name)) return;
+  const hint = closest(name, knownTimeZones());
+  ctx.addIssue({
+    code: 'custom',
+    message: `${JSON.stringify(name)} is not a time zone${hint ? ` (did you mean "${hint}"?)` : ''}; write an IANA name such as "Europe/Berlin" or "UTC"`,
+    input: name,
+  });
+});
+
 const RedisUrl = z.string().refine((url) => /^rediss?:\/\/[^/\s]+/.test(url), {
   message: 'expected a redis:// or rediss:// URL, e.g. "redis://127.0.0.1:6379"',
 });
@@ -183,6 +197,8 @@ export const RateLimiterOptions = z
     headers: z.enum(HEADER_STYLES).default('all'),
     /** Escalating blocks for subjects that keep sending while refused: {after, durations, decay_after, subjects, message}. */
     block: BlockOptions.optional(),
+    /** Where calendar windows ("1000/calendar_day", "5000000/calendar_month") turn: midnight in this IANA time zone. */
+    time_zone: TimeZoneName.default('UTC'),
     /** Seconds between two slow-down replies to one user on chat channels; default: the retry time. */
     reply_cooldown: z.number().min(0).max(86_400).optional(),
     /** Most keys held in memory; the oldest are evicted beyond it. */

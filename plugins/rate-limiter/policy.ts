@@ -2,6 +2,7 @@ import { flattened } from '../../src/plugin-sdk.ts';
 import type { Rule } from './algorithms/types.ts';
 import { blockKey } from './blocks/keys.ts';
 import type { BlockCheck, BlockPolicy, BlockSubject } from './blocks/types.ts';
+import { CalendarPeriods, type CalendarUnit } from './calendar/periods.ts';
 import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
 import type { SlotLimit } from './concurrency/types.ts';
 import type { LimitSetting, RateLimiterOptions } from './options.ts';
@@ -28,6 +29,8 @@ export interface CompiledRule extends Rule {
   unit: 'requests' | 'tokens';
   /** Counted and reported, never enforced. */
   shadow: boolean;
+  /** A window that resets on the calendar: its periods, in the configured time zone. */
+  calendar?: CalendarPeriods;
 }
 
 export interface PolicyCheck extends RuleCheck {
@@ -100,9 +103,48 @@ export function ruleBase(rule: CompiledRule): string {
   return rule.unit === 'tokens' ? `${rule.name}-tokens` : rule.name;
 }
 
-function compile(name: CompiledRule['name'], rate: Rate, several: boolean, unit: CompiledRule['unit'], shadow: boolean): CompiledRule {
+/** The calendars of one time zone, one per unit, shared by every rule that counts in them. */
+type Calendars = (unit: CalendarUnit) => CalendarPeriods;
+
+function calendarsOf(timeZone: string): Calendars {
+  const made = new Map<CalendarUnit, CalendarPeriods>();
+  return (unit) => {
+    let calendar = made.get(unit);
+    if (calendar === undefined) made.set(unit, (calendar = new CalendarPeriods(timeZone, unit)));
+    return calendar;
+  };
+}
+
+/**
+ * A rule's RateLimit-Policy item at `now`. A calendar window's `w` is the length of the period `now`
+ * is in (a day of 23, 24 or 25 hours, a month of 28 to 31 days), so `q` per `w` is what this period
+ * allows; every other rule's item is made once.
+ */
+export function policyItemAt(rule: CompiledRule, now: number): string {
+  if (rule.calendar === undefined) return rule.policyItem;
+  const { start, end } = rule.calendar.periodAt(now);
+  return `"${rule.label}";q=${rule.limit};w=${Math.round((end - start) / 1000)}${rule.unit === 'tokens' ? ';qu="tokens"' : ''}`;
+}
+
+/** A calendar window as compiled: its calendar, and a key suffix of its own (see compile). */
+function calendarParts(rate: Rate, calendars: Calendars): Pick<CompiledRule, 'calendar'> & { window: string; suffix: string } {
+  const calendar = calendars(rate.calendarUnit!);
+  // The unit and the zone are in the key: a reload from "1000/d" (sliding) to "1000/calendar_day",
+  // or to another time zone, never reads a count kept by other rules.
+  return { calendar, window: `calendar_${calendar.unit}`, suffix: `|cal:${calendar.unit}:${calendar.timeZone}` };
+}
+
+function compile(
+  name: CompiledRule['name'],
+  rate: Rate,
+  several: boolean,
+  unit: CompiledRule['unit'],
+  shadow: boolean,
+  calendars: Calendars,
+): CompiledRule {
   const seconds = Math.ceil(rate.windowMs / 1000);
-  const window = windowLabel(rate.windowMs);
+  const calendar = rate.calendarUnit === undefined ? undefined : calendarParts(rate, calendars);
+  const window = calendar?.window ?? windowLabel(rate.windowMs);
   const base = unit === 'tokens' ? `${name}-tokens` : name;
   const label = several ? `${base}-${window}` : base;
   return {
@@ -115,21 +157,28 @@ function compile(name: CompiledRule['name'], rate: Rate, several: boolean, unit:
     label,
     window,
     // By window, however many the setting lists: a reload that adds a window keeps this one's count.
-    keySuffix: `${unit === 'tokens' ? '|tok' : ''}|${rate.windowMs}`,
+    keySuffix: `${unit === 'tokens' ? '|tok' : ''}${calendar?.suffix ?? `|${rate.windowMs}`}`,
     unit,
     shadow,
+    calendar: calendar?.calendar,
   };
 }
 
-function compileRates(name: CompiledRule['name'], rates: readonly Rate[], unit: CompiledRule['unit'], shadow: boolean): CompiledRule[] {
-  return rates.map((rate) => compile(name, rate, rates.length > 1, unit, shadow));
+function compileRates(
+  name: CompiledRule['name'],
+  rates: readonly Rate[],
+  unit: CompiledRule['unit'],
+  shadow: boolean,
+  calendars: Calendars,
+): CompiledRule[] {
+  return rates.map((rate) => compile(name, rate, rates.length > 1, unit, shadow, calendars));
 }
 
-function compileSetting(name: CompiledRule['name'], setting: LimitSetting | undefined): CompiledSetting {
+function compileSetting(name: CompiledRule['name'], setting: LimitSetting | undefined, calendars: Calendars): CompiledSetting {
   if (setting === undefined) return NO_SETTING;
   return {
-    rates: compileRates(name, setting.rates, 'requests', setting.shadow),
-    tokens: compileRates(name, setting.tokens, 'tokens', setting.shadow),
+    rates: compileRates(name, setting.rates, 'requests', setting.shadow, calendars),
+    tokens: compileRates(name, setting.tokens, 'tokens', setting.shadow, calendars),
     shadow: setting.shadow,
     maxConcurrent: setting.maxConcurrent,
     queueTimeoutMs: setting.queueTimeoutMs,
@@ -178,11 +227,12 @@ export class Policy {
     this.tenantBlock = block?.subjects.includes('tenant') ? block.policy : undefined;
     this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
     this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
-    this.user = compileSetting('user', options.by_user);
-    this.tenant = compileSetting('tenant', options.by_tenant);
+    const calendars = calendarsOf(options.time_zone);
+    this.user = compileSetting('user', options.by_user, calendars);
+    this.tenant = compileSetting('tenant', options.by_tenant, calendars);
     const byUser = options.by_user;
-    this.toolDefault = byUser ? compileSetting('tool', { ...byUser, tokens: [], maxConcurrent: undefined }) : NO_SETTING;
-    for (const [tool, setting] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compileSetting('tool', setting));
+    this.toolDefault = byUser ? compileSetting('tool', { ...byUser, tokens: [], maxConcurrent: undefined }, calendars) : NO_SETTING;
+    for (const [tool, setting] of Object.entries(options.by_tool)) this.tools.set(normalizeToolName(tool), compileSetting('tool', setting, calendars));
   }
 
   subject(channel: string, userId: string, tenantId: string | undefined): Subject {
@@ -198,12 +248,14 @@ export class Policy {
   }
 
   /**
-   * Every window this policy counts in, as operators name them ("user 1h", "tool:search 1m"): a
-   * reload keeps the count of each window still named, and the new ones count from then on.
+   * Every window this policy counts in, as operators name them ("user 1h", "tool:search 1m",
+   * "tenant-tokens calendar_month Europe/Berlin"): a reload keeps the count of each window still
+   * named, and the new ones count from then on.
    */
   windows(): string[] {
+    const window = (rule: CompiledRule) => (rule.calendar === undefined ? rule.window : `${rule.window} ${rule.calendar.timeZone}`);
     const named = (setting: CompiledSetting, tool?: string) =>
-      [...setting.rates, ...setting.tokens].map((rule) => `${tool === undefined ? ruleBase(rule) : `tool:${tool}`} ${rule.window}`);
+      [...setting.rates, ...setting.tokens].map((rule) => `${tool === undefined ? ruleBase(rule) : `tool:${tool}`} ${window(rule)}`);
     const tools = [...this.tools].flatMap(([tool, setting]) => named(setting, tool));
     return [...named(this.user), ...named(this.tenant), ...named(this.toolDefault), ...tools];
   }

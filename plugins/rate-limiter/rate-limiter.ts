@@ -95,6 +95,7 @@ export class RateLimiter {
       peek: (checks) => this.current.backend.peek(checks),
       inUse: (keys) => this.current.backend.inUse(keys),
       forget: (scope, owns) => this.current.backend.forget(scope, owns),
+      now: () => clock.now(),
     });
     this.status = {
       totals: () => telemetry?.totals(),

@@ -32,6 +32,15 @@ export interface ViewSource {
   /** Concurrency slots in use per key. */
   inUse(keys: readonly string[]): Promise<number[]>;
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
+  /** The time (ms): when the current calendar periods end. */
+  now(): number;
+}
+
+/** A calendar window's row says when its period ends, as an instant, and the zone it turns in. */
+function calendarFields(rule: CompiledRule, now: number): Record<string, string> {
+  const calendar = rule.calendar;
+  if (calendar === undefined) return {};
+  return { time_zone: calendar.timeZone, resets_at: new Date(calendar.periodAt(now).end).toISOString() };
 }
 
 /** One rule that applies to a subject, as it stands. */
@@ -67,6 +76,7 @@ export class LimitsView implements LimitsAdmin {
 
   async inspect(query: LimitsQuery): Promise<unknown> {
     const report = await this.report(query);
+    const now = this.source.now();
     return {
       channel: report.channel,
       // While Redis is down the view still answers, from what this gateway decided by itself.
@@ -79,6 +89,7 @@ export class LimitsView implements LimitsAdmin {
         used: rule.limit - remaining,
         remaining,
         reset_after: resetAfterSeconds,
+        ...calendarFields(rule, now),
       })),
       concurrency: report.concurrency.map(({ name, maxConcurrent, inFlight }) => ({
         rule: name,

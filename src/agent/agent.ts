@@ -105,7 +105,7 @@ export class DemoAgent {
   }
 }
 
-type PromptOutcome = (typeof PROMPT_OUTCOMES)[number];
+export type PromptOutcome = (typeof PROMPT_OUTCOMES)[number];
 
 function promptEnd(context: HookContext, outcome: PromptOutcome, actualTokens: number | undefined): HookPayload<'postPromptFetch'> {
   const payload: HookPayload<'postPromptFetch'> = { prompt_id: PROMPT_ID, outcome, context };
@@ -113,7 +113,7 @@ function promptEnd(context: HookContext, outcome: PromptOutcome, actualTokens: n
   return payload;
 }
 
-function internalError(message: InboundMessage): OutboundReply {
+export function internalError(message: InboundMessage): OutboundReply {
   return {
     messageId: message.id,
     channel: message.channel,
@@ -127,7 +127,7 @@ function internalError(message: InboundMessage): OutboundReply {
   };
 }
 
-function answer(message: InboundMessage, text: string, headers: Record<string, string> | undefined): OutboundReply {
+export function answer(message: InboundMessage, text: string, headers: Record<string, string> | undefined): OutboundReply {
   return {
     messageId: message.id,
     channel: message.channel,
@@ -140,7 +140,7 @@ function answer(message: InboundMessage, text: string, headers: Record<string, s
   };
 }
 
-function refusal(message: InboundMessage, violation: Violation): OutboundReply {
+export function refusal(message: InboundMessage, violation: Violation): OutboundReply {
   const reply: OutboundReply = {
     messageId: message.id,
     channel: message.channel,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ErrorCode, FloodgateError, errorMessage, problemsError } from '../errors.ts';
 import { formatIssues } from './issues.ts';
+import { missingAgentEnv } from './agent-schema.ts';
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts';
 
 export interface LoadedConfig {
@@ -69,6 +70,7 @@ export function parseConfig(text: string, absolute: string, env: NodeJS.ProcessE
   applyEnv(raw as Record<string, unknown>, env, problems);
   const result = GatewayConfigSchema.safeParse(raw, { reportInput: true });
   if (!result.success) problems.push(...formatIssues(result.error, GatewayConfigSchema));
+  else problems.push(...missingAgentEnv(result.data.agent, env));
   if (problems.length > 0 || !result.success) {
     throw problemsError(ErrorCode.Config, `${absolute}: invalid configuration`, problems);
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ADMIN_PREFIX, OPERATOR_PATHS, RESERVED_PATHS } from '../channels/routes.ts';
+import { AgentConfigSchema } from './agent-schema.ts';
 
 export const PLUGIN_MODES = ['enforce', 'permissive', 'disabled'] as const;
 export type PluginMode = (typeof PLUGIN_MODES)[number];
@@ -133,6 +134,8 @@ export const GatewayConfigSchema = z.strictObject({
     })
     .default({ timeout_ms: 1000 }),
   plugins: z.array(PluginEntrySchema).default([]),
+  /** Who answers messages: the offline demo agent unless a model is configured (see agent-schema.ts). */
+  agent: AgentConfigSchema.default({ kind: 'demo' }),
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;

@@ -7,6 +7,28 @@ export interface Rule {
   windowMs: number;
   /** What `limit` counts; requests when absent. */
   unit?: 'requests' | 'tokens';
+  /**
+   * A window that resets on the calendar (a day or a month in a time zone): counted per period by
+   * the calendar window, whatever the configured algorithm; `windowMs` is then the nominal length
+   * (a day, 31 days). Absent for every other rule.
+   */
+  calendar?: Calendar;
+}
+
+/** One calendar period: from its first instant (`start`, ms) to the next period's (`end`). */
+export interface CalendarPeriod {
+  start: number;
+  end: number;
+}
+
+/** The periods of a calendar window: which one an instant falls in. */
+export interface Calendar {
+  periodAt(t: number): CalendarPeriod;
+  /**
+   * The boundaries of the period at `t` and of its neighbours: [previous start, start, end, next
+   * end]. What a store that cannot compute periods itself (the Redis script) is given.
+   */
+  around(t: number): readonly number[];
 }
 
 /** How a key stands after a decision: what the limiter will do next, in the units headers use. */

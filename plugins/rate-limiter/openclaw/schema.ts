@@ -9,7 +9,7 @@ type Json = Record<string, unknown>;
  * The rate syntax as a JSON Schema pattern: the same expression as parseRate's, whose unit is matched
  * case-insensitively there (patterns have no flags). parseRate still judges units and ranges.
  */
-const RATE_JSON: Json = { type: 'string', pattern: RATE.source.replace('[a-z]', '[a-zA-Z]'), description: 'a rate like "30/m" or "100/15m"' };
+const RATE_JSON: Json = { type: 'string', pattern: RATE.source.replace('[a-z_]', '[a-zA-Z_]'), description: 'a rate like "30/m", "100/15m" or "5000/calendar_day"' };
 const RATES_JSON: Json = { type: 'array', items: RATE_JSON, minItems: 1, maxItems: 10 };
 const RATE_SPEC_JSON: Json = { anyOf: [RATE_JSON, RATES_JSON] };
 

@@ -38,7 +38,7 @@ export class Presenter {
       case 'admitted': {
         const { decision } = outcome;
         if (decision === undefined || this.options.headers === 'none') return CONTINUE;
-        return { continue: true, headers: rateLimitHeaders(outcome.checks, decision, outcome.binding, this.options.headers) };
+        return { continue: true, headers: rateLimitHeaders(outcome.checks, decision, outcome.binding, this.options.headers, this.clock) };
       }
       case 'limited':
         return this.limited(outcome);
@@ -121,7 +121,7 @@ export class Presenter {
     return this.refusal(outcome.subject, 'rate_limited', 'Rate limit exceeded', 429, retryAfter, {
       description: renderReply(this.options.message, retryAfter, rule.description),
       details: { rule: rule.name, window: rule.window, limit: rule.source },
-      headers: rateLimitHeaders(checks, decision, binding, this.options.headers),
+      headers: rateLimitHeaders(checks, decision, binding, this.options.headers, this.clock),
     });
   }
 

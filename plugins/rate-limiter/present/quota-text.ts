@@ -30,7 +30,7 @@ function what(row: LimitRow): string {
 
 function line(row: LimitRow): string {
   const { limit, windowMs } = row.rule;
-  const left = `${count.format(row.remaining)} of ${count.format(limit)} left per ${describeWindow(windowMs)}`;
+  const left = `${count.format(row.remaining)} of ${count.format(limit)} left per ${describeWindow(windowMs, row.rule.calendar?.unit)}`;
   const full = row.remaining >= limit || row.resetAfterSeconds <= 0;
   return `- ${what(row)}: ${left}${full ? '.' : `, back to ${count.format(limit)} in ${humanDuration(row.resetAfterSeconds)}.`}`;
 }
@@ -64,7 +64,7 @@ export function quotaLine(report: LimitsReport): string {
     .map((row) => {
       const unit = row.rule.unit === 'tokens' ? 'tokens' : 'messages';
       const whose = row.rule.name === 'tenant' ? `team ${unit}` : unit;
-      return `${whose} ${count.format(row.remaining)}/${count.format(row.rule.limit)} per ${describeWindow(row.rule.windowMs)}`;
+      return `${whose} ${count.format(row.remaining)}/${count.format(row.rule.limit)} per ${describeWindow(row.rule.windowMs, row.rule.calendar?.unit)}`;
     });
   const paused = pausedFor(report);
   if (paused !== undefined) parts.unshift(`paused ${humanDuration(paused.seconds)}`);

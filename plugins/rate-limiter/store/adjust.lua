@@ -11,6 +11,9 @@
 -- ARGV[2]: now: '' to use TIME, or a time in ms (the tests' caller time)
 -- ARGV[3]: the time the request was charged at, as decide.lua returned it
 -- then per key: limit, window (ms), unit ('r' | 't'), cost, delta (an integer, not 0, >= -cost).
+-- then, when some keys are calendar windows, their number C and C sextuples: the key's index (1-based),
+--       the start of the period the charge was made in, and the boundaries of the periods around the
+--       gateway's time (as decide.lua is given them).
 -- Returns the number of keys it changed.
 
 local concat = table.concat
@@ -40,6 +43,44 @@ local function slot_at(log, from, size, slot)
   return false
 end
 
+-- Calendar windows (see decide.lua): a count per period, the period chosen by the server's time.
+-- Key index -> the charge's period start, and the boundaries around the gateway's time.
+local calendar = {}
+do
+  local c = 4 + 5 * #KEYS
+  for _ = 1, tonumber(ARGV[c] or '0') do
+    calendar[tonumber(ARGV[c + 1])] = {
+      charged = tonumber(ARGV[c + 2]),
+      bounds = { tonumber(ARGV[c + 3]), tonumber(ARGV[c + 4]), tonumber(ARGV[c + 5]), tonumber(ARGV[c + 6]) },
+    }
+    c = c + 6
+  end
+end
+
+-- A calendar window's charge changed by delta; returns 1 when the key changed, else 0.
+local function adjust_calendar(key, delta, periods)
+  local start, ends
+  for j = 1, 3 do
+    local b = periods.bounds
+    if now >= b[j] and now < b[j + 1] then start, ends = b[j], b[j + 1] end
+  end
+  if not start then error('calendar window: the server time is outside the periods around the gateway time (clocks a period apart)') end
+  local state = call('HMGET', key, 's', 'c')
+  local used = 0
+  if state[1] and tonumber(state[1]) == start then used = tonumber(state[2]) end
+  if delta > 0 then
+    -- Charged to the current period, whichever period the charge itself fell in.
+    call('HSET', key, 's', num(start), 'c', used + delta)
+    if used == 0 then expire_at(key, ends) end
+    return 1
+  end
+  -- A refund only counts while the charge's period is the current one.
+  if used == 0 or periods.charged ~= start then return 0 end
+  used = used + delta
+  if used <= 0 then call('DEL', key) else call('HSET', key, 'c', used) end
+  return 1
+end
+
 local changed = 0
 
 for i = 1, #KEYS do
@@ -52,6 +93,8 @@ for i = 1, #KEYS do
 
   if delta == 0 then
     -- Nothing to change.
+  elseif calendar[i] then
+    changed = changed + adjust_calendar(key, delta, calendar[i])
   elseif algorithm == 'sliding_window' and tokens then
     -- The log: slots that have left the window are dropped; the slot the charge went into (the slot
     -- of its time) changes by delta, never below nothing, and goes when nothing is left in it.

@@ -23,10 +23,14 @@
 --       each request carries its own time in ms (for the shared decision tables of the tests)
 -- ARGV[4]: number of distinct rules R, then R triples: limit, window (ms), unit ('r' requests | 't'
 --       tokens). A batch's requests mostly share their rules, so each is sent once per call.
+-- then the number of calendar windows C among those rules, and C quintuples: the rule's number, then
+--       the boundaries (ms) of the periods around the gateway's time: the previous period's start, the
+--       current period's start and end, the next period's end (see "Calendar windows" below). A
+--       request's calendar rules come after its other rules.
 -- then per request: its time (under 'c' only), its number of rules k, and per rule: the rule's
 --       number in the table (1-based), followed, for a tokens rule, by the cost (a positive integer).
--- The rule table is followed by the block policies, and each request's arguments (and answer) end
--- with its blocks: see blocks.lua.
+-- The calendar windows are followed by the block policies, and each request's arguments (and
+-- answer) end with its blocks: see blocks.lua.
 -- Returns the time the requests were decided (and charged) at, as a string so that it is exact
 -- (adjust.lua needs it to find the charge again), or '' under 'c'; then, request after request, 0
 -- and rule after rule: retry_after_ms, remaining, reset_ms, too_large (0 | 1). A request is
@@ -73,6 +77,15 @@ for r = 1, tonumber(ARGV[4]) do
   limits[r], windows[r], is_tokens[r] = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1]), ARGV[arg_at + 2] == 't'
   arg_at = arg_at + 3
 end
+
+-- The calendar windows among the rules: rule number -> the boundaries of its periods.
+local calendar = {}
+for _ = 1, tonumber(ARGV[arg_at]) do
+  local a = arg_at + 1
+  calendar[tonumber(ARGV[a])] = { tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]) }
+  arg_at = arg_at + 5
+end
+arg_at = arg_at + 1
 -- The block policies (blocks.lua).
 local block_policies
 arg_at, block_policies = read_block_table(arg_at)
@@ -84,6 +97,8 @@ if server_now then out[1] = num(server_now) end
 local st = {}
 -- The current request's rules (limit, window, whether it counts tokens, cost), read from ARGV.
 local r_limit, r_window, r_tokens, r_cost = {}, {}, {}, {}
+-- The current request's calendar boundaries per rule (false for every other rule).
+local r_periods = {}
 local key_at = 0
 
 -- Rule i's arguments: limit, window, whether it counts tokens, and its cost.
@@ -91,8 +106,9 @@ local function rule_args(i)
   return r_limit[i], r_window[i], r_tokens[i], r_cost[i]
 end
 
-local function decide(now, count)
-  local longest = 0
+-- Decides rules 1..count of the current request; `longest` is the longest wait already found (by
+-- its calendar windows). Returns the longest wait: 0 when everything admitted and was charged.
+local function decide(now, count, longest)
   -- Pass 1 reads every rule and finds its wait; st holds, per rule (stride 5): wait, too_large and
   -- up to three values the algorithm needs in pass 2.
   if algorithm == 'sliding_window' then
@@ -267,6 +283,81 @@ local function decide(now, count)
   else
     error('unknown algorithm ' .. tostring(algorithm))
   end
+  return longest
+end
+
+-- Calendar windows: a count per calendar day or month in a time zone, whatever the algorithm (as
+-- algorithms/calendar-window.ts). Lua knows no time zones, so the gateway sends the boundaries of
+-- three periods around its own time, and the period is chosen here by the server's time: a gateway
+-- whose clock is a little off still counts in the period Redis is in. A server time outside all
+-- three (clocks a whole period apart) fails the request. The state is a hash {s = period start,
+-- c = count}, as the fixed window's, living until its period ends.
+
+-- The period (start, end) that `now` falls in, of the boundaries b.
+local function calendar_period(b, now)
+  for j = 1, 3 do
+    if now >= b[j] and now < b[j + 1] then return b[j], b[j + 1] end
+  end
+  error('calendar window: the server time is outside the periods around the gateway time (clocks a period apart)')
+end
+
+-- Scratch of the calendar rules, per rule (stride 5): wait, too_large, period start and end, used.
+local cst = {}
+
+-- Pass 1 over rules first..last (the calendar ones): each one's wait; returns the longest.
+local function calendar_check(now, first, last)
+  local longest = 0
+  for i = first, last do
+    local limit, _, _, cost = rule_args(i)
+    local start, ends = calendar_period(r_periods[i], now)
+    local state = call('HMGET', KEYS[key_at + i], 's', 'c')
+    local used = 0
+    if state[1] and tonumber(state[1]) == start then used = tonumber(state[2]) end
+    local wait, too_large = 0, 0
+    if cost > limit then
+      wait, too_large = ends - start, 1
+    elseif used + cost > limit then
+      wait = ends - now
+    end
+    local s = 5 * i
+    cst[s - 4], cst[s - 3], cst[s - 2], cst[s - 1], cst[s] = wait, too_large, start, ends, used
+    if wait > longest then longest = wait end
+  end
+  return longest
+end
+
+-- Pass 2: charges them when the request is `admitted`; their answers, after the other rules'.
+local function calendar_settle(now, first, last, admitted)
+  for i = first, last do
+    local limit, _, _, cost = rule_args(i)
+    local s = 5 * i
+    local start, ends, used = cst[s - 2], cst[s - 1], cst[s]
+    if admitted then
+      local key = KEYS[key_at + i]
+      call('HSET', key, 's', num(start), 'c', used + cost)
+      if used == 0 then call('PEXPIRE', key, ttl_ms(ends, now)) end
+      used = used + cost
+    end
+    local reset = 0
+    if used > 0 then reset = ceil(ends - now) end
+    local remaining = limit - used
+    if remaining < 0 then remaining = 0 end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = ceil(cst[s - 4]), remaining, reset, cst[s - 3]
+    n = n + 4
+  end
+end
+
+-- One request: its calendar windows checked first, then the other rules decided (and charged when
+-- nothing refused), then the calendar windows charged likewise.
+local function decide_request(now, count)
+  local plain = count
+  while plain > 0 and r_periods[plain] do plain = plain - 1 end
+  if plain == count then
+    decide(now, count, 0)
+    return
+  end
+  local waited = calendar_check(now, plain + 1, count)
+  calendar_settle(now, plain + 1, count, decide(now, plain, waited) == 0)
 end
 
 for _ = 1, requests do
@@ -280,6 +371,7 @@ for _ = 1, requests do
   for i = 1, count do
     local r = tonumber(ARGV[arg_at])
     r_limit[i], r_window[i], r_tokens[i] = limits[r], windows[r], is_tokens[r]
+    r_periods[i] = calendar[r] or false
     if is_tokens[r] then
       r_cost[i] = tonumber(ARGV[arg_at + 1])
       arg_at = arg_at + 2
@@ -307,7 +399,7 @@ for _ = 1, requests do
       n = n + 1
     end
   else
-    ok, err = pcall(decide, now, count)
+    ok, err = pcall(decide_request, now, count)
     if ok and block_policies > 0 then ok, err = pcall(blocks_strike, now, out, first + 2, count) end
   end
   if not ok then

@@ -1,8 +1,17 @@
 import { systemClock, type Clock, ExpiringMap } from '../../../src/plugin-sdk.ts';
+import { calendarWindow, counterFor } from '../algorithms/index.ts';
 import type { Algorithm, Rule } from '../algorithms/types.ts';
 import { MemoryBlocks } from '../blocks/memory.ts';
 import type { BlockCheck, BlockStanding } from '../blocks/types.ts';
 import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
+
+/**
+ * Whether a rule is decided apart from the configured algorithm's requests path, with a cost per
+ * check and an algorithm of its own: tokens rules, and calendar windows (requests or tokens).
+ */
+function weighed(rule: Rule): boolean {
+  return rule.unit === 'tokens' || rule.calendar !== undefined;
+}
 
 interface Entry {
   state: unknown;
@@ -65,7 +74,7 @@ export class MemoryStore implements RateStore {
       const check = checks[i]!;
       const entry = this.entries.get(check.key, now);
       found[i] = entry;
-      const wait = check.rule.unit === 'tokens' ? this.checkTokens(entry, now, check) : algorithm.check(entry?.state, now, check.rule);
+      const wait = weighed(check.rule) ? this.checkTokens(entry, now, check) : algorithm.check(entry?.state, now, check.rule);
       waits[i] = wait;
       if (wait > retryAfterMs) retryAfterMs = wait;
     }
@@ -75,7 +84,7 @@ export class MemoryStore implements RateStore {
       const check = checks[i]!;
       let entry = found[i];
       found[i] = undefined;
-      if (check.rule.unit === 'tokens') {
+      if (weighed(check.rule)) {
         results[i] = this.settleTokens(allowed, waits[i]!, entry, now, check);
         continue;
       }
@@ -87,7 +96,7 @@ export class MemoryStore implements RateStore {
 
   private decideOne(check: RuleCheck, now: number): Decision {
     const { key, rule } = check;
-    if (rule.unit === 'tokens') {
+    if (weighed(rule)) {
       const entry = this.entries.get(key, now);
       const wait = this.checkTokens(entry, now, check);
       const result = this.settleTokens(wait === 0, wait, entry, now, check);
@@ -122,21 +131,27 @@ export class MemoryStore implements RateStore {
   }
 
   /*
-   * Tokens rules: the same steps as charge() and result() above, by the tokens algorithm and with
-   * the check's cost. Kept apart so that the requests path stays exactly as lean as it was.
+   * Tokens rules (and calendar windows): the same steps as charge() and result() above, by the tokens
+   * algorithm (the calendar window's) and with the check's cost. Kept apart so that the requests path
+   * stays exactly as lean as it was.
    */
+
+  /** The algorithm of a weighed rule. */
+  private weigher(rule: Rule): Algorithm<unknown> {
+    return rule.calendar !== undefined ? (calendarWindow as Algorithm<unknown>) : this.tokens;
+  }
 
   /** A tokens check's wait; a cost no window could ever hold waits one window (see RuleResult.tooLarge). */
   private checkTokens(entry: Entry | undefined, now: number, check: RuleCheck): number {
     const cost = costOf(check);
     if (cost > check.rule.limit) return check.rule.windowMs;
-    return this.tokens.check(entry?.state, now, check.rule, cost);
+    return this.weigher(check.rule).check(entry?.state, now, check.rule, cost);
   }
 
   /** Charges a tokens check when `allowed`; its result either way. */
   private settleTokens(allowed: boolean, retryAfterMs: number, entry: Entry | undefined, now: number, check: RuleCheck): RuleResult {
-    const { tokens } = this;
     const { key, rule } = check;
+    const tokens = this.weigher(rule);
     const cost = costOf(check);
     if (allowed) {
       const state = tokens.consume(entry?.state, now, rule, cost);
@@ -164,7 +179,7 @@ export class MemoryStore implements RateStore {
       const cost = tokens ? costOf(checks[i]!) : 1;
       const delta = deltaOf(deltas[i], cost);
       if (delta === 0) continue;
-      const algorithm = tokens ? this.tokens : this.algorithm;
+      const algorithm = counterFor(this.algorithm, rule);
       const entry = this.entries.get(key, now);
       const state = algorithm.adjust(entry?.state, now, rule, at, cost, delta);
       if (state === undefined) {
@@ -181,7 +196,7 @@ export class MemoryStore implements RateStore {
   /** How each key stands, charging nothing (the operator's view). */
   peek(checks: readonly RuleCheck[], now: number): RuleResult[] {
     return checks.map(({ key, rule }) => {
-      const standing = (rule.unit === 'tokens' ? this.tokens : this.algorithm).standing(this.entries.get(key, now)?.state, now, rule);
+      const standing = counterFor(this.algorithm, rule).standing(this.entries.get(key, now)?.state, now, rule);
       return { retryAfterMs: 0, remaining: standing.remaining, resetMs: standing.resetMs };
     });
   }

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { ALGORITHMS, algorithmFor } from '../algorithms/index.ts';
+import { ALGORITHMS, counterFor } from '../algorithms/index.ts';
 import type { AlgorithmName, Rule } from '../algorithms/types.ts';
 import { standing } from '../blocks/escalation.ts';
 import type { BlockCheck, BlockStanding, BlockState } from '../blocks/types.ts';
@@ -25,9 +25,14 @@ export function decodeTokenLog(value: Buffer): number[] {
 
 /**
  * One key's state as the algorithm that decide.lua mirrors keeps it: the list of times (the ring),
- * the log of slots (tokens rules of the sliding window), the hash {s, c}, or the TAT.
+ * the log of slots (tokens rules of the sliding window), the hash {s, c} (fixed and calendar windows),
+ * or the TAT.
  */
 async function readState(client: Redis | Cluster, algorithm: AlgorithmName, key: string, rule: Rule): Promise<unknown> {
+  if (rule.calendar !== undefined) {
+    const [start, count] = await client.hmget(key, 's', 'c');
+    return start === null ? undefined : { start: Number(start), count: Number(count) };
+  }
   if (algorithm === 'sliding_window') {
     if (rule.unit === 'tokens') {
       const log = await client.getBuffer(key);
@@ -47,7 +52,7 @@ async function readState(client: Redis | Cluster, algorithm: AlgorithmName, key:
 /** How one key stands, by the same standing() the memory store answers with, in whole milliseconds. */
 async function peekKey(client: Redis | Cluster, algorithm: AlgorithmName, key: string, rule: Rule, now: number): Promise<RuleResult> {
   const state = await readState(client, algorithm, key, rule);
-  const { remaining, resetMs } = algorithmFor(ALGORITHMS[algorithm], rule.unit).standing(state, now, rule);
+  const { remaining, resetMs } = counterFor(ALGORITHMS[algorithm], rule).standing(state, now, rule);
   return { retryAfterMs: 0, remaining, resetMs: Math.ceil(resetMs) };
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
+import { systemClock } from '../../../src/plugin-sdk.ts';
 import type { AlgorithmName, Rule } from '../algorithms/types.ts';
 import { blocksOf } from '../blocks/memory.ts';
 import type { BlockCheck, BlockPolicy, BlockVerdict } from '../blocks/types.ts';
@@ -49,9 +50,12 @@ interface PendingAdjust {
 }
 
 interface Pending {
+  /** As sent: calendar windows last (see calendarLast). */
   checks: readonly RuleCheck[];
   /** The distinct blocks of the checks (see blocks.lua). */
   blocks: readonly BlockCheck[];
+  /** Where each sent check is in the request's own order; absent when that is the order sent. */
+  order: readonly number[] | undefined;
   now: number;
   resolve(decision: Decision): void;
   reject(error: unknown): void;
@@ -134,20 +138,21 @@ export class RedisStore implements RateStore {
         }
       }
     }
-    const blocks = blocksOf(checks);
-    if (!this.batched) return this.decideAlone(checks, blocks, now);
+    const order = calendarLast(checks);
+    const sent = order === undefined ? checks : order.map((i) => checks[i]!);
+    const blocks = blocksOf(sent);
+    if (!this.batched) return this.decideAlone(sent, order, blocks, now);
     return new Promise((resolve, reject) => {
       // The batch goes when this tick's work is done (as ioredis's own auto-pipeline does).
       if (this.queue.length === 0) process.nextTick(this.flush);
-      this.queue.push({ checks, blocks, now, resolve, reject });
+      this.queue.push({ checks: sent, order, blocks, now, resolve, reject });
     });
   }
 
-  private async decideAlone(checks: readonly RuleCheck[], blocks: readonly BlockCheck[], now: number): Promise<Decision> {
-    const keys = checks.length + blocks.length;
-    const reply = await this.command(keys)(...this.batchArgs([{ checks, blocks, now }], false));
+  private async decideAlone(checks: readonly RuleCheck[], order: readonly number[] | undefined, blocks: readonly BlockCheck[], now: number): Promise<Decision> {
+    const reply = await this.command(checks.length + blocks.length)(...this.batchArgs([{ checks, blocks, now }], false));
     if (Number(reply[1]) === -1) throw new Error(String(reply[2]));
-    return decision(reply, 1, checks.length, this.chargeTime(reply, now), blocks.length > 0 ? blocks : undefined);
+    return decision(reply, 1, checks.length, this.chargeTime(reply, now), order, blocks.length > 0 ? blocks : undefined);
   }
 
   async adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now?: number): Promise<void> {
@@ -156,6 +161,9 @@ export class RedisStore implements RateStore {
     const { prefix, algorithm } = this.options;
     const keys: string[] = [];
     const rest: (string | number)[] = [algorithm, this.useCallerTime && now !== undefined ? now : '', at];
+    // Calendar windows, after every key's quintuple (see adjust.lua): which key, the start of the
+    // period it was charged in, and the periods around the gateway's time.
+    let calendars: (string | number)[] | undefined;
     for (let i = 0; i < checks.length; i++) {
       const check = checks[i]!;
       const tokens = check.rule.unit === 'tokens';
@@ -164,8 +172,13 @@ export class RedisStore implements RateStore {
       if (delta === 0) continue;
       keys.push(`${prefix}:${check.key}`);
       rest.push(check.rule.limit, check.rule.windowMs, tokens ? 't' : 'r', cost, delta);
+      const calendar = check.rule.calendar;
+      if (calendar !== undefined) {
+        (calendars ??= []).push(keys.length, calendar.periodAt(at).start, ...calendar.around(now ?? systemClock.now()));
+      }
     }
     if (keys.length === 0) return;
+    if (calendars !== undefined) rest.push(calendars.length / 6, ...calendars);
     // On a Cluster the command must know its key count, for ioredis to route it by its first key.
     if (!this.batched) {
       await this.adjustCommand(keys.length)(...keys, ...rest);
@@ -224,10 +237,10 @@ export class RedisStore implements RateStore {
     reply.then(
       (reply) => {
         let at = 1;
-        for (const { checks, blocks, now, resolve, reject } of batch) {
+        for (const { checks, order, blocks, now, resolve, reject } of batch) {
           // A request the script could not decide fails alone; the others in the call stand.
           if (Number(reply[at]) === -1) reject(new Error(String(reply[at + 1])));
-          else resolve(decision(reply, at, checks.length, this.chargeTime(reply, now), withBlocks ? blocks : undefined));
+          else resolve(decision(reply, at, checks.length, this.chargeTime(reply, now), order, withBlocks ? blocks : undefined));
           at += 1 + 4 * checks.length + (withBlocks ? 3 * blocks.length : 0);
         }
       },
@@ -239,18 +252,18 @@ export class RedisStore implements RateStore {
 
   /**
    * decide.lua's arguments for `batch` (see there): the keys (their count first when `counted`), then
-   * each distinct rule once, and per request its rules' numbers in that table (and a tokens rule's cost).
+   * each distinct rule once, the calendar windows' periods, and per request its rules' numbers in that
+   * table (and a tokens rule's cost).
    */
   private batchArgs(batch: readonly Pick<Pending, 'checks' | 'blocks' | 'now'>[], counted: boolean): (string | number)[] {
     const { prefix, algorithm } = this.options;
     const args: (string | number)[] = counted ? [0] : [];
-    // Each rule's number in the table (1-based); rules are compiled once, so the same object recurs.
-    const numbers = new Map<Rule, number>();
+    const table = new RuleTable();
     const policies = new Map<BlockPolicy, number>();
-    for (const { checks, blocks } of batch) {
+    for (const { checks, blocks, now } of batch) {
       for (const check of checks) {
         args.push(`${prefix}:${check.key}`);
-        if (!numbers.has(check.rule)) numbers.set(check.rule, numbers.size + 1);
+        table.numberOf(check.rule, now);
       }
       for (const block of blocks) {
         args.push(`${prefix}:${block.key}`);
@@ -258,14 +271,15 @@ export class RedisStore implements RateStore {
       }
     }
     if (counted) args[0] = args.length - 1;
-    args.push(algorithm, batch.length, this.useCallerTime ? 'c' : '', numbers.size);
-    for (const rule of numbers.keys()) args.push(rule.limit, rule.windowMs, rule.unit === 'tokens' ? 't' : 'r');
+    args.push(algorithm, batch.length, this.useCallerTime ? 'c' : '', table.rules.length);
+    for (const rule of table.rules) args.push(rule.limit, rule.windowMs, rule.unit === 'tokens' ? 't' : 'r');
+    table.pushCalendars(args);
     pushBlockTable(args, policies);
     for (const { checks, blocks, now } of batch) {
       if (this.useCallerTime) args.push(now);
       args.push(checks.length);
       for (const check of checks) {
-        const number = numbers.get(check.rule)!;
+        const number = table.numberOf(check.rule, now);
         if (check.rule.unit === 'tokens') args.push(number, check.cost ?? 1);
         else args.push(number);
       }
@@ -310,6 +324,62 @@ function pushRequestBlocks(args: (string | number)[], checks: readonly RuleCheck
 }
 
 /**
+ * decide.lua's rule table: each distinct rule once (rules are compiled once, so the same object
+ * recurs), and a calendar window once per period set it is asked in (a batch's requests nearly
+ * always share one; on the caller's time they may not).
+ */
+class RuleTable {
+  readonly rules: Rule[] = [];
+  private readonly numbers = new Map<Rule, number>();
+  /** The calendar entries: their number, and the periods around their requests' time. */
+  private calendars: { rule: Rule; number: number; around: readonly number[] }[] | undefined;
+
+  /** `rule`'s number in the table (1-based) for a request at `now`, added when it is new. */
+  numberOf(rule: Rule, now: number): number {
+    if (rule.calendar === undefined) {
+      let number = this.numbers.get(rule);
+      if (number === undefined) {
+        this.rules.push(rule);
+        this.numbers.set(rule, (number = this.rules.length));
+      }
+      return number;
+    }
+    const around = rule.calendar.around(now);
+    const calendars = (this.calendars ??= []);
+    const known = calendars.find((entry) => entry.rule === rule && entry.around[1] === around[1]);
+    if (known !== undefined) return known.number;
+    this.rules.push(rule);
+    calendars.push({ rule, number: this.rules.length, around });
+    return this.rules.length;
+  }
+
+  /** The calendar section: how many, then each one's number and period boundaries. */
+  pushCalendars(args: (string | number)[]): void {
+    const calendars = this.calendars ?? [];
+    args.push(calendars.length);
+    for (const { number, around } of calendars) args.push(number, ...around);
+  }
+}
+
+/**
+ * The checks' order as decide.lua takes them, calendar windows after the other rules (see there): the
+ * index of each check in `checks`, or undefined when they are in that order already.
+ */
+function calendarLast(checks: readonly RuleCheck[]): number[] | undefined {
+  let calendar = false;
+  let reorder = false;
+  for (const check of checks) {
+    if (check.rule.calendar !== undefined) calendar = true;
+    else if (calendar) reorder = true;
+  }
+  if (!reorder) return undefined;
+  const order: number[] = [];
+  for (let i = 0; i < checks.length; i++) if (checks[i]!.rule.calendar === undefined) order.push(i);
+  for (let i = 0; i < checks.length; i++) if (checks[i]!.rule.calendar !== undefined) order.push(i);
+  return order;
+}
+
+/**
  * The verdict of a request's blocks from their triples at `at` (ms left, level, started): the longest
  * block in force, if any.
  */
@@ -327,13 +397,14 @@ function blockVerdict(reply: (number | string)[], at: number, blocks: readonly B
 /**
  * A request's decision from the script's reply: from `at`, its status (0 decided, 1 refused by a
  * block in force), then its rules' quadruples (retry after, remaining, reset, too large), then, when
- * the call carried blocks, its blocks' triples; `charge` is when it was decided.
+ * the call carried blocks, its blocks' triples; `charge` is when it was decided. `order` puts each
+ * result back in the request's own order (see calendarLast).
  */
-function decision(reply: (number | string)[], at: number, rules: number, charge: number, blocks?: readonly BlockCheck[]): Decision {
+function decision(reply: (number | string)[], at: number, rules: number, charge: number, order?: readonly number[], blocks?: readonly BlockCheck[]): Decision {
   if (blocks !== undefined) {
     const verdict = blockVerdict(reply, at + 1 + 4 * rules, blocks);
     if (Number(reply[at]) === 1) return { allowed: false, retryAfterMs: verdict!.retryAfterMs, results: [], charge, blocked: verdict };
-    const decided = decision(reply, at, rules, charge);
+    const decided = decision(reply, at, rules, charge, order);
     if (verdict !== undefined) {
       decided.blocked = verdict;
       if (verdict.retryAfterMs > decided.retryAfterMs) decided.retryAfterMs = verdict.retryAfterMs;
@@ -347,7 +418,7 @@ function decision(reply: (number | string)[], at: number, rules: number, charge:
     const wait = Number(reply[at]);
     const result: RuleResult = { retryAfterMs: wait, remaining: Number(reply[at + 1]), resetMs: Number(reply[at + 2]) };
     if (Number(reply[at + 3]) === 1) result.tooLarge = true;
-    results[i] = result;
+    results[order === undefined ? i : order[i]!] = result;
     if (wait > retryAfterMs) retryAfterMs = wait;
     at += 4;
   }

@@ -273,6 +273,35 @@ export const BLOCK_TABLES: BlockTable[] = [
     ],
   },
   {
+    // Calendar windows go to Redis after the other rules of a request: each rule's block must follow it.
+    name: 'blocks beside a calendar window: each rule counts towards its own subject',
+    config: {
+      by_user: { rate: ['1/10s', '100/calendar_day'] },
+      by_tenant: '3/10s',
+      block: { after: 1, durations: ['1m'], subjects: ['user', 'tenant'] },
+    },
+    steps: [
+      { t: 0, send: 'alice' },
+      { t: 1, send: 'alice' },
+      { t: 2, send: 'alice' },
+      { t: 3, send: 'bob' },
+      { t: 4, send: 'carol' },
+      { t: 5, send: 'bob' },
+      { t: 6, send: 'carol' },
+      { t: 7, peek: 'carol' },
+    ],
+    expected: [
+      'alice: admit',
+      'alice: refuse',
+      'alice: blocked user 60000 L1 started',
+      'bob: admit',
+      'carol: admit',
+      'bob: refuse',
+      'carol: blocked tenant 60000 L1 started',
+      'carol: user-10s 0, user-calendar_day 99, tenant 0 | user L0 free strikes 1, tenant L1 blocked 59999 strikes 0',
+    ],
+  },
+  {
     name: "a reset frees the user and forgets their level, never the tenant's block",
     config: {
       by_user: '1/10s',

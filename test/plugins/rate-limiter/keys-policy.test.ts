@@ -245,3 +245,51 @@ describe('Policy: tokens, concurrency and shadow settings', () => {
     ]);
   });
 });
+
+describe('calendar windows in the policy', () => {
+  const policy = new Policy(
+    RateLimiterOptions.parse({
+      by_user: { rate: ['1000/d', '1000/calendar_day'] },
+      by_tenant: { tokens: '5000000/calendar_month' },
+      by_tool: { search: '10/calendar_day' },
+      time_zone: 'Europe/Berlin',
+    }),
+  );
+  const subject = policy.subject('http', 'Alice', 'Acme');
+
+  it('count on keys of their own: never the sliding day of the same length, and the zone in the key', () => {
+    const plan = policy.promptPlan(subject);
+    expect(plan.checks.map((c) => [c.key, c.rule.label, c.rule.window, c.rule.calendar?.unit])).toEqual([
+      ['{t:acme}u:http:alice|86400000', 'user-1d', '1d', undefined],
+      ['{t:acme}u:http:alice|cal:day:Europe/Berlin', 'user-calendar_day', 'calendar_day', 'day'],
+    ]);
+    expect(plan.tokens.map((c) => [c.key, c.rule.label, c.rule.description])).toEqual([
+      ['{t:acme}|tok|cal:month:Europe/Berlin', 'tenant-tokens', '5000000 tokens per calendar month'],
+    ]);
+    expect(policy.toolPlan(subject, 'search').checks.map((c) => c.key)).toEqual(['{t:acme}tool:6:search:http:alice|cal:day:Europe/Berlin']);
+  });
+
+  it('a reset owns the user\'s calendar keys, never the tenant\'s', () => {
+    const keys = [
+      ...policy.promptPlan(subject).checks.map((c) => c.key),
+      ...policy.promptPlan(subject).tokens.map((c) => c.key),
+      ...policy.toolPlan(subject, 'search').checks.map((c) => c.key),
+    ];
+    expect(keys.filter((key) => ownsKey(subject.scope, key))).toEqual([
+      '{t:acme}u:http:alice|86400000',
+      '{t:acme}u:http:alice|cal:day:Europe/Berlin',
+      '{t:acme}tool:6:search:http:alice|cal:day:Europe/Berlin',
+    ]);
+  });
+
+  it('names each window with its zone, so a reload to another zone reports it as new', () => {
+    expect(policy.windows()).toEqual([
+      'user 1d',
+      'user calendar_day Europe/Berlin',
+      'tenant-tokens calendar_month Europe/Berlin',
+      'tool 1d',
+      'tool calendar_day Europe/Berlin',
+      'tool:search calendar_day Europe/Berlin',
+    ]);
+  });
+});

@@ -62,7 +62,7 @@ describe("the OpenClaw manifest's configSchema", () => {
 
   it("matches rates as parseRate does (parseRate then judges units and ranges)", () => {
     const pattern = new RegExp(((manifest.configSchema.properties as Record<string, { anyOf: { pattern?: string }[] }>).by_user!.anyOf[0]!.pattern)!, 'u');
-    for (const text of ['30/m', ' 10 / s ', '100/15m', '2000/d', '5/Hours', '1/sec']) {
+    for (const text of ['30/m', ' 10 / s ', '100/15m', '2000/d', '5/Hours', '1/sec', '1000/calendar_day', '5000000/Calendar_Month']) {
       expect(pattern.test(text)).toBe(true);
       expect(() => parseRate(text)).not.toThrow();
     }

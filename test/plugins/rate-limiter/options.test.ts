@@ -37,6 +37,7 @@ describe('RateLimiterOptions: valid configs', () => {
       max_keys: 100_000,
       redis_key_prefix: 'fg',
       redis_timeout_ms: 50,
+      time_zone: 'UTC',
       on_backend_error: 'fallback',
       exempt_users: [],
       exempt_tenants: [],
@@ -108,8 +109,8 @@ describe('RateLimiterOptions: the object form of a setting', () => {
 
   it('names each bad field inside the object', () => {
     expect(problems({ by_user: { rate: '30/x', tokens: ['1/m', 'lots'], max_concurrent: 0, queue_timeout_ms: -1 } })).toEqual([
-      'by_user.rate: "30/x" has unknown unit "x"; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m"',
-      'by_user.tokens[1]: "lots" is not a rate; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m"',
+      'by_user.rate: "30/x" has unknown unit "x"; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m", or a calendar window: "1000/calendar_day", "5000000/calendar_month"',
+      'by_user.tokens[1]: "lots" is not a rate; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m", or a calendar window: "1000/calendar_day", "5000000/calendar_month"',
       'by_user.max_concurrent: Too small: expected number to be >=1',
       'by_user.queue_timeout_ms: Too small: expected number to be >=0',
     ]);
@@ -147,7 +148,7 @@ describe('RateLimiterOptions: what an operator is told', () => {
 
   it('names by_tool.search for a bad per-tool rate', () => {
     expect(problems({ by_tool: { search: 'abc' } })).toEqual([
-      'by_tool.search: "abc" is not a rate; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m"',
+      'by_tool.search: "abc" is not a rate; write <count>/<window> with window s, m, h or d (optionally with a multiple), e.g. "30/m" or "100/15m", or a calendar window: "1000/calendar_day", "5000000/calendar_month"',
     ]);
   });
 
@@ -272,5 +273,52 @@ describe('RateLimiterOptions: every refusal text', () => {
       'too_large_message: unknown placeholder {retry_after}; the message may use only {tokens} and {limit}',
       'unavailable_message: the message must not be empty',
     ]);
+  });
+});
+
+describe('RateLimiterOptions: calendar windows', () => {
+  it('reads a monthly token budget and a calendar day beside sliding windows, in a time zone', () => {
+    const options = RateLimiterOptions.parse({
+      by_user: ['30/m', '2000/d', '1000/calendar_day'],
+      by_tenant: { tokens: '5000000/calendar_month' },
+      time_zone: 'Europe/Berlin',
+    });
+    expect(options.time_zone).toBe('Europe/Berlin');
+    expect(options.by_user!.rates.map((r) => r.calendarUnit)).toEqual([undefined, undefined, 'day']);
+    expect(options.by_tenant!.tokens).toEqual([{ limit: 5_000_000, windowMs: 31 * 86_400_000, source: '5000000/calendar_month', calendarUnit: 'month' }]);
+  });
+
+  it('counts in UTC unless told otherwise', () => {
+    expect(RateLimiterOptions.parse({ by_user: '10/calendar_day' }).time_zone).toBe('UTC');
+  });
+
+  it('names a time zone it does not know, and the one it probably meant', () => {
+    expect(problems({ by_user: '10/calendar_day', time_zone: 'Europe/Berln' })).toEqual([
+      'time_zone: "Europe/Berln" is not a time zone (did you mean "Europe/Berlin"?); write an IANA name such as "Europe/Berlin" or "UTC"',
+    ]);
+    expect(problems({ by_user: '10/calendar_day', time_zone: '+01:00' })).toEqual([
+      'time_zone: "+01:00" is not a time zone; write an IANA name such as "Europe/Berlin" or "UTC"',
+    ]);
+    expect(problems({ by_user: '10/calendar_day', time_zone: 1 })[0]).toMatch(/^time_zone: /);
+  });
+
+  it('lists every calendar problem at once, each with its field', () => {
+    expect(
+      problems({
+        by_user: ['1/calendar_day', '2/calendar_day'],
+        by_tenant: { tokens: '5000000/month' },
+        by_tool: { search: '10/2calendar_day' },
+        time_zone: 'Mars/Olympus_Mons',
+      }),
+    ).toEqual([
+      'by_user[1]: another rate in this list has the same window',
+      'by_tenant.tokens: "5000000/month": a month is a calendar window, reset on the first of the month: write "5000000/calendar_month"',
+      'by_tool.search: "10/2calendar_day": a calendar window takes no multiple; write "10/calendar_day"',
+      'time_zone: "Mars/Olympus_Mons" is not a time zone; write an IANA name such as "Europe/Berlin" or "UTC"',
+    ]);
+  });
+
+  it('a calendar day and the sliding day of the same length are two windows of one list', () => {
+    expect(RateLimiterOptions.safeParse({ by_user: ['1000/d', '1000/calendar_day'] }).success).toBe(true);
   });
 });

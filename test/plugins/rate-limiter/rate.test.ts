@@ -8,6 +8,25 @@ const DAY = 24 * HOUR;
 
 describe('parseRate', () => {
   it.each([
+    ['1000/calendar_day', 1000, 'day', DAY],
+    ['5000000/calendar_month', 5_000_000, 'month', 31 * DAY],
+    [' 7 / Calendar_Month ', 7, 'month', 31 * DAY],
+  ] as const)('reads %j as a calendar window (%i per %s)', (text, limit, unit, nominal) => {
+    expect(parseRate(text)).toEqual({ limit, windowMs: nominal, source: text.trim(), calendarUnit: unit });
+  });
+
+  it('says how to write a month, and that a calendar window takes no multiple', () => {
+    expect(() => parseRate('100/month')).toThrow('"100/month": a month is a calendar window, reset on the first of the month: write "100/calendar_month"');
+    expect(() => parseRate('100/2calendar_month')).toThrow('a calendar window takes no multiple; write "100/calendar_month"');
+    expect(() => parseRate('0/calendar_day')).toThrow('the count must be between 1 and');
+  });
+
+  it('describes a calendar window as one', () => {
+    expect(describeRate(parseRate('1000/calendar_day'))).toBe('1000 per calendar day');
+    expect(describeRate(parseRate('5000000/calendar_month'))).toBe('5000000 per calendar month');
+  });
+
+  it.each([
     ['30/m', 30, MINUTE],
     ['10/s', 10, SECOND],
     ['500/h', 500, HOUR],

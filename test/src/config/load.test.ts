@@ -71,12 +71,13 @@ describe('loadConfig: defaults', () => {
       log: { level: 'info' },
       channels: {
         http: { enabled: true, host: '127.0.0.1', port: 8787, max_body_bytes: 65536, reply_timeout_ms: 30000 },
-        cli: { enabled: false, user_id: 'local' },
+        cli: { enabled: false, user_id: 'local', status_line: true },
         telegram: { enabled: false, path: '/telegram/webhook' },
         discord: { enabled: false, path: '/discord/interactions' },
       },
       hooks: { timeout_ms: 1000 },
       plugins: [],
+      agent: { kind: 'demo' },
     });
   });
 
@@ -89,7 +90,7 @@ describe('loadConfig: defaults', () => {
       max_body_bytes: 65536,
       reply_timeout_ms: 30000,
     });
-    expect(config.channels.cli).toEqual({ enabled: false, user_id: 'local' });
+    expect(config.channels.cli).toEqual({ enabled: false, user_id: 'local', status_line: true });
     expect(config.log.level).toBe('debug');
   });
 

@@ -123,7 +123,11 @@ export class RateLimiter {
   private static telemetryFor(host: RateLimiterHost, current: { backend?: Backend }): LimiterTelemetry | undefined {
     const { metrics, bus } = host;
     if (metrics === undefined || bus === undefined) return undefined;
-    return new LimiterTelemetry(metrics, bus, { keys: () => current.backend?.keys ?? 0, breaker: () => current.backend?.breaker });
+    return new LimiterTelemetry(metrics, bus, {
+      keys: () => current.backend?.keys ?? 0,
+      breaker: () => current.backend?.breaker,
+      blocks: () => current.backend?.blocks ?? 0,
+    });
   }
 
   prompt(request: PromptRequest): HookResult | Promise<HookResult> {

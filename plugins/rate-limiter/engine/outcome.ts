@@ -1,3 +1,4 @@
+import type { BlockCheck } from '../blocks/types.ts';
 import type { SlotLimit } from '../concurrency/types.ts';
 import type { CompiledRule, PolicyCheck, Subject } from '../policy.ts';
 import type { Decision } from '../store/types.ts';
@@ -30,7 +31,14 @@ export type Outcome =
   /** One call bigger than a whole token budget: no wait would admit it. */
   | (Common & { kind: 'too_large'; rule: CompiledRule; tokens: number })
   /** The backend could not decide and on_backend_error is "closed". */
-  | (Common & { kind: 'unavailable'; retryAfterMs: number });
+  | (Common & { kind: 'unavailable'; retryAfterMs: number })
+  /**
+   * Refused by an escalating block: one in force (nothing was read or charged), or one this very
+   * refusal started (`started`: exactly one request per block). `level` is the block's (1 = first),
+   * `durationMs` its whole length, `retryAfterMs` what is left of it; `untilMs` its end on the
+   * limiter's clock, until which every request of the subject is refused.
+   */
+  | (Common & { kind: 'blocked'; block: BlockCheck; level: number; durationMs: number; retryAfterMs: number; untilMs: number; started: boolean });
 
 /** Seconds as clients are told them: whole, rounded up, so a client waiting that long is never early. */
 export function ceilSeconds(ms: number): number {

@@ -24,6 +24,7 @@ export class RefusalLog {
   }
 
   observe(outcome: Outcome): void {
+    if (outcome.kind === 'blocked') return this.blockStarted(outcome);
     if (outcome.kind !== 'limited') return;
     const { rule, key } = outcome.checks[outcome.binding]!;
     if (!this.logged.pass(key, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
@@ -37,6 +38,23 @@ export class RefusalLog {
         mode: this.mode,
       },
       this.mode === 'enforce' ? 'rate limit exceeded; request refused' : 'rate limit exceeded; request allowed (permissive)',
+    );
+  }
+
+  /** One line per block (the refusal that started it), never one per blocked request. */
+  private blockStarted(outcome: Extract<Outcome, { kind: 'blocked' }>): void {
+    const { block } = outcome;
+    if (!outcome.started || !this.logged.pass(block.key, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
+    this.deps.logger.warn(
+      {
+        hook: outcome.step,
+        rule: block.subject,
+        level: outcome.level,
+        block_s: Math.ceil(outcome.durationMs / 1000),
+        subject: this.deps.identity.hash(block.key),
+        mode: this.mode,
+      },
+      this.mode === 'enforce' ? 'kept sending while refused; blocked' : 'kept sending while refused; would be blocked (permissive)',
     );
   }
 

@@ -11,6 +11,8 @@ export const REPLY_PLACEHOLDERS = {
   too_large_message: ['tokens', 'limit'],
   /** The shared backend is down and on_backend_error is "closed". */
   unavailable_message: ['retry_after'],
+  /** Blocked for repeated flooding (block.message): `{duration}` is the block's length, `{retry_after}` what is left of it. */
+  blocked_message: ['duration', 'retry_after'],
 } as const;
 
 export type ReplyKind = keyof typeof REPLY_PLACEHOLDERS;
@@ -21,6 +23,7 @@ export const DEFAULT_REPLIES: Record<ReplyKind, string> = {
   concurrency_message: 'Sorry, {in_progress} already. Please wait for one to finish and try again.',
   too_large_message: 'Sorry, that request is too large: it needs about {tokens} tokens, and the limit is {limit}. Please make it shorter.',
   unavailable_message: "Sorry, I can't take messages for a moment. Please try again shortly.",
+  blocked_message: "You've kept sending messages after being asked to slow down, so I'm pausing our chat for a while. Please write again in {retry_after}.",
 };
 
 export const DEFAULT_MESSAGE = DEFAULT_REPLIES.message;

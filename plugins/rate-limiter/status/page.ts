@@ -117,7 +117,9 @@ export const STATUS_PAGE = `<!doctype html>
   const history = [];
   let last;
   const fmt = (n) => (n >= 100 ? Math.round(n) : Math.round(n * 10) / 10).toLocaleString('en-US');
-  const sum = (rows, outcome) => rows.filter((r) => r.outcome === outcome).reduce((a, r) => a + r.count, 0);
+  // A request refused by an escalating block is refused too.
+  const is = (r, outcome) => r.outcome === outcome || (outcome === 'refused' && r.outcome === 'blocked');
+  const sum = (rows, outcome) => rows.filter((r) => is(r, outcome)).reduce((a, r) => a + r.count, 0);
   const row = (cells) => { const tr = document.createElement('tr'); for (const [text, num] of cells) { const td = document.createElement('td'); td.textContent = text; if (num) td.className = 'num'; tr.append(td); } return tr; };
   const fill = (body, rows, empty, span) => { body.replaceChildren(...(rows.length ? rows : [row([[empty]])])); if (!rows.length) { body.firstChild.firstChild.colSpan = span; body.firstChild.firstChild.className = 'note'; } };
   const duration = (s) => (s <= 0 ? 'now' : s < 120 ? s + ' s' : s < 7200 ? Math.ceil(s / 60) + ' min' : s < 172800 ? Math.ceil(s / 3600) + ' h' : Math.ceil(s / 86400) + ' d');
@@ -151,7 +153,7 @@ export const STATUS_PAGE = `<!doctype html>
       const n = now.latency.count - last.latency.count;
       if (n > 0) $('latency').textContent = (((now.latency.sum_seconds - last.latency.sum_seconds) / n) * 1000).toFixed(3) + ' ms';
       const rules = [...new Set(now.decisions.filter((d) => d.outcome !== 'admitted' && d.rule !== 'none').map((d) => d.rule))].sort();
-      const count = (snap, rule, outcome) => snap.decisions.filter((d) => d.rule === rule && d.outcome === outcome).reduce((a, d) => a + d.count, 0);
+      const count = (snap, rule, outcome) => snap.decisions.filter((d) => d.rule === rule && is(d, outcome)).reduce((a, d) => a + d.count, 0);
       fill($('rules'), rules.map((rule) => row([
         [rule],
         [fmt(Math.max(0, count(now, rule, 'refused') - count(last, rule, 'refused')) / seconds), true],

@@ -102,6 +102,7 @@ export class RateLimiter {
       backend: () => this.options.backend,
       breaker: () => this.current.backend.breaker,
       keys: () => this.current.backend.keys,
+      blocks: () => this.current.backend.blocks,
       top,
     };
   }

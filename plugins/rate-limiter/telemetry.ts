@@ -24,6 +24,8 @@ export interface TelemetryTotals {
   decisions: { rule: string; outcome: string; count: number }[];
   latency: { sum: number; count: number };
   backendFailures: number;
+  /** Escalating blocks this gateway's requests started. */
+  blocksStarted: number;
 }
 
 /**
@@ -84,7 +86,8 @@ export class LimiterTelemetry {
       else row.count += value;
     }
     const failures = this.failures.values()[0]?.value ?? 0;
-    return { decisions: [...decisions.values()], latency: this.latency.totals(), backendFailures: failures };
+    const blocksStarted = this.blocksStarted.values().reduce((sum, { value }) => sum + value, 0);
+    return { decisions: [...decisions.values()], latency: this.latency.totals(), backendFailures: failures, blocksStarted };
   }
 
   /** Counts one outcome (see decided()). */

@@ -58,6 +58,8 @@ export const STATUS_PAGE = `<!doctype html>
       <div class="tile"><b id="latency">–</b><span>decision time (mean)</span></div>
       <div class="tile"><b id="keys">0</b><span>keys held</span></div>
       <div class="tile"><b id="refused-total">0</b><span>refused since start</span></div>
+      <div class="tile"><b id="blocks-started">0</b><span>blocks started</span></div>
+      <div class="tile"><b id="blocks-held">0</b><span>blocks held here</span></div>
     </div>
   </section>
   <section aria-labelledby="chart-title">
@@ -139,6 +141,8 @@ export const STATUS_PAGE = `<!doctype html>
     breaker.textContent = now.breaker.replace('_', '-');
     breaker.className = 'badge ' + now.breaker;
     $('keys').textContent = fmt(now.keys);
+    $('blocks-started').textContent = now.blocks_started.toLocaleString('en-US');
+    $('blocks-held').textContent = fmt(now.blocks);
     $('refused-total').textContent = sum(now.decisions, 'refused').toLocaleString('en-US');
     fill($('top'), now.top_subjects.map((t) => row([[t.subject], [t.refusals.toLocaleString('en-US'), true]])), 'Nobody has been refused.', 2);
     if (last) {
@@ -185,6 +189,7 @@ export const STATUS_PAGE = `<!doctype html>
     asked = query;
     $('lookup-stale').hidden = !body.backend_unavailable;
     const rows = body.rules.map((r) => row([[r.rule + (r.shadow ? ' (shadow)' : '')], [r.limit + (r.unit === 'tokens' ? ' tokens' : '')], [String(r.used), true], [String(r.remaining), true], [duration(r.reset_after), true]]));
+    for (const b of body.blocks || []) rows.push(row([[b.rule + ' block'], [b.blocked ? 'blocked, level ' + b.level : 'not blocked' + (b.level ? ', level ' + b.level : '')], [String(b.strikes) + ' strikes', true], ['', true], [b.blocked ? duration(b.retry_after) : '', true]]));
     for (const c of body.concurrency) rows.push(row([[c.rule], [c.max_concurrent + ' at once'], [String(c.in_flight), true], [String(Math.max(0, c.max_concurrent - c.in_flight)), true], ['', true]]));
     fill($('lookup-rules'), rows, 'No rule applies.', 5);
     $('lookup-result').hidden = false;

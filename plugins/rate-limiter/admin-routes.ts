@@ -19,10 +19,15 @@ function readQuery(fields: (name: string) => unknown): { ok: true; query: Limits
   const user_id = text('user_id', true);
   const tenant_id = text('tenant_id', false);
   const channel = text('channel', false) ?? 'http';
+  const tenant = fields('tenant');
+  if (tenant !== undefined && typeof tenant !== 'boolean') problems.push('tenant: expected true or false');
+  else if (tenant === true && (tenant_id === undefined || tenant_id === '')) problems.push('tenant: needs tenant_id');
   if (problems.length > 0 || user_id === undefined) {
     return { ok: false, response: { status: 400, body: { error: 'bad_request', message: problems.join('; ') } } };
   }
-  return { ok: true, query: tenant_id === undefined || tenant_id === '' ? { channel, user_id } : { channel, user_id, tenant_id } };
+  const query: LimitsQuery = tenant_id === undefined || tenant_id === '' ? { channel, user_id } : { channel, user_id, tenant_id };
+  if (tenant === true) query.tenant = true;
+  return { ok: true, query };
 }
 
 /**
@@ -54,7 +59,7 @@ export function mountLimitsRoutes(admin: PluginContext<unknown>['admin'], view: 
   admin.route('GET', '/v1/admin/limits', async (request) => {
     const address = readAddress(request.query.get('address'));
     if (address !== undefined) return 'response' in address ? address.response : { status: 200, body: await view.inspectAddress(address.address) };
-    const read = readQuery((name) => request.query.get(name) ?? undefined);
+    const read = readQuery((name) => (name === 'tenant' ? undefined : (request.query.get(name) ?? undefined)));
     if (!read.ok) return read.response;
     return { status: 200, body: await view.inspect(read.query) };
   });
@@ -75,8 +80,8 @@ export function mountLimitsRoutes(admin: PluginContext<unknown>['admin'], view: 
       logger.warn({ channel, err_message: errorMessage(error) }, 'admin reset failed: the shared backend cannot be reached');
       return { status: 503, headers: { 'retry-after': '1' }, body: { error: 'backend_unavailable', message: 'the shared rate-limit state cannot be reached; nothing was reset, try again' } };
     }
-    if (address !== undefined) logger.info('admin reset one client address’s rate-limit state');
-    else logger.info({ channel }, 'admin reset one user’s rate-limit state');
+    if (read === undefined) logger.info('admin reset one client address’s rate-limit state');
+    else logger.info({ channel, tenant: read.query.tenant === true }, 'admin reset one user’s rate-limit state');
     return { status: 200, body: result };
   });
 }

@@ -6,7 +6,7 @@ export interface RateLimitDecisionEvent {
   hook: string;
   channel: string;
   /** `shadow_refused`: a shadow rule would have refused; the request went on. */
-  outcome: 'admitted' | 'refused' | 'unavailable' | 'shadow_refused';
+  outcome: 'admitted' | 'refused' | 'unavailable' | 'shadow_refused' | 'blocked';
   /** The rule that decided (the refusing one, or the one with fewest left); absent for blind decisions. */
   rule?: string;
   /** Seconds the client is told to wait, on refusals. */
@@ -30,6 +30,13 @@ export interface RateLimitSettledEvent {
   outcome: 'committed' | 'refunded';
 }
 
+/** A subject was blocked for sending while refused: which rules' subject, the block's level and length. */
+export interface RateLimitBlockStartedEvent {
+  rule: string;
+  level: number;
+  duration_s: number;
+}
+
 /** The limiter's events on the gateway's bus. */
 declare module '../../src/plugin-sdk.ts' {
   interface BusEvents {
@@ -37,5 +44,6 @@ declare module '../../src/plugin-sdk.ts' {
     'ratelimit:decision': [event: RateLimitDecisionEvent];
     'ratelimit:backend_error': [event: RateLimitBackendErrorEvent];
     'ratelimit:breaker': [event: RateLimitBreakerEvent];
+    'ratelimit:block_started': [event: RateLimitBlockStartedEvent];
   }
 }

@@ -61,11 +61,24 @@ export function identityKey(channel: string, user: string): string {
   return flattened(`${channel}:${user}`);
 }
 
+/** Whether `key` holds the tenant's own state (its counts, slots and block; none of its users'). */
+export function tenantOwnsKey(scope: KeyScope, key: string): boolean {
+  // The tenant's keys are its tag and a suffix ("|<window ms>", "|tok|...", "|conc", "|block"); its
+  // users' keys go on with "u:" or "tool:".
+  const tag = tenantKey(scope);
+  return scope.member !== '' && key.startsWith(tag) && (key.length === tag.length || key[tag.length] === '|');
+}
+
 /** Whether `key` holds this user's own state (their user and tool keys; never the tenant's). */
 export function ownsKey(scope: KeyScope, key: string): boolean {
   // Suffixes of one setting's keys: "|conc" (concurrency slots), "|tok" (tokens), "|<window ms>" or
-  // "|cal:<unit>:<time zone>" (a calendar window).
-  const base = key.replace(/\|conc$/, '').replace(/\|\d+$/, '').replace(/\|cal:[a-z]+:[^|]*$/, '').replace(/\|tok$/, '');
+  // "|cal:<unit>:<time zone>" (a calendar window); "|block" (the subject's block record).
+  const base = key
+    .replace(/\|block$/, '')
+    .replace(/\|conc$/, '')
+    .replace(/\|\d+$/, '')
+    .replace(/\|cal:[a-z]+:[^|]*$/, '')
+    .replace(/\|tok$/, '');
   return base === userKey(scope) || (base.startsWith(`${scope.tag}tool:`) && base.endsWith(`:${scope.member}`));
 }
 

@@ -5,6 +5,7 @@ import { isTimeZone, knownTimeZones } from './calendar/zone.ts';
 import { normalizeId, normalizeToolName } from './keys.ts';
 import { parseRate, rateList, RateSyntaxError, type Rate } from './rate.ts';
 import { DEFAULT_REPLIES, templateProblems, type ReplyKind } from './present/reply.ts';
+import { BlockOptions } from './blocks/options.ts';
 
 /** A rate, or an issue at `path` saying what is wrong with it. */
 function rateOrIssue(text: unknown, ctx: z.RefinementCtx, path: (string | number)[]): Rate | undefined {
@@ -231,6 +232,8 @@ export const RateLimiterOptions = z
      * RateLimit fields), ietf, legacy (X-RateLimit-*) or none. Retry-After goes with every refusal.
      */
     headers: z.enum(HEADER_STYLES).default('all'),
+    /** Escalating blocks for subjects that keep sending while refused: {after, durations, decay_after, subjects, message}. */
+    block: BlockOptions.optional(),
     /** Where calendar windows ("1000/calendar_day", "5000000/calendar_month") turn: midnight in this IANA time zone. */
     time_zone: TimeZoneName.default('UTC'),
     /** Seconds between two slow-down replies to one user on chat channels; default: the retry time. */
@@ -283,6 +286,12 @@ export const RateLimiterOptions = z
     }
     if (options.redis_url && options.redis_cluster) {
       ctx.addIssue({ code: 'custom', message: 'set either redis_url or redis_cluster, not both', path: ['redis_cluster'] });
+    }
+    if (options.block?.subjects.includes('tenant') && !options.by_tenant) {
+      ctx.addIssue({ code: 'custom', message: 'blocking "tenant" needs by_tenant (its refusals are what start the blocks)', path: ['block', 'subjects'] });
+    }
+    if (options.block?.subjects.includes('user') && !options.by_user && Object.keys(options.by_tool).length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'blocking "user" needs by_user or by_tool (their refusals are what start the blocks)', path: ['block', 'subjects'] });
     }
     const seen = new Map<string, string>();
     for (const name of Object.keys(options.by_tool)) {

@@ -1,5 +1,7 @@
 import { flattened } from '../../src/plugin-sdk.ts';
 import type { Rule } from './algorithms/types.ts';
+import { blockKey } from './blocks/keys.ts';
+import type { BlockCheck, BlockPolicy, BlockSubject } from './blocks/types.ts';
 import { CalendarPeriods, type CalendarUnit } from './calendar/periods.ts';
 import { keyScope, normalizeId, normalizeToolName, tenantKey, toolKey, userKey, type KeyScope } from './keys.ts';
 import type { SlotLimit } from './concurrency/types.ts';
@@ -80,7 +82,7 @@ const NO_SETTING: CompiledSetting = { rates: [], tokens: [], shadow: false, maxC
 
 /** A copy of `checks` charging `cost` each (a message's token estimate). */
 export function withCost(checks: readonly PolicyCheck[], cost: number): PolicyCheck[] {
-  return checks.map((check) => ({ key: check.key, rule: check.rule, cost }));
+  return checks.map((check) => (check.block === undefined ? { key: check.key, rule: check.rule, cost } : { key: check.key, rule: check.rule, cost, block: check.block }));
 }
 
 /** Who a request is for, after normalisation. */
@@ -188,11 +190,14 @@ function compileSetting(name: CompiledRule['name'], setting: LimitSetting | unde
   };
 }
 
-/** `checks` with one check per rule for `key` added (a new list: `checks` may be NONE). */
-function plus(checks: readonly PolicyCheck[], key: string, rules: readonly CompiledRule[]): readonly PolicyCheck[] {
+/**
+ * `checks` with one check per rule for `key` added (a new list: `checks` may be NONE), each of them
+ * counting towards `block` when there is one.
+ */
+function plus(checks: readonly PolicyCheck[], key: string, rules: readonly CompiledRule[], block?: BlockCheck): readonly PolicyCheck[] {
   if (rules.length === 0) return checks;
   const list: PolicyCheck[] = checks.length === 0 ? [] : checks.slice();
-  for (const rule of rules) list.push({ key: flattened(key + rule.keySuffix), rule });
+  for (const rule of rules) list.push(block === undefined ? { key: flattened(key + rule.keySuffix), rule } : { key: flattened(key + rule.keySuffix), rule, block });
   return list;
 }
 
@@ -202,8 +207,8 @@ export function slotKey(key: string): string {
 }
 
 /** A setting's request rates, added to a tool call's plan (tools count requests only). */
-function addToolSetting(plan: ToolPlan, key: string, setting: CompiledSetting): void {
-  if (!setting.shadow) plan.checks = plus(plan.checks, key, setting.rates);
+function addToolSetting(plan: ToolPlan, key: string, setting: CompiledSetting, block: BlockCheck | undefined): void {
+  if (!setting.shadow) plan.checks = plus(plan.checks, key, setting.rates, block);
   else if (setting.rates.length > 0) plan.shadow = [...plan.shadow, { checks: plus(NONE, key, setting.rates), tokens: NONE }];
 }
 
@@ -224,8 +229,14 @@ export class Policy {
   private readonly exemptTenants: ReadonlySet<string>;
   private readonly deniedUsers: ReadonlySet<string>;
   private readonly deniedTenants: ReadonlySet<string>;
+  /** The block settings of each blocked subject; none when block is not configured. */
+  private readonly userBlock: BlockPolicy | undefined;
+  private readonly tenantBlock: BlockPolicy | undefined;
 
   constructor(options: RateLimiterOptions) {
+    const block = options.block;
+    this.userBlock = block?.subjects.includes('user') ? block.policy : undefined;
+    this.tenantBlock = block?.subjects.includes('tenant') ? block.policy : undefined;
     this.exemptUsers = idSet(options.exempt_users);
     this.exemptTenants = idSet(options.exempt_tenants);
     this.deniedUsers = idSet(options.deny_users);
@@ -287,20 +298,29 @@ export class Policy {
   /** A prompt fetch counts against the user's settings and the tenant's. */
   promptPlan(subject: Subject): PromptPlan {
     const plan: PromptPlan = { checks: NONE, tokens: NONE, shadow: NONE, shadowTokens: false, slots: NONE, queueTimeoutMs: 0 };
-    this.addSetting(plan, userKey(subject.scope), this.user);
-    if (subject.tenant !== undefined) this.addSetting(plan, tenantKey(subject.scope), this.tenant);
+    const user = userKey(subject.scope);
+    this.addSetting(plan, user, this.user, this.block(user, this.userBlock, 'user'));
+    if (subject.tenant !== undefined) {
+      const tenant = tenantKey(subject.scope);
+      this.addSetting(plan, tenant, this.tenant, this.block(tenant, this.tenantBlock, 'tenant'));
+    }
     return plan;
   }
 
-  private addSetting(plan: PromptPlan, key: string, setting: CompiledSetting): void {
+  /** The block of the subject whose rules live at `key`, when that subject is blocked at all. */
+  private block(key: string, policy: BlockPolicy | undefined, subject: BlockSubject): BlockCheck | undefined {
+    return policy === undefined ? undefined : { key: blockKey(key), policy, subject };
+  }
+
+  private addSetting(plan: PromptPlan, key: string, setting: CompiledSetting, block: BlockCheck | undefined): void {
     if (setting.shadow) {
       const group: ShadowGroup = { checks: plus(NONE, key, setting.rates), tokens: plus(NONE, key, setting.tokens) };
       if (group.checks.length + group.tokens.length > 0) plan.shadow = [...plan.shadow, group];
       if (group.tokens.length > 0) plan.shadowTokens = true;
       return;
     }
-    plan.checks = plus(plan.checks, key, setting.rates);
-    plan.tokens = plus(plan.tokens, key, setting.tokens);
+    plan.checks = plus(plan.checks, key, setting.rates, block);
+    plan.tokens = plus(plan.tokens, key, setting.tokens, block);
     if (setting.maxConcurrent !== undefined) {
       plan.slots = [...plan.slots, { key: slotKey(key), limit: setting.maxConcurrent, label: setting === this.user ? 'user' : 'tenant' }];
       plan.queueTimeoutMs = Math.max(plan.queueTimeoutMs, setting.queueTimeoutMs);
@@ -311,8 +331,12 @@ export class Policy {
   toolPlan(subject: Subject, rawTool: string): ToolPlan {
     const tool = normalizeToolName(rawTool);
     const plan: ToolPlan = { checks: NONE, shadow: NONE };
-    if (subject.tenant !== undefined) addToolSetting(plan, tenantKey(subject.scope), this.tenant);
-    addToolSetting(plan, toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault);
+    if (subject.tenant !== undefined) {
+      const tenant = tenantKey(subject.scope);
+      addToolSetting(plan, tenant, this.tenant, this.block(tenant, this.tenantBlock, 'tenant'));
+    }
+    // A tool's rules are the user's own: their refusals count towards the user's block.
+    addToolSetting(plan, toolKey(subject.scope, tool), this.tools.get(tool) ?? this.toolDefault, this.block(userKey(subject.scope), this.userBlock, 'user'));
     return plan;
   }
 

@@ -117,6 +117,7 @@ export class RateLimiter {
       backend: () => this.options.backend,
       breaker: () => this.current.backend.breaker,
       keys: () => this.current.backend.keys,
+      blocks: () => this.current.backend.blocks,
       top,
     };
   }
@@ -138,7 +139,11 @@ export class RateLimiter {
   private static telemetryFor(host: RateLimiterHost, current: { backend?: Backend }): LimiterTelemetry | undefined {
     const { metrics, bus } = host;
     if (metrics === undefined || bus === undefined) return undefined;
-    return new LimiterTelemetry(metrics, bus, { keys: () => current.backend?.keys ?? 0, breaker: () => current.backend?.breaker });
+    return new LimiterTelemetry(metrics, bus, {
+      keys: () => current.backend?.keys ?? 0,
+      breaker: () => current.backend?.breaker,
+      blocks: () => current.backend?.blocks ?? 0,
+    });
   }
 
   prompt(request: PromptRequest): HookResult | Promise<HookResult> {

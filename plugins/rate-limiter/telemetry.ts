@@ -15,6 +15,8 @@ export interface TelemetrySources {
   keys: () => number;
   /** The Redis breaker's state; undefined on the memory backend (the gauge then reads "closed"). */
   breaker: () => BreakerState | undefined;
+  /** Blocks in force held in this process's memory (none when absent). */
+  blocks?: () => number;
 }
 
 /** Decisions by outcome and rule (summed over hooks), decision time and backend failures, since start. */
@@ -22,6 +24,8 @@ export interface TelemetryTotals {
   decisions: { rule: string; outcome: string; count: number }[];
   latency: { sum: number; count: number };
   backendFailures: number;
+  /** Escalating blocks this gateway's requests started. */
+  blocksStarted: number;
 }
 
 /**
@@ -34,6 +38,7 @@ export class LimiterTelemetry {
   private readonly failures: Counter;
   private readonly faults: Counter;
   private readonly settlements: Counter;
+  private readonly blocksStarted: Counter;
   private readonly registered: RegisteredMetric[] = [];
 
   constructor(
@@ -60,7 +65,11 @@ export class LimiterTelemetry {
     this.faults = this.track(
       metrics.counter(`${PREFIX}_faults_total`, 'Errors inside the limiter after it answered (shadow decisions, settlements).'),
     );
+    this.blocksStarted = this.track(
+      metrics.counter(`${PREFIX}_blocks_started_total`, 'Escalating blocks started, by blocked subject and level.', ['rule', 'level']),
+    );
     this.track(metrics.gauge(`${PREFIX}_keys`, 'Rate-limit keys held in this process.', sources.keys));
+    this.track(metrics.gauge(`${PREFIX}_blocks`, "Blocks in force held in this process's memory (the memory backend, or Redis's fallback).", sources.blocks ?? (() => 0)));
     // Registered whatever the backend: a reload may move the state to Redis (or away) while this lives on.
     this.track(
       metrics.gauge(`${PREFIX}_breaker_state`, 'Redis circuit breaker: 0 closed, 1 half-open, 2 open.', () => BREAKER_VALUE[sources.breaker() ?? 'closed']),
@@ -77,7 +86,8 @@ export class LimiterTelemetry {
       else row.count += value;
     }
     const failures = this.failures.values()[0]?.value ?? 0;
-    return { decisions: [...decisions.values()], latency: this.latency.totals(), backendFailures: failures };
+    const blocksStarted = this.blocksStarted.values().reduce((sum, { value }) => sum + value, 0);
+    return { decisions: [...decisions.values()], latency: this.latency.totals(), backendFailures: failures, blocksStarted };
   }
 
   /** Counts one outcome (see decided()). */
@@ -98,9 +108,18 @@ export class LimiterTelemetry {
         return this.decided(step, subject.channel, 'refused', ruleBase(outcome.rule), undefined, latencyMs);
       case 'unavailable':
         return this.decided(step, subject.channel, 'unavailable', undefined, retryAfterSeconds(outcome.retryAfterMs), latencyMs);
+      case 'blocked':
+        if (outcome.started) this.blockStarted(outcome.block.subject, outcome.level, outcome.durationMs);
+        return this.decided(step, subject.channel, 'blocked', outcome.block.subject, retryAfterSeconds(outcome.retryAfterMs), latencyMs);
       case 'denied':
         return this.decided(step, subject.channel, 'refused', `denied-${outcome.list}`, undefined, latencyMs);
     }
+  }
+
+  /** Once per block (the refusal that started it): counted by subject and level, and told on the bus. */
+  private blockStarted(rule: string, level: number, durationMs: number): void {
+    this.blocksStarted.child({ rule, level: String(level) }).inc();
+    if (this.bus.listenerCount('ratelimit:block_started') > 0) this.bus.emit('ratelimit:block_started', { rule, level, duration_s: Math.ceil(durationMs / 1000) });
   }
 
   /**

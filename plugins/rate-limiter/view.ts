@@ -3,6 +3,8 @@ export interface LimitsQuery {
   channel: string;
   user_id: string;
   tenant_id?: string;
+  /** On a reset: also clear the tenant's own state (its counts and its block), not only the user's. */
+  tenant?: boolean;
 }
 
 /** The rate limiter's operator view: inspect without consuming, and reset one user's (or client address's) state. */
@@ -21,8 +23,9 @@ declare module '../../src/plugin-sdk.ts' {
 }
 import { ceilSeconds } from './engine/outcome.ts';
 import type { AddressPolicy } from './address-policy.ts';
-import { ownsAddressKey, ownsKey, type KeyScope } from './keys.ts';
+import { ownsAddressKey, ownsKey, tenantOwnsKey, type KeyScope } from './keys.ts';
 import type { CompiledRule, Policy, PolicyCheck } from './policy.ts';
+import type { BlockStanding, BlockSubject } from './blocks/types.ts';
 import type { RuleResult } from './store/types.ts';
 
 /** What the view needs of the running limiter; a function, so a reload's new policy or store is used. */
@@ -31,7 +34,7 @@ export interface ViewSource {
   /** by_address compiled, when it is set. */
   addressPolicy(): AddressPolicy | undefined;
   /** `local`: read from this process's memory, because the shared backend could not be read. */
-  peek(checks: readonly PolicyCheck[]): Promise<{ results: RuleResult[]; local: boolean }>;
+  peek(checks: readonly PolicyCheck[]): Promise<{ results: RuleResult[]; local: boolean; blocks?: BlockStanding[] }>;
   /** Concurrency slots in use per key. */
   inUse(keys: readonly string[]): Promise<number[]>;
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
@@ -64,6 +67,8 @@ export interface LimitsReport {
   local: boolean;
   rows: LimitRow[];
   concurrency: { name: string; maxConcurrent: number; inFlight: number }[];
+  /** Each blocked subject's escalation, when blocks are configured (see blocks/). */
+  blocks?: { subject: BlockSubject; blocked: boolean; level: number; retryAfterSeconds: number; strikes: number }[];
 }
 
 /**
@@ -97,6 +102,18 @@ export class LimitsView implements LimitsAdmin {
         max_concurrent: maxConcurrent,
         in_flight: inFlight,
       })),
+      // Each blocked subject's escalation: whether a block is in force, its level, what is counted.
+      ...(report.blocks === undefined
+        ? {}
+        : {
+            blocks: report.blocks.map(({ subject, blocked, level, retryAfterSeconds, strikes }) => ({
+              rule: subject,
+              blocked,
+              level,
+              retry_after: retryAfterSeconds,
+              strikes,
+            })),
+          }),
     };
   }
 
@@ -113,7 +130,7 @@ export class LimitsView implements LimitsAdmin {
         if (check.rule.name === 'tool') rows.push({ name: `tool:${tool}${check.rule.label.slice('tool'.length)}`, check, tool });
       }
     }
-    const [{ results, local }, slotsInUse] = await Promise.all([
+    const [{ results, local, blocks }, slotsInUse] = await Promise.all([
       this.source.peek(rows.map((r) => r.check)),
       prompt.slots.length > 0 ? this.source.inUse(prompt.slots.map((slot) => slot.key)) : Promise.resolve([]),
     ]);
@@ -132,6 +149,7 @@ export class LimitsView implements LimitsAdmin {
         maxConcurrent: slot.limit,
         inFlight: slotsInUse[i] ?? 0,
       })),
+      ...(blocks === undefined ? {} : { blocks: blocks.map(blockRow) }),
     };
   }
 
@@ -168,7 +186,19 @@ export class LimitsView implements LimitsAdmin {
 
   async reset(query: LimitsQuery): Promise<unknown> {
     const subject = this.source.policy().subject(query.channel, query.user_id, query.tenant_id);
-    const deleted = await this.source.forget(subject.scope, (key) => ownsKey(subject.scope, key));
+    const { scope } = subject;
+    const tenantToo = query.tenant === true && subject.tenant !== undefined;
+    const deleted = await this.source.forget(scope, (key) => ownsKey(scope, key) || (tenantToo && tenantOwnsKey(scope, key)));
     return { reset: true, keys_removed: deleted };
   }
+}
+
+function blockRow(standing: BlockStanding): NonNullable<LimitsReport['blocks']>[number] {
+  return {
+    subject: standing.block.subject,
+    blocked: standing.retryAfterMs > 0,
+    level: standing.level,
+    retryAfterSeconds: ceilSeconds(standing.retryAfterMs),
+    strikes: standing.strikes,
+  };
 }

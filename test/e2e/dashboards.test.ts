@@ -54,11 +54,17 @@ describe('the Grafana dashboard and the alert rules', () => {
   it('query only series a running gateway serves, so a renamed metric fails here first', async () => {
     gateway = await startGateway({
       channels: { http: { host: '127.0.0.1', port: 0 } },
-      plugins: [rateLimiterEntry({ by_user: { rate: '3/m', tokens: '100000/h' }, by_tool: { echo: { rate: '1/m', shadow: true } } })],
+      plugins: [
+        rateLimiterEntry({
+          by_user: { rate: '3/m', tokens: '100000/h' },
+          by_tool: { echo: { rate: '1/m', shadow: true } },
+          block: { after: 1, durations: ['1m'] },
+        }),
+      ],
     });
-    // Traffic that makes every outcome the queries select on: admitted, refused, shadow-refused, settled.
+    // Traffic that makes every outcome the queries select on: admitted, refused, shadow-refused, settled, blocked.
     const user = { user_id: 'grafana-viewer' };
-    for (const text of ['/echo a', '/echo b', 'hello', 'over the limit']) await sendMessage(gateway.url, { ...user, text });
+    for (const text of ['/echo a', '/echo b', 'hello', 'over the limit', 'again', 'and again']) await sendMessage(gateway.url, { ...user, text });
     const scrape = await (await fetch(`${gateway.url}/metrics`)).text();
     const samples = scrape.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
 

@@ -18,7 +18,7 @@ describe.skipIf(!enabled)('the status page in a real browser', () => {
   beforeAll(async () => {
     gateway = await startGateway({
       channels: { http: { host: '127.0.0.1', port: 0, admin_token: TOKEN } },
-      plugins: [rateLimiterEntry({ by_user: '5/m', by_tool: { echo: { rate: '1/m', shadow: true } } })],
+      plugins: [rateLimiterEntry({ by_user: '5/m', by_tool: { echo: { rate: '1/m', shadow: true } }, block: { after: 3, durations: ['10m'] } })],
     });
     browser = await launchChromium();
   }, 60_000);
@@ -64,6 +64,9 @@ describe.skipIf(!enabled)('the status page in a real browser', () => {
     expect(points.split(' ').some((p) => Number(p.split(',')[1]) < 99)).toBe(true);
     await flood;
     await page.waitForFunction(`Number(document.getElementById('refused-total').textContent) >= 30`, undefined, { timeout: 15_000 });
+    // Still sending after being refused: the flooder is blocked, and the page counts it.
+    expect(await page.locator('#blocks-started').textContent()).toBe('1');
+    expect(await page.locator('#blocks-held').textContent()).toBe('1');
     const top = (await page.locator('#top').textContent()) ?? '';
     expect(top).toMatch(/^[0-9a-f]{16}\d+$/);
     const rules = (await page.locator('#rules').textContent()) ?? '';
@@ -77,13 +80,16 @@ describe.skipIf(!enabled)('the status page in a real browser', () => {
     await page.locator('#lookup-result').waitFor();
     const before = (await page.locator('#lookup-rules').textContent()) ?? '';
     expect(before).toMatch(/^user5\/m50/);
+    expect(before).toMatch(/user blockblocked, level 1\d+ strikes(10|9) min/);
 
     // Reset, confirmed: the window is whole again and the flooder is admitted.
     await page.locator('#reset-button').click();
     await page.locator('#reset-confirm').waitFor();
     await page.locator('#reset-yes').click();
     await page.waitForFunction(`document.getElementById('lookup-message').textContent.startsWith('Reset:')`);
-    expect(await page.locator('#lookup-rules').textContent()).toMatch(/^user5\/m05/);
+    const after = (await page.locator('#lookup-rules').textContent()) ?? '';
+    expect(after).toMatch(/^user5\/m05/);
+    expect(after).toContain('user blocknot blocked0 strikes');
     expect((await sendMessage(gateway.url, { user_id: FLOODER, text: 'back again' })).status).toBe(200);
 
     // The page never showed the flooder's id (the operator typed it into the form only).

@@ -6,6 +6,8 @@ import type { KeyScope } from '../keys.ts';
 import type { RateLimiterOptions } from '../options.ts';
 import { MemoryStore } from '../store/memory.ts';
 import type { Decision, RuleCheck, RuleResult } from '../store/types.ts';
+import { blocksOf } from '../blocks/memory.ts';
+import type { BlockStanding } from '../blocks/types.ts';
 import type { Backend } from './types.ts';
 
 /** One process's state: every decision synchronous, every slot in this process. */
@@ -26,6 +28,10 @@ export class MemoryBackend implements Backend {
     return this.store.size;
   }
 
+  get blocks(): number {
+    return this.store.blocks.count(this.clock.now());
+  }
+
   decide<T>(checks: readonly RuleCheck[], now: number, next: (decision: Decision) => T | Promise<T>): T | Promise<T> {
     return next(this.store.decide(checks, now));
   }
@@ -38,8 +44,11 @@ export class MemoryBackend implements Backend {
     this.store.adjust(decision, checks, deltas, now);
   }
 
-  async peek(checks: readonly RuleCheck[]): Promise<{ results: RuleResult[]; local: boolean }> {
-    return { results: this.store.peek(checks, this.clock.now()), local: false };
+  async peek(checks: readonly RuleCheck[]): Promise<{ results: RuleResult[]; local: boolean; blocks?: BlockStanding[] }> {
+    const now = this.clock.now();
+    const blocks = blocksOf(checks);
+    const results = this.store.peek(checks, now);
+    return blocks.length === 0 ? { results, local: false } : { results, local: false, blocks: this.store.peekBlocks(blocks, now) };
   }
 
   inUse(keys: readonly string[]): Promise<number[]> {

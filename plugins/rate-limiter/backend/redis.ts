@@ -5,7 +5,9 @@ import type { SlotRequest, SlotResult } from '../concurrency/types.ts';
 import type { KeyScope } from '../keys.ts';
 import type { RateLimiterOptions } from '../options.ts';
 import { ResilientGate } from '../resilient-gate.ts';
-import { forgetRedis, peekRedis } from '../store/redis-admin.ts';
+import { blocksOf } from '../blocks/memory.ts';
+import type { BlockStanding } from '../blocks/types.ts';
+import { forgetRedis, peekBlocksRedis, peekRedis, redisNow } from '../store/redis-admin.ts';
 import { CONNECT_TIMEOUT_MS, connectWithin, createRedisClient } from '../store/redis-client.ts';
 import { RedisStore, type RedisClient } from '../store/redis.ts';
 import { ResilientStore } from '../store/resilient.ts';
@@ -39,7 +41,13 @@ export class RedisBackend implements Backend {
 
   private constructor(
     private readonly options: RateLimiterOptions,
-    private readonly deps: { clock: Clock; logger: Logger; events?: RedisBackendEvents },
+    private readonly deps: {
+      clock: Clock;
+      logger: Logger;
+      events?: RedisBackendEvents;
+      /** 'caller': decide and read on `clock` instead of the server's TIME (tests with a manual clock). */
+      timeSource?: 'redis' | 'caller';
+    },
   ) {
     const { clock } = deps;
     this.client = createRedisClient({ url: options.redis_url, cluster: options.redis_cluster, timeoutMs: options.redis_timeout_ms });
@@ -54,7 +62,7 @@ export class RedisBackend implements Backend {
       deps.events?.failed(error);
     };
     this.store = new ResilientStore({
-      primary: new RedisStore({ client: this.client, algorithm: options.algorithm, prefix: options.redis_key_prefix }),
+      primary: new RedisStore({ client: this.client, algorithm: options.algorithm, prefix: options.redis_key_prefix, timeSource: deps.timeSource }),
       fallback: this.local.store,
       policy: options.on_backend_error,
       clock,
@@ -88,6 +96,10 @@ export class RedisBackend implements Backend {
     return this.local.keys;
   }
 
+  get blocks(): number {
+    return this.local.blocks;
+  }
+
   get breaker(): BreakerState {
     return this.breakerState.state;
   }
@@ -105,15 +117,22 @@ export class RedisBackend implements Backend {
   }
 
   /** Read from Redis while it answers; from this process's memory (what fallback decides by) while it does not. */
-  async peek(checks: readonly RuleCheck[]): Promise<{ results: RuleResult[]; local: boolean }> {
+  async peek(checks: readonly RuleCheck[]): Promise<{ results: RuleResult[]; local: boolean; blocks?: BlockStanding[] }> {
     if (this.breakerState.state === 'closed') {
       try {
-        return { results: await peekRedis(this.client, this.options.algorithm, this.options.redis_key_prefix, checks), local: false };
+        const { algorithm, redis_key_prefix: prefix } = this.options;
+        const now = this.deps.timeSource === 'caller' ? this.deps.clock.now() : await redisNow(this.client);
+        const blocks = blocksOf(checks);
+        const [results, standings] = await Promise.all([
+          peekRedis(this.client, algorithm, prefix, checks, now),
+          blocks.length === 0 ? undefined : peekBlocksRedis(this.client, prefix, blocks, now),
+        ]);
+        return standings === undefined ? { results, local: false } : { results, local: false, blocks: standings };
       } catch (error) {
         this.deps.events?.failed(error);
       }
     }
-    return { results: (await this.local.peek(checks)).results, local: true };
+    return { ...(await this.local.peek(checks)), local: true };
   }
 
   inUse(keys: readonly string[]): Promise<number[]> {

@@ -1,3 +1,4 @@
+import type { BlockCheck, BlockStanding } from '../blocks/types.ts';
 import type { BreakerState } from '../breaker.ts';
 import type { SlotRequest, SlotResult } from '../concurrency/types.ts';
 import type { KeyScope } from '../keys.ts';
@@ -23,14 +24,19 @@ export interface Backend {
    * thrown. On a shared backend, a promise that settles (never rejects) once the change is made.
    */
   adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): void | Promise<void>;
-  /** How each check stands, charging nothing (the operator's view); `local` when the shared backend could not be read. */
-  peek(checks: readonly RuleCheck[]): Promise<{ results: RuleResult[]; local: boolean }>;
+  /**
+   * How each check stands, charging nothing (the operator's view); `local` when the shared backend
+   * could not be read. `blocks`: how each distinct block of the checks stands (absent when they have none).
+   */
+  peek(checks: readonly RuleCheck[]): Promise<{ results: RuleResult[]; local: boolean; blocks?: BlockStanding[] }>;
   /** Concurrency slots in use per key. */
   inUse(keys: readonly string[]): Promise<number[]>;
   /** Drops one user's state (the operator's reset); rejects when the shared backend cannot be reached. */
   forget(scope: KeyScope, owns: (key: string) => boolean): Promise<number>;
   /** Keys held in this process (metrics). */
   readonly keys: number;
+  /** Escalating blocks in force held in this process's memory (metrics). */
+  readonly blocks: number;
   /** The shared backend's circuit breaker; undefined in memory. */
   readonly breaker: BreakerState | undefined;
   close(): Promise<void>;

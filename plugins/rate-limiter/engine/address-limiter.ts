@@ -88,8 +88,9 @@ export class AddressLimiter {
     const backend = this.backend;
     // Only a request to a route that checks credentials can fail authentication: only its charge is kept.
     const keep = call !== undefined && policy.failedAuthCost > 1 && AUTHENTICATED_ROUTE_GROUPS.includes(group);
-    return backend.decide(checks, this.deps.clock.now(), (decision) => {
-      const outcome = this.observed(decided('preRequest', subject, checks, decision, this.since(started)), group);
+    const now = this.deps.clock.now();
+    return backend.decide(checks, now, (decision) => {
+      const outcome = this.observed(decided('preRequest', subject, checks, decision, now, this.since(started)), group);
       // A backend that cannot answer (Redis down under on_backend_error "closed") refuses messages at
       // the user limits behind this; here it must not take /metrics, /healthz and the admin API down too.
       if (outcome.kind === 'unavailable') return then(undefined);

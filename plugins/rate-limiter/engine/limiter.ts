@@ -132,7 +132,7 @@ export class Limiter {
 
   private toolDecided(subject: Subject, plan: ToolPlan, decision: Decision | undefined, now: number, started: number): Outcome {
     const step = 'preToolInvoke';
-    const outcome = this.observed(decision ? decided(step, subject, plan.checks, decision, this.since(started)) : admitted(step, subject, this.since(started)));
+    const outcome = this.observed(decision ? decided(step, subject, plan.checks, decision, now, this.since(started)) : admitted(step, subject, this.since(started)));
     if (outcome.kind === 'admitted' && plan.shadow.length > 0) decideShadow(this.backend, this.deps.shadow, step, subject, plan.shadow, 1, now, undefined);
     return outcome;
   }
@@ -171,7 +171,9 @@ export class Limiter {
   private promptDecided(pending: PromptDecision, decision: Decision | undefined): Outcome {
     const { request, subject, plan, checks, release } = pending;
     const step = 'prePromptFetch';
-    const outcome = this.observed(decision ? decided(step, subject, checks, decision, this.since(pending.started)) : admitted(step, subject, this.since(pending.started)));
+    const outcome = this.observed(
+      decision ? decided(step, subject, checks, decision, pending.now, this.since(pending.started)) : admitted(step, subject, this.since(pending.started)),
+    );
     if (outcome.kind !== 'admitted') {
       release?.();
       return outcome;
@@ -211,8 +213,14 @@ export function denied(step: Step, subject: Subject, latencyMs: number): Outcome
   return { kind: 'denied', step, subject, list: subject.denied!, latencyMs };
 }
 
-/** A store's decision as an outcome: admitted (blind, when the backend admitted without looking), limited, or unavailable. */
-export function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], decision: Decision, latencyMs: number): Outcome {
+/** A store's decision as an outcome: admitted (blind, when the backend admitted without looking), limited, blocked, or unavailable. */
+export function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], decision: Decision, now: number, latencyMs: number): Outcome {
+  const blocked = decision.blocked;
+  if (blocked !== undefined) {
+    const { block, level, retryAfterMs, started } = blocked;
+    const durationMs = block.policy.durationsMs[level - 1] ?? retryAfterMs;
+    return { kind: 'blocked', step, subject, block, level, durationMs, retryAfterMs, untilMs: now + retryAfterMs, started, latencyMs };
+  }
   if (decision.results.length === 0) {
     return decision.allowed
       ? { kind: 'admitted', step, subject, checks, decision: undefined, binding: 0, latencyMs }

@@ -1,3 +1,4 @@
+import type { BlockCheck } from '../blocks/types.ts';
 import type { SlotLimit } from '../concurrency/types.ts';
 import type { CompiledRule, DenyList, PolicyCheck, Subject } from '../policy.ts';
 import type { Decision } from '../store/types.ts';
@@ -31,6 +32,13 @@ export type Outcome =
   | (Common & { kind: 'too_large'; rule: CompiledRule; tokens: number })
   /** The backend could not decide and on_backend_error is "closed". */
   | (Common & { kind: 'unavailable'; retryAfterMs: number })
+  /**
+   * Refused by an escalating block: one in force (nothing was read or charged), or one this very
+   * refusal started (`started`: exactly one request per block). `level` is the block's (1 = first),
+   * `durationMs` its whole length, `retryAfterMs` what is left of it; `untilMs` its end on the
+   * limiter's clock, until which every request of the subject is refused.
+   */
+  | (Common & { kind: 'blocked'; block: BlockCheck; level: number; durationMs: number; retryAfterMs: number; untilMs: number; started: boolean })
   /** The user, tenant or address is on a deny list: nothing was counted. */
   | (Common & { kind: 'denied'; list: DenyList });
 

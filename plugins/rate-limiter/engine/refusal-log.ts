@@ -26,6 +26,7 @@ export class RefusalLog {
   /** `routeGroup`: the request's, for a client address's outcome (preRequest). */
   observe(outcome: Outcome, routeGroup?: string): void {
     if (outcome.kind === 'denied') return this.denied(outcome, routeGroup);
+    if (outcome.kind === 'blocked') return this.blockStarted(outcome);
     if (outcome.kind !== 'limited') return;
     const { rule, key } = outcome.checks[outcome.binding]!;
     if (!this.logged.pass(key, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
@@ -72,6 +73,23 @@ export class RefusalLog {
     this.deps.logger.warn(
       { hook: outcome.step, list: outcome.list, route_group: routeGroup, mode: this.mode },
       enforced ? `${outcome.list} on a deny list; request refused` : `${outcome.list} on a deny list; request allowed (permissive)`,
+    );
+  }
+
+  /** One line per block (the refusal that started it), never one per blocked request. */
+  private blockStarted(outcome: Extract<Outcome, { kind: 'blocked' }>): void {
+    const { block } = outcome;
+    if (!outcome.started || !this.logged.pass(block.key, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
+    this.deps.logger.warn(
+      {
+        hook: outcome.step,
+        rule: block.subject,
+        level: outcome.level,
+        block_s: Math.ceil(outcome.durationMs / 1000),
+        subject: this.deps.identity.hash(block.key),
+        mode: this.mode,
+      },
+      this.mode === 'enforce' ? 'kept sending while refused; blocked' : 'kept sending while refused; would be blocked (permissive)',
     );
   }
 

@@ -1,10 +1,11 @@
 import { CONTINUE, KeyedThrottle, type Clock, type HookResult } from '../../../src/plugin-sdk.ts';
-import { retryAfterSeconds, type Outcome } from '../engine/outcome.ts';
+import { ceilSeconds, retryAfterSeconds, type Outcome } from '../engine/outcome.ts';
 import { identityKey } from '../keys.ts';
 import type { RateLimiterOptions } from '../options.ts';
 import type { Subject } from '../policy.ts';
 import { rateLimitHeaders } from './headers.ts';
-import { humanDuration, inProgress, renderReply, renderTemplate } from './reply.ts';
+import { windowLabel } from '../rate.ts';
+import { DEFAULT_REPLIES, humanDuration, inProgress, renderReply, renderTemplate } from './reply.ts';
 
 /** Seconds a client is told to wait after a concurrency refusal: a slot frees when any call ends. */
 export const CONCURRENCY_RETRY_S = 1;
@@ -20,12 +21,15 @@ const DENIED_COOLDOWN_S = 60;
 export class Presenter {
   /** Who was told to slow down recently. */
   private readonly told: KeyedThrottle;
+  /** Who was told of the block they are in (see toldOfBlock). */
+  private readonly toldOfBlocks: KeyedThrottle;
 
   constructor(
     private options: RateLimiterOptions,
     private readonly clock: Clock,
   ) {
     this.told = new KeyedThrottle(options.max_keys);
+    this.toldOfBlocks = new KeyedThrottle(options.max_keys);
   }
 
   reconfigure(options: RateLimiterOptions): void {
@@ -76,6 +80,8 @@ export class Presenter {
           details: {},
         });
       }
+      case 'blocked':
+        return this.blocked(outcome);
       case 'denied':
         return this.denied(outcome);
     }
@@ -96,6 +102,38 @@ export class Presenter {
         silent: outcome.step !== 'preRequest' && !this.firstInCooldown(outcome.subject, cooldownMs),
       },
     };
+  }
+
+  /** Blocked: how long, kindly; Retry-After is the block's end. Told once per block on chat channels. */
+  private blocked(outcome: Extract<Outcome, { kind: 'blocked' }>): HookResult {
+    const retryAfter = retryAfterSeconds(outcome.retryAfterMs);
+    const description = renderTemplate(this.options.block?.message ?? DEFAULT_REPLIES.blocked_message, {
+      duration: humanDuration(ceilSeconds(outcome.durationMs)),
+      retry_after: humanDuration(retryAfter),
+    });
+    return {
+      continue: false,
+      violation: {
+        code: 'blocked',
+        reason: 'Blocked for sending while refused',
+        description,
+        httpStatus: 429,
+        retryAfter,
+        headers: { 'Retry-After': String(retryAfter) },
+        details: { rule: outcome.block.subject, level: outcome.level, block: windowLabel(outcome.durationMs) },
+        silent: !this.toldOfBlock(outcome),
+      },
+    };
+  }
+
+  /**
+   * Whether this refusal is the one that tells of the block. A user's block is told by the refusal
+   * that started it, which only one request gets, whichever gateway it reached. A tenant's block is
+   * started by one member's request: each other member is told once, by their first refusal in it.
+   */
+  private toldOfBlock(outcome: Extract<Outcome, { kind: 'blocked' }>): boolean {
+    const first = this.toldOfBlocks.pass(identityKey(outcome.subject.channel, outcome.subject.user), this.clock.now(), outcome.retryAfterMs);
+    return outcome.started || (outcome.block.subject !== 'user' && first);
   }
 
   private limited(outcome: Extract<Outcome, { kind: 'limited' }>): HookResult {

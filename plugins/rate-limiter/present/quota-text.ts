@@ -2,6 +2,17 @@ import { describeWindow } from '../rate.ts';
 import type { LimitRow, LimitsReport } from '../view.ts';
 import { humanDuration } from './reply.ts';
 
+/** The escalating block in force that ends last, if any: how long is left, and whether it is the team's. */
+function pausedFor(report: LimitsReport): { seconds: number; team: boolean } | undefined {
+  let paused: { seconds: number; team: boolean } | undefined;
+  for (const block of report.blocks ?? []) {
+    if (block.blocked && (paused === undefined || block.retryAfterSeconds > paused.seconds)) {
+      paused = { seconds: block.retryAfterSeconds, team: block.subject === 'tenant' };
+    }
+  }
+  return paused;
+}
+
 /** 12,345 as a user reads it. */
 const count = new Intl.NumberFormat('en-US');
 
@@ -34,6 +45,8 @@ function line(row: LimitRow): string {
 export function quotaText(report: LimitsReport): string {
   const rows = report.rows.filter((row) => !row.rule.shadow);
   const lines = rows.map(line);
+  const paused = pausedFor(report);
+  if (paused !== undefined) lines.unshift(`- Paused${paused.team ? ' for your whole team' : ''}: you can write again in ${humanDuration(paused.seconds)}.`);
   for (const slot of report.concurrency) {
     const whose = slot.name.startsWith('tenant') ? 'for your whole team' : 'at a time';
     lines.push(`- Requests in progress ${whose}: ${slot.inFlight} of ${slot.maxConcurrent}.`);
@@ -48,12 +61,14 @@ export function quotaText(report: LimitsReport): string {
  * tokens 9,400/10,000 per hour". The user's and their team's windows only; '' when none applies.
  */
 export function quotaLine(report: LimitsReport): string {
-  return report.rows
+  const parts = report.rows
     .filter((row) => !row.rule.shadow && row.rule.name !== 'tool')
     .map((row) => {
       const unit = row.rule.unit === 'tokens' ? 'tokens' : 'messages';
       const whose = row.rule.name === 'tenant' ? `team ${unit}` : unit;
       return `${whose} ${count.format(row.remaining)}/${count.format(row.rule.limit)} per ${describeWindow(row.rule.windowMs, row.rule.calendar?.unit)}`;
-    })
-    .join(', ');
+    });
+  const paused = pausedFor(report);
+  if (paused !== undefined) parts.unshift(`paused ${humanDuration(paused.seconds)}`);
+  return parts.join(', ');
 }

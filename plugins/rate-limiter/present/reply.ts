@@ -11,6 +11,8 @@ export const REPLY_PLACEHOLDERS = {
   too_large_message: ['tokens', 'limit'],
   /** The shared backend is down and on_backend_error is "closed". */
   unavailable_message: ['retry_after'],
+  /** Blocked for repeated flooding (block.message): `{duration}` is the block's length, `{retry_after}` what is left of it. */
+  blocked_message: ['duration', 'retry_after'],
   /** A client address over its by_address limit (answered before the request's body is read). */
   address_message: ['retry_after', 'limit'],
   /** A user, tenant or address on a deny list: nothing to wait for. */
@@ -25,6 +27,7 @@ export const DEFAULT_REPLIES: Record<ReplyKind, string> = {
   concurrency_message: 'Sorry, {in_progress} already. Please wait for one to finish and try again.',
   too_large_message: 'Sorry, that request is too large: it needs about {tokens} tokens, and the limit is {limit}. Please make it shorter.',
   unavailable_message: "Sorry, I can't take messages for a moment. Please try again shortly.",
+  blocked_message: "You've kept sending messages after being asked to slow down, so I'm pausing our chat for a while. Please write again in {retry_after}.",
   address_message: 'Too many requests from your network. Please wait {retry_after} and try again.',
   denied_message: "Sorry, I can't take messages from you here. If you think this is a mistake, please contact the operator.",
 };

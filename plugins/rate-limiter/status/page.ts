@@ -58,6 +58,8 @@ export const STATUS_PAGE = `<!doctype html>
       <div class="tile"><b id="latency">–</b><span>decision time (mean)</span></div>
       <div class="tile"><b id="keys">0</b><span>keys held</span></div>
       <div class="tile"><b id="refused-total">0</b><span>refused since start</span></div>
+      <div class="tile"><b id="blocks-started">0</b><span>blocks started</span></div>
+      <div class="tile"><b id="blocks-held">0</b><span>blocks held here</span></div>
     </div>
   </section>
   <section aria-labelledby="chart-title">
@@ -117,7 +119,9 @@ export const STATUS_PAGE = `<!doctype html>
   const history = [];
   let last;
   const fmt = (n) => (n >= 100 ? Math.round(n) : Math.round(n * 10) / 10).toLocaleString('en-US');
-  const sum = (rows, outcome) => rows.filter((r) => r.outcome === outcome).reduce((a, r) => a + r.count, 0);
+  // A request refused by an escalating block is refused too.
+  const is = (r, outcome) => r.outcome === outcome || (outcome === 'refused' && r.outcome === 'blocked');
+  const sum = (rows, outcome) => rows.filter((r) => is(r, outcome)).reduce((a, r) => a + r.count, 0);
   const row = (cells) => { const tr = document.createElement('tr'); for (const [text, num] of cells) { const td = document.createElement('td'); td.textContent = text; if (num) td.className = 'num'; tr.append(td); } return tr; };
   const fill = (body, rows, empty, span) => { body.replaceChildren(...(rows.length ? rows : [row([[empty]])])); if (!rows.length) { body.firstChild.firstChild.colSpan = span; body.firstChild.firstChild.className = 'note'; } };
   const duration = (s) => (s <= 0 ? 'now' : s < 120 ? s + ' s' : s < 7200 ? Math.ceil(s / 60) + ' min' : s < 172800 ? Math.ceil(s / 3600) + ' h' : Math.ceil(s / 86400) + ' d');
@@ -137,6 +141,8 @@ export const STATUS_PAGE = `<!doctype html>
     breaker.textContent = now.breaker.replace('_', '-');
     breaker.className = 'badge ' + now.breaker;
     $('keys').textContent = fmt(now.keys);
+    $('blocks-started').textContent = now.blocks_started.toLocaleString('en-US');
+    $('blocks-held').textContent = fmt(now.blocks);
     $('refused-total').textContent = sum(now.decisions, 'refused').toLocaleString('en-US');
     fill($('top'), now.top_subjects.map((t) => row([[t.subject], [t.refusals.toLocaleString('en-US'), true]])), 'Nobody has been refused.', 2);
     if (last) {
@@ -151,7 +157,7 @@ export const STATUS_PAGE = `<!doctype html>
       const n = now.latency.count - last.latency.count;
       if (n > 0) $('latency').textContent = (((now.latency.sum_seconds - last.latency.sum_seconds) / n) * 1000).toFixed(3) + ' ms';
       const rules = [...new Set(now.decisions.filter((d) => d.outcome !== 'admitted' && d.rule !== 'none').map((d) => d.rule))].sort();
-      const count = (snap, rule, outcome) => snap.decisions.filter((d) => d.rule === rule && d.outcome === outcome).reduce((a, d) => a + d.count, 0);
+      const count = (snap, rule, outcome) => snap.decisions.filter((d) => d.rule === rule && is(d, outcome)).reduce((a, d) => a + d.count, 0);
       fill($('rules'), rules.map((rule) => row([
         [rule],
         [fmt(Math.max(0, count(now, rule, 'refused') - count(last, rule, 'refused')) / seconds), true],
@@ -183,6 +189,7 @@ export const STATUS_PAGE = `<!doctype html>
     asked = query;
     $('lookup-stale').hidden = !body.backend_unavailable;
     const rows = body.rules.map((r) => row([[r.rule + (r.shadow ? ' (shadow)' : '')], [r.limit + (r.unit === 'tokens' ? ' tokens' : '')], [String(r.used), true], [String(r.remaining), true], [duration(r.reset_after), true]]));
+    for (const b of body.blocks || []) rows.push(row([[b.rule + ' block'], [b.blocked ? 'blocked, level ' + b.level : 'not blocked' + (b.level ? ', level ' + b.level : '')], [String(b.strikes) + ' strikes', true], ['', true], [b.blocked ? duration(b.retry_after) : '', true]]));
     for (const c of body.concurrency) rows.push(row([[c.rule], [c.max_concurrent + ' at once'], [String(c.in_flight), true], [String(Math.max(0, c.max_concurrent - c.in_flight)), true], ['', true]]));
     fill($('lookup-rules'), rows, 'No rule applies.', 5);
     $('lookup-result').hidden = false;

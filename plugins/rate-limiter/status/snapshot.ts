@@ -8,6 +8,8 @@ export interface StatusSources {
   backend(): 'memory' | 'redis';
   breaker(): BreakerState | undefined;
   keys(): number;
+  /** Blocks in force held in this process's memory. */
+  blocks(): number;
   top: TopSubjects;
 }
 
@@ -19,12 +21,14 @@ const TOP = 10;
  * rates per second), the backend's health and the most refused subjects by salted hash. No id.
  */
 export function statusSnapshot(sources: StatusSources, now: number) {
-  const totals = sources.totals() ?? { decisions: [], latency: { sum: 0, count: 0 }, backendFailures: 0 };
+  const totals = sources.totals() ?? { decisions: [], latency: { sum: 0, count: 0 }, backendFailures: 0, blocksStarted: 0 };
   return {
     at: now,
     backend: sources.backend(),
     breaker: sources.breaker() ?? 'closed',
     keys: sources.keys(),
+    blocks: sources.blocks(),
+    blocks_started: totals.blocksStarted,
     decisions: totals.decisions,
     latency: { sum_seconds: totals.latency.sum, count: totals.latency.count },
     backend_failures: totals.backendFailures,

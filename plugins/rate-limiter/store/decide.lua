@@ -29,6 +29,8 @@
 --       request's calendar rules come after its other rules.
 -- then per request: its time (under 'c' only), its number of rules k, and per rule: the rule's
 --       number in the table (1-based), followed, for a tokens rule, by the cost (a positive integer).
+-- The calendar windows are followed by the block policies, and each request's arguments (and
+-- answer) end with its blocks: see blocks.lua.
 -- Returns the time the requests were decided (and charged) at, as a string so that it is exact
 -- (adjust.lua needs it to find the charge again), or '' under 'c'; then, request after request, 0
 -- and rule after rule: retry_after_ms, remaining, reset_ms, too_large (0 | 1). A request is
@@ -84,6 +86,9 @@ for _ = 1, tonumber(ARGV[arg_at]) do
   arg_at = arg_at + 5
 end
 arg_at = arg_at + 1
+-- The block policies (blocks.lua).
+local block_policies
+arg_at, block_policies = read_block_table(arg_at)
 
 local out, n = {}, 1
 out[1] = ''
@@ -375,12 +380,28 @@ for _ = 1, requests do
       arg_at = arg_at + 1
     end
   end
+  if block_policies > 0 then arg_at = read_request_blocks(arg_at, count) end
   -- A request that fails (a key of the wrong type) answers an error of its own; the rest of the batch
   -- is decided as usual.
   local first = n
   out[n + 1] = 0
   n = n + 1
-  local ok, err = pcall(decide_request, now, count)
+  -- Blocks (blocks.lua): a subject blocked now is refused with nothing read or charged; otherwise a
+  -- refusal counts towards its next block.
+  local ok, err, held = true, nil, false
+  if block_policies > 0 then ok, held = pcall(blocks_in_force, now, key_at + count) end
+  if not ok then
+    err = held
+  elseif held then
+    out[first + 1] = 1
+    for _ = 1, 4 * count do
+      out[n + 1] = 0
+      n = n + 1
+    end
+  else
+    ok, err = pcall(decide_request, now, count)
+    if ok and block_policies > 0 then ok, err = pcall(blocks_strike, now, out, first + 2, count) end
+  end
   if not ok then
     if type(err) == 'table' then err = err.err end
     out[first + 1], out[first + 2] = -1, tostring(err)
@@ -390,6 +411,7 @@ for _ = 1, requests do
       n = n + 1
     end
   end
-  key_at = key_at + count
+  if block_policies > 0 then n = blocks_reply(out, n, now, ok) end
+  key_at = key_at + count + b_count
 end
 return out

@@ -1,6 +1,8 @@
 import { systemClock, type Clock, ExpiringMap } from '../../../src/plugin-sdk.ts';
 import { calendarWindow, counterFor } from '../algorithms/index.ts';
 import type { Algorithm, Rule } from '../algorithms/types.ts';
+import { MemoryBlocks } from '../blocks/memory.ts';
+import type { BlockCheck, BlockStanding } from '../blocks/types.ts';
 import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
 
 /**
@@ -35,6 +37,8 @@ export class MemoryStore implements RateStore {
   /** Scratch for many-rule decisions: each check's entry and wait, reused from call to call. */
   private readonly found: (Entry | undefined)[] = [];
   private readonly waits: number[] = [];
+  /** Escalating blocks of the subjects whose checks carry one (see blocks/). */
+  readonly blocks: MemoryBlocks;
 
   constructor(
     private readonly algorithm: Algorithm<unknown>,
@@ -44,6 +48,7 @@ export class MemoryStore implements RateStore {
   ) {
     this.entries = new ExpiringMap<Entry>(maxKeys);
     this.tokens = algorithm.tokens ?? algorithm;
+    this.blocks = new MemoryBlocks(maxKeys);
   }
 
   get size(): number {
@@ -56,6 +61,12 @@ export class MemoryStore implements RateStore {
   }
 
   decide(checks: readonly RuleCheck[], now: number): Decision {
+    for (let i = 0; i < checks.length; i++) if (checks[i]!.block !== undefined) return this.blocks.decide(checks, now, this.decideRules);
+    return this.decideRules(checks, now);
+  }
+
+  /** The rules alone, blocks aside. */
+  private readonly decideRules = (checks: readonly RuleCheck[], now: number): Decision => {
     if (checks.length === 1) return this.decideOne(checks[0]!, now);
     const { algorithm, found, waits } = this;
     let retryAfterMs = 0;
@@ -81,7 +92,7 @@ export class MemoryStore implements RateStore {
       results[i] = this.result(waits[i]!, entry, now, check.rule);
     }
     return { allowed, retryAfterMs, results, charge: now };
-  }
+  };
 
   private decideOne(check: RuleCheck, now: number): Decision {
     const { key, rule } = check;
@@ -190,12 +201,18 @@ export class MemoryStore implements RateStore {
     });
   }
 
-  /** Drops every key `owns` accepts; returns how many. */
+  /** How each subject's block stands, charging nothing. */
+  peekBlocks(blocks: readonly BlockCheck[], now: number): BlockStanding[] {
+    return this.blocks.peek(blocks, now);
+  }
+
+  /** Drops every key (rate state and block records) `owns` accepts; returns how many. */
   forget(owns: (key: string) => boolean): number {
-    return this.entries.deleteWhere(owns);
+    return this.entries.deleteWhere(owns) + this.blocks.forget(owns);
   }
 
   async close(): Promise<void> {
     this.entries.clear();
+    this.blocks.clear();
   }
 }

@@ -1,10 +1,12 @@
 import type { Cluster, Redis } from 'ioredis';
 import { ALGORITHMS, counterFor } from '../algorithms/index.ts';
 import type { AlgorithmName, Rule } from '../algorithms/types.ts';
+import { standing } from '../blocks/escalation.ts';
+import type { BlockCheck, BlockStanding, BlockState } from '../blocks/types.ts';
 import type { RuleCheck, RuleResult } from './types.ts';
 
 /** Redis time in ms, as the decision script reads it. */
-async function redisNow(client: Redis | Cluster): Promise<number> {
+export async function redisNow(client: Redis | Cluster): Promise<number> {
   const [seconds, micros] = (await client.time()) as [string | number, string | number];
   return Number(seconds) * 1000 + Number(micros) / 1000;
 }
@@ -67,6 +69,18 @@ export async function peekRedis(
 ): Promise<RuleResult[]> {
   const at = now ?? (await redisNow(client));
   return Promise.all(checks.map((c) => peekKey(client, algorithm, `${prefix}:${c.key}`, c.rule, at)));
+}
+
+/** A block record as blocks.lua writes it: the hash {n, x, l, u}; undefined when there is none. */
+async function readBlock(client: Redis | Cluster, key: string): Promise<BlockState | undefined> {
+  const [n, x, l, u] = await client.hmget(key, 'n', 'x', 'l', 'u');
+  if (n === null && l === null) return undefined;
+  return { strikes: Number(n ?? 0), strikesUntil: Number(x ?? 0), level: Number(l ?? 0), until: Number(u ?? 0) };
+}
+
+/** How each subject's block stands in Redis at `now` (Redis time, or the caller's), read only. */
+export async function peekBlocksRedis(client: Redis | Cluster, prefix: string, blocks: readonly BlockCheck[], now: number): Promise<BlockStanding[]> {
+  return Promise.all(blocks.map(async (block) => standing(block, await readBlock(client, `${prefix}:${block.key}`), now)));
 }
 
 /** Glob characters in a key are matched literally. */

@@ -2,18 +2,20 @@ import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import { systemClock } from '../../../src/plugin-sdk.ts';
 import type { AlgorithmName, Rule } from '../algorithms/types.ts';
+import { blocksOf } from '../blocks/memory.ts';
+import type { BlockCheck, BlockPolicy, BlockVerdict } from '../blocks/types.ts';
 import { costOf, deltaOf, type Decision, type RateStore, type RuleCheck, type RuleResult } from './types.ts';
 
 /** What both scripts start with: the key layouts and the helpers that read and write them. */
 const SHARED_LUA = readFileSync(new URL('./shared.lua', import.meta.url), 'utf8');
 
-/** A script as Redis runs it: shared.lua, then the script's own text. */
-function script(file: string): string {
-  return SHARED_LUA + readFileSync(new URL(file, import.meta.url), 'utf8');
+/** A script as Redis runs it: shared.lua, then the script's own text (after any parts it uses). */
+function script(...files: string[]): string {
+  return SHARED_LUA + files.map((file) => readFileSync(new URL(file, import.meta.url), 'utf8')).join('');
 }
 
-/** The decision script: every rule of a request checked and charged in one atomic step. */
-export const DECIDE_LUA = script('./decide.lua');
+/** The decision script: every rule of a request checked and charged in one atomic step (blocks.lua: escalating blocks). */
+export const DECIDE_LUA = script('./blocks.lua', './decide.lua');
 const COMMAND = 'floodgateDecide';
 /** The adjustment script: what one admitted request charged, changed in one atomic step. */
 export const ADJUST_LUA = script('./adjust.lua');
@@ -50,6 +52,8 @@ interface PendingAdjust {
 interface Pending {
   /** As sent: calendar windows last (see calendarLast). */
   checks: readonly RuleCheck[];
+  /** The distinct blocks of the checks (see blocks.lua). */
+  blocks: readonly BlockCheck[];
   /** Where each sent check is in the request's own order; absent when that is the order sent. */
   order: readonly number[] | undefined;
   now: number;
@@ -136,18 +140,19 @@ export class RedisStore implements RateStore {
     }
     const order = calendarLast(checks);
     const sent = order === undefined ? checks : order.map((i) => checks[i]!);
-    if (!this.batched) return this.decideAlone(sent, order, now);
+    const blocks = blocksOf(sent);
+    if (!this.batched) return this.decideAlone(sent, order, blocks, now);
     return new Promise((resolve, reject) => {
       // The batch goes when this tick's work is done (as ioredis's own auto-pipeline does).
       if (this.queue.length === 0) process.nextTick(this.flush);
-      this.queue.push({ checks: sent, order, now, resolve, reject });
+      this.queue.push({ checks: sent, order, blocks, now, resolve, reject });
     });
   }
 
-  private async decideAlone(checks: readonly RuleCheck[], order: readonly number[] | undefined, now: number): Promise<Decision> {
-    const reply = await this.command(checks.length)(...this.batchArgs([{ checks, now }], false));
+  private async decideAlone(checks: readonly RuleCheck[], order: readonly number[] | undefined, blocks: readonly BlockCheck[], now: number): Promise<Decision> {
+    const reply = await this.command(checks.length + blocks.length)(...this.batchArgs([{ checks, blocks, now }], false));
     if (Number(reply[1]) === -1) throw new Error(String(reply[2]));
-    return decision(reply, 1, checks.length, this.chargeTime(reply, now), order);
+    return decision(reply, 1, checks.length, this.chargeTime(reply, now), order, blocks.length > 0 ? blocks : undefined);
   }
 
   async adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now?: number): Promise<void> {
@@ -228,14 +233,15 @@ export class RedisStore implements RateStore {
       for (const { reject } of batch) reject(error);
       return;
     }
+    const withBlocks = batch.some((pending) => pending.blocks.length > 0);
     reply.then(
       (reply) => {
         let at = 1;
-        for (const { checks, order, now, resolve, reject } of batch) {
+        for (const { checks, order, blocks, now, resolve, reject } of batch) {
           // A request the script could not decide fails alone; the others in the call stand.
           if (Number(reply[at]) === -1) reject(new Error(String(reply[at + 1])));
-          else resolve(decision(reply, at, checks.length, this.chargeTime(reply, now), order));
-          at += 1 + 4 * checks.length;
+          else resolve(decision(reply, at, checks.length, this.chargeTime(reply, now), order, withBlocks ? blocks : undefined));
+          at += 1 + 4 * checks.length + (withBlocks ? 3 * blocks.length : 0);
         }
       },
       (error: unknown) => {
@@ -249,21 +255,27 @@ export class RedisStore implements RateStore {
    * each distinct rule once, the calendar windows' periods, and per request its rules' numbers in that
    * table (and a tokens rule's cost).
    */
-  private batchArgs(batch: readonly Pick<Pending, 'checks' | 'now'>[], counted: boolean): (string | number)[] {
+  private batchArgs(batch: readonly Pick<Pending, 'checks' | 'blocks' | 'now'>[], counted: boolean): (string | number)[] {
     const { prefix, algorithm } = this.options;
     const args: (string | number)[] = counted ? [0] : [];
     const table = new RuleTable();
-    for (const { checks, now } of batch) {
+    const policies = new Map<BlockPolicy, number>();
+    for (const { checks, blocks, now } of batch) {
       for (const check of checks) {
         args.push(`${prefix}:${check.key}`);
         table.numberOf(check.rule, now);
+      }
+      for (const block of blocks) {
+        args.push(`${prefix}:${block.key}`);
+        if (!policies.has(block.policy)) policies.set(block.policy, policies.size + 1);
       }
     }
     if (counted) args[0] = args.length - 1;
     args.push(algorithm, batch.length, this.useCallerTime ? 'c' : '', table.rules.length);
     for (const rule of table.rules) args.push(rule.limit, rule.windowMs, rule.unit === 'tokens' ? 't' : 'r');
     table.pushCalendars(args);
-    for (const { checks, now } of batch) {
+    pushBlockTable(args, policies);
+    for (const { checks, blocks, now } of batch) {
       if (this.useCallerTime) args.push(now);
       args.push(checks.length);
       for (const check of checks) {
@@ -271,6 +283,7 @@ export class RedisStore implements RateStore {
         if (check.rule.unit === 'tokens') args.push(number, check.cost ?? 1);
         else args.push(number);
       }
+      if (policies.size > 0) pushRequestBlocks(args, checks, blocks, policies);
     }
     return args;
   }
@@ -295,6 +308,19 @@ function defined<C>(client: RedisClient, base: string, lua: string, keys: number
     client.defineCommand(name, keys === 0 ? { lua } : { lua, numberOfKeys: keys });
   }
   return ((client as unknown as Record<string, (...args: unknown[]) => unknown>)[name]!).bind(client) as C;
+}
+
+/** blocks.lua's policy table: how many, then each one's after, decay and durations. */
+function pushBlockTable(args: (string | number)[], policies: ReadonlyMap<BlockPolicy, number>): void {
+  args.push(policies.size);
+  for (const policy of policies.keys()) args.push(policy.after, policy.decayMs, policy.durationsMs.length, ...policy.durationsMs);
+}
+
+/** One request's blocks for blocks.lua: how many, their policies' numbers, then each rule's block (0: none). */
+function pushRequestBlocks(args: (string | number)[], checks: readonly RuleCheck[], blocks: readonly BlockCheck[], policies: ReadonlyMap<BlockPolicy, number>): void {
+  args.push(blocks.length);
+  for (const block of blocks) args.push(policies.get(block.policy)!);
+  for (const check of checks) args.push(check.block === undefined ? 0 : blocks.findIndex((block) => block.key === check.block!.key) + 1);
 }
 
 /**
@@ -354,11 +380,37 @@ function calendarLast(checks: readonly RuleCheck[]): number[] | undefined {
 }
 
 /**
- * A request's decision from the script's reply: from `at`, its status (0), then its rules'
- * quadruples (retry after, remaining, reset, too large); `charge` is when it was decided. `order`
- * puts each result back in the request's own order (see calendarLast).
+ * The verdict of a request's blocks from their triples at `at` (ms left, level, started): the longest
+ * block in force, if any.
  */
-function decision(reply: (number | string)[], at: number, rules: number, charge: number, order?: readonly number[]): Decision {
+function blockVerdict(reply: (number | string)[], at: number, blocks: readonly BlockCheck[]): BlockVerdict | undefined {
+  let verdict: BlockVerdict | undefined;
+  for (let j = 0; j < blocks.length; j++, at += 3) {
+    const left = Number(reply[at]);
+    if (left > 0 && (verdict === undefined || left > verdict.retryAfterMs)) {
+      verdict = { block: blocks[j]!, retryAfterMs: left, level: Number(reply[at + 1]), started: Number(reply[at + 2]) === 1 };
+    }
+  }
+  return verdict;
+}
+
+/**
+ * A request's decision from the script's reply: from `at`, its status (0 decided, 1 refused by a
+ * block in force), then its rules' quadruples (retry after, remaining, reset, too large), then, when
+ * the call carried blocks, its blocks' triples; `charge` is when it was decided. `order` puts each
+ * result back in the request's own order (see calendarLast).
+ */
+function decision(reply: (number | string)[], at: number, rules: number, charge: number, order?: readonly number[], blocks?: readonly BlockCheck[]): Decision {
+  if (blocks !== undefined) {
+    const verdict = blockVerdict(reply, at + 1 + 4 * rules, blocks);
+    if (Number(reply[at]) === 1) return { allowed: false, retryAfterMs: verdict!.retryAfterMs, results: [], charge, blocked: verdict };
+    const decided = decision(reply, at, rules, charge, order);
+    if (verdict !== undefined) {
+      decided.blocked = verdict;
+      if (verdict.retryAfterMs > decided.retryAfterMs) decided.retryAfterMs = verdict.retryAfterMs;
+    }
+    return decided;
+  }
   at++;
   const results: RuleResult[] = new Array(rules);
   let retryAfterMs = 0;

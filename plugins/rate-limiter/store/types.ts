@@ -1,4 +1,5 @@
 import type { Rule } from '../algorithms/types.ts';
+import type { BlockCheck, BlockVerdict } from '../blocks/types.ts';
 
 /** One rule to check for one key. */
 export interface RuleCheck {
@@ -10,6 +11,8 @@ export interface RuleCheck {
    * refused with `tooLarge` and charges nothing.
    */
   cost?: number;
+  /** The subject's block this check belongs to: a refusal by it counts towards the block (see blocks/). */
+  block?: BlockCheck;
 }
 
 /** A rule's part in a decision; `remaining`/`resetMs` describe the key after the decision. */
@@ -44,6 +47,11 @@ export interface Decision {
    * stores decided. Absent after a blind decision. Only an admitted decision is ever adjusted.
    */
   charge?: unknown;
+  /**
+   * Refused by an escalating block: one in force (then nothing was read or charged, and `results` is
+   * empty), or one this very refusal started. `retryAfterMs` is then the block's end.
+   */
+  blocked?: BlockVerdict;
 }
 
 /**

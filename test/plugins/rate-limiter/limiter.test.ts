@@ -44,6 +44,7 @@ function storeBackend(store: RateStore): Backend {
     get keys() {
       return store.size;
     },
+    blocks: 0,
     breaker: undefined,
     close: () => store.close(),
   };

@@ -35,6 +35,7 @@ describe("the OpenClaw manifest's configSchema", () => {
     { by_user: '10/s', backend: 'redis', redis_url: 'redis://127.0.0.1:6379', on_backend_error: 'closed', redis_timeout_ms: 100 },
     { by_user: '100/15m', algorithm: 'token_bucket', reply_cooldown: 30, message: 'Slow down: {retry_after}.', exempt_users: ['default:42'] },
     { by_user: '5/M', mode: 'permissive', on_error: 'fail_closed', timeout_ms: 500, headers: 'none' },
+    { by_user: '30/m', block: { after: 2, durations: ['1m', '10m', '1h'], decay_after: '12h', message: 'Paused for {duration}.' } },
   ];
   it.each(accepted)('accepts what the options accept: %j', (config) => {
     expect(() => parseOpenClawOptions(config)).not.toThrow();
@@ -51,6 +52,8 @@ describe("the OpenClaw manifest's configSchema", () => {
     { by_user: '30/m', on_error: 'ignore' },
     { by_user: '30/m', timeout_ms: 20_000 },
     { by_user: '30/m', redis_key_prefix: 'has space' },
+    { by_user: '30/m', block: { durations: ['1m'], aftr: 2 } },
+    { by_user: '30/m', block: { after: 2 } },
   ];
   it.each(rejected)('rejects what the options reject: %j', (config) => {
     expect(() => parseOpenClawOptions(config)).toThrow();

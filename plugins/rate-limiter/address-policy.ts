@@ -1,4 +1,6 @@
 import { AddressList, addressPrefix, flattened, parseAddress, ROUTE_GROUPS, type RouteGroup } from '../../src/plugin-sdk.ts';
+import { blockKey } from './blocks/keys.ts';
+import type { BlockCheck, BlockPolicy } from './blocks/types.ts';
 import { addressKey, addressScope } from './keys.ts';
 import type { AddressSetting } from './options.ts';
 import { calendarsOf, compileRates, type CompiledRule, type PolicyCheck, type Subject } from './policy.ts';
@@ -27,8 +29,15 @@ export class AddressPolicy {
   private readonly deny: AddressList;
   private readonly rules = new Map<RouteGroup, readonly CompiledRule[]>();
 
-  /** `timeZone`: where calendar windows turn (the limiter's time_zone). */
-  constructor(setting: AddressSetting, timeZone: string) {
+  /**
+   * `timeZone`: where calendar windows turn (the limiter's time_zone). `block`: the escalating blocks
+   * of an address that keeps sending while refused, one per address across its route groups.
+   */
+  constructor(
+    setting: AddressSetting,
+    timeZone: string,
+    private readonly block: BlockPolicy | undefined,
+  ) {
     const calendars = calendarsOf(timeZone);
     this.failedAuthCost = setting.failed_auth_cost;
     this.ipv6Prefix = setting.ipv6_prefix;
@@ -60,6 +69,11 @@ export class AddressPolicy {
     const rules = this.rules.get(routeGroup);
     if (rules === undefined) return NONE;
     const key = addressKey(subject.scope, routeGroup);
-    return rules.map((rule) => ({ key: flattened(key + rule.keySuffix), rule }));
+    const block = this.blockOf(subject);
+    return rules.map((rule) => (block === undefined ? { key: flattened(key + rule.keySuffix), rule } : { key: flattened(key + rule.keySuffix), rule, block }));
+  }
+
+  private blockOf(subject: AddressSubject): BlockCheck | undefined {
+    return this.block === undefined ? undefined : { key: blockKey(subject.scope.tag), policy: this.block, subject: 'address' };
   }
 }

@@ -1,4 +1,5 @@
 import { flattened } from '../../src/plugin-sdk.ts';
+import { BLOCK_SUFFIX } from './blocks/keys.ts';
 
 /**
  * Rate-limit keys. Ids are normalised so that " Alice", "alice" and "ＡＬＩＣＥ" cannot get three
@@ -95,7 +96,7 @@ export function addressKey(scope: KeyScope, routeGroup: string): string {
   return `${scope.tag}r:${routeGroup}`;
 }
 
-/** Whether `key` holds state of the address whose scope this is. */
+/** Whether `key` holds state of the address whose scope this is (its counts and its block). */
 export function ownsAddressKey(scope: KeyScope, key: string): boolean {
-  return key.startsWith(`${scope.tag}r:`);
+  return key.startsWith(`${scope.tag}r:`) || key === `${scope.tag}${BLOCK_SUFFIX}`;
 }

@@ -287,6 +287,9 @@ export const RateLimiterOptions = z
     if (options.redis_url && options.redis_cluster) {
       ctx.addIssue({ code: 'custom', message: 'set either redis_url or redis_cluster, not both', path: ['redis_cluster'] });
     }
+    if (options.block?.subjects.includes('address') && (options.by_address === undefined || (options.by_address.rate === undefined && Object.keys(options.by_address.routes).length === 0))) {
+      ctx.addIssue({ code: 'custom', message: 'blocking "address" needs a by_address rate (its refusals are what start the blocks)', path: ['block', 'subjects'] });
+    }
     if (options.block?.subjects.includes('tenant') && !options.by_tenant) {
       ctx.addIssue({ code: 'custom', message: 'blocking "tenant" needs by_tenant (its refusals are what start the blocks)', path: ['block', 'subjects'] });
     }

@@ -158,8 +158,9 @@ export class LimitsView implements LimitsAdmin {
     if (policy === undefined) return { rules: [] };
     const subject = policy.subject(address);
     const rows = policy.limited().flatMap(([group]) => policy.checks(subject, group).map((check) => ({ group, check })));
-    const { results, local } = await this.source.peek(rows.map((r) => r.check));
+    const { results, local, blocks } = await this.source.peek(rows.map((r) => r.check));
     const now = this.source.now();
+    const block = blocks?.[0] === undefined ? undefined : blockRow(blocks[0]);
     return {
       ...(local ? { backend_unavailable: true } : {}),
       ...(subject.denied ? { denied: true } : {}),
@@ -173,6 +174,8 @@ export class LimitsView implements LimitsAdmin {
         reset_after: ceilSeconds(results[i]!.resetMs),
         ...calendarFields(check.rule, now),
       })),
+      // Its escalating block (block.subjects has "address"): one across its route groups.
+      ...(block === undefined ? {} : { block: { blocked: block.blocked, level: block.level, retry_after: block.retryAfterSeconds, strikes: block.strikes } }),
     };
   }
 

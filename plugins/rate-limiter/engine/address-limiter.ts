@@ -42,7 +42,9 @@ const HELD = Symbol('address charge');
 type CallWithCharge = { [HELD]?: Held | undefined };
 
 function policyOf(options: RateLimiterOptions): AddressPolicy | undefined {
-  return options.by_address === undefined ? undefined : new AddressPolicy(options.by_address, options.time_zone);
+  if (options.by_address === undefined) return undefined;
+  const block = options.block?.subjects.includes('address') ? options.block.policy : undefined;
+  return new AddressPolicy(options.by_address, options.time_zone, block);
 }
 
 /**

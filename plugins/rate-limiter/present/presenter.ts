@@ -121,7 +121,8 @@ export class Presenter {
         retryAfter,
         headers: { 'Retry-After': String(retryAfter) },
         details: { rule: outcome.block.subject, level: outcome.level, block: windowLabel(outcome.durationMs) },
-        silent: !this.toldOfBlock(outcome),
+        // A request line (preRequest) answers every refusal; chat channels hear of a block once.
+        silent: outcome.step !== 'preRequest' && !this.toldOfBlock(outcome),
       },
     };
   }

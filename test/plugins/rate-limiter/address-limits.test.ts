@@ -190,6 +190,25 @@ describe.each(BACKENDS)('by_address on %s', (backend) => {
     expect(h.metrics.render()).toContain('floodgate_ratelimit_decisions_total{hook="preRequest",outcome="refused",rule="address"} 19');
   });
 
+  it('blocks an address that keeps sending while refused, on all its route groups; the view shows it, a reset frees it', async () => {
+    const h = await start({ by_address: { rate: '2/h' }, block: { after: 1, durations: ['1m', '10m'], subjects: ['address'] } });
+    expect(await admittedOf(h, 2, '203.0.113.50')).toBe(2);
+    expect(violationOf(await h.request('203.0.113.50')).code).toBe('rate_limited');
+    const blocked = violationOf(await h.request('203.0.113.50'));
+    expect(blocked).toMatchObject({ code: 'blocked', httpStatus: 429, silent: false, details: { rule: 'address', level: 1, block: '1m' } });
+    expect(blocked.retryAfter).toBeGreaterThan(55);
+    expect(blocked.retryAfter).toBeLessThanOrEqual(60);
+    // The block is the address's, whichever route it asks for; another address is not held by it.
+    expect(violationOf(await h.request('203.0.113.50', 'admin')).code).toBe('blocked');
+    expect((await h.request('203.0.113.51', 'admin')).continue).toBe(true);
+    const view = (await h.addressLimits('203.0.113.50')) as { block?: Record<string, unknown> };
+    expect(view.block).toMatchObject({ blocked: true, level: 1 });
+    expect(h.metrics.render()).toContain('floodgate_ratelimit_blocks_started_total{rule="address",level="1"} 1');
+    await h.resetAddress('203.0.113.50');
+    expect((await h.request('203.0.113.50', 'admin')).continue).toBe(true);
+    expect((await h.addressLimits('203.0.113.50')) as { block?: Record<string, unknown> }).toMatchObject({ block: { blocked: false } });
+  });
+
   it('listens to requests only once by_address is set: a reload that sets it starts', async () => {
     const h = await start({ by_user: '30/m' });
     expect(h.hooks()).not.toContain('preRequest');

@@ -326,6 +326,13 @@ describe('RateLimiterOptions: by_address and the deny lists', () => {
     );
   });
 
+  it('blocks addresses only where by_address has a rate to refuse with', () => {
+    expect(problems({ by_user: '30/m', block: { durations: ['1m'], subjects: ['address'] } })).toEqual([
+      'block.subjects: blocking "address" needs a by_address rate (its refusals are what start the blocks)',
+    ]);
+    expect(RateLimiterOptions.safeParse({ by_address: { rate: '100/m' }, block: { durations: ['1m'], subjects: ['address'] } }).success).toBe(true);
+  });
+
   it('refuses an id that is both exempt and denied, matched as requests are (trimmed, case-folded)', () => {
     expect(problems({ by_user: '30/m', exempt_users: ['Alice'], deny_users: ['bob', ' ALICE '], exempt_tenants: ['acme'], deny_tenants: ['acme'] })).toEqual([
       'deny_users[1]: also listed in exempt_users; an id cannot be both exempt and denied',

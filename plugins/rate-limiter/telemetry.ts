@@ -38,7 +38,11 @@ export class LimiterTelemetry {
   private readonly failures: Counter;
   private readonly faults: Counter;
   private readonly settlements: Counter;
+<<<<<<< HEAD
   private readonly blocksStarted: Counter;
+=======
+  private readonly cachedRefusals: Counter;
+>>>>>>> 38ad450 (Refusal cache: a flooder's refusals on Redis are answered from each instance's memory, exactly as Redis would answer them (refusal_cache, default on))
   private readonly registered: RegisteredMetric[] = [];
 
   constructor(
@@ -61,6 +65,9 @@ export class LimiterTelemetry {
     );
     this.settlements = this.track(
       metrics.counter(`${PREFIX}_settlements_total`, 'Prompt fetches whose end adjusted their charge, by outcome.', ['outcome']),
+    );
+    this.cachedRefusals = this.track(
+      metrics.counter(`${PREFIX}_cached_refusals_total`, 'Refusals answered from this process\'s refusal cache, without a Redis call.'),
     );
     this.faults = this.track(
       metrics.counter(`${PREFIX}_faults_total`, 'Errors inside the limiter after it answered (shadow decisions, settlements).'),
@@ -177,6 +184,11 @@ export class LimiterTelemetry {
 
   breakerChanged(state: BreakerState, previous: BreakerState): void {
     this.bus.emit('ratelimit:breaker', { state, previous });
+  }
+
+  /** A refusal answered from the refusal cache (on every such refusal: a counter increment only). */
+  cachedRefusal(): void {
+    this.cachedRefusals.inc();
   }
 
   fault(): void {

@@ -9,8 +9,10 @@ import { covers, evaluate, type Snapshot } from './refusal-snapshot.ts';
  * long an admin reset or a refund can take to reach every instance in the worst case.
  */
 export const SNAPSHOT_MAX_AGE_MS = 1_000;
-/** A group's state is read at most this often (a flood that cannot be cached must not double Redis's work). */
+/** A tag's state is read at most this often. */
 export const MIN_READ_INTERVAL_MS = 100;
+/** A snapshot still in use is read again once this old, so a flood that goes on never waits on Redis. */
+export const REFRESH_AFTER_MS = SNAPSHOT_MAX_AGE_MS / 2;
 /** Snapshots kept per hash tag: a tenant's tag holds each flooding member's own. */
 const SNAPSHOTS_PER_TAG = 8;
 
@@ -20,8 +22,8 @@ interface TagEntry {
   used: boolean;
   /** The read in flight, if any: its answer is kept only if this is still the tag's read. */
   reading: object | undefined;
-  /** When the last read was started; -Infinity before the first. */
-  readAt: number;
+  /** No read starts before this (MIN_READ_INTERVAL_MS after the last; a second after one that could not answer). */
+  nextReadAt: number;
   snapshots: Snapshot[];
 }
 
@@ -44,7 +46,8 @@ export function tagOf(key: string): string {
  * The refusal cache's memory: per hash tag, snapshots of refused requests' keys (see
  * refusal-snapshot.ts), bounded in number of tags like the store's keys and never answered from
  * past SNAPSHOT_MAX_AGE_MS. A tag is read only once Redis has refused it twice within that time (a
- * flood, not a user who was refused once and waits), and at most every MIN_READ_INTERVAL_MS.
+ * flood, not a user who was refused once and waits), at most every MIN_READ_INTERVAL_MS, and again
+ * in the background while a flood goes on (REFRESH_AFTER_MS).
  * Dropping a tag (a refund, a reset, an invalidation from another instance) also orphans its read
  * in flight, so a read that started before the change never lands after it.
  */
@@ -55,6 +58,8 @@ export class CachedRefusals {
     maxTags: number,
     private readonly algorithm: Algorithm<unknown>,
     private readonly chargedByOthers: (check: RuleCheck) => boolean,
+    /** Reads `checks`' state for `ticket` (a snapshot in use is getting old). */
+    private readonly refresh: (ticket: ReadTicket, checks: readonly RuleCheck[]) => void,
   ) {
     this.tags = new ExpiringMap<TagEntry>(maxTags);
   }
@@ -71,7 +76,11 @@ export class CachedRefusals {
     for (const snapshot of entry.snapshots) {
       if (snapshot.expiresAt > now && covers(snapshot, checks)) {
         const decision = evaluate(snapshot, checks, now, this.algorithm, this.chargedByOthers);
-        if (decision !== undefined) this.tags.touch('', entry);
+        if (typeof decision === 'string') return undefined;
+        this.tags.touch('', entry);
+        if (snapshot.expiresAt - now < SNAPSHOT_MAX_AGE_MS - REFRESH_AFTER_MS && entry.reading === undefined) {
+          this.refresh(this.startRead(tagOf(checks[0]!.key), entry, now), checks);
+        }
         return decision;
       }
     }
@@ -87,22 +96,32 @@ export class CachedRefusals {
     const entry = this.tags.get(tag, now);
     if (entry === undefined) {
       // The first refusal only marks the tag.
-      this.tags.set(tag, { expiresAt: now + SNAPSHOT_MAX_AGE_MS, used: false, reading: undefined, readAt: -Infinity, snapshots: [] }, now);
+      this.tags.set(tag, { expiresAt: now + SNAPSHOT_MAX_AGE_MS, used: false, reading: undefined, nextReadAt: now, snapshots: [] }, now);
       return undefined;
     }
-    if (entry.reading !== undefined || now - entry.readAt < MIN_READ_INTERVAL_MS) return undefined;
+    if (entry.reading !== undefined || now < entry.nextReadAt) return undefined;
+    return this.startRead(tag, entry, now);
+  }
+
+  private startRead(tag: string, entry: TagEntry, now: number): ReadTicket {
     const token = {};
     entry.reading = token;
-    entry.readAt = now;
-    entry.expiresAt = Math.max(entry.expiresAt, now + SNAPSHOT_MAX_AGE_MS);
+    entry.nextReadAt = now + MIN_READ_INTERVAL_MS;
+    // Remembered past its snapshot's life: when that ends during a flood, the next refusal reads at once.
+    entry.expiresAt = Math.max(entry.expiresAt, now + 2 * SNAPSHOT_MAX_AGE_MS);
     return { tag, now, entry, token };
   }
 
-  /** A read came back: its snapshot is kept unless the tag was dropped (or read again) since it started. */
-  landed(ticket: ReadTicket, snapshot: Snapshot): void {
+  /**
+   * A read came back: its snapshot is kept unless the tag was dropped (or read again) since it
+   * started. `shared`: it could not answer the request it was read for because a key others charge
+   * (a tenant with room) admits; that tag is not read again for a second.
+   */
+  landed(ticket: ReadTicket, snapshot: Snapshot, shared: boolean): void {
     const { entry } = ticket;
     if (!this.current(ticket)) return;
     entry.reading = undefined;
+    if (shared) entry.nextReadAt = ticket.now + SNAPSHOT_MAX_AGE_MS;
     const same = entry.snapshots.findIndex((s) => sameKeys(s.keys, snapshot.keys));
     if (same >= 0) entry.snapshots.splice(same, 1);
     else if (entry.snapshots.length >= SNAPSHOTS_PER_TAG) entry.snapshots.shift();

@@ -9,7 +9,7 @@ import { readStates } from '../store/redis-state.ts';
 import type { Decision, RuleCheck, RuleResult } from '../store/types.ts';
 import { CachedRefusals, SNAPSHOT_MAX_AGE_MS, tagOf, type ReadTicket } from './cached-refusals.ts';
 import { InvalidationChannel } from './invalidation-channel.ts';
-import type { Snapshot } from './refusal-snapshot.ts';
+import { evaluate, type Snapshot } from './refusal-snapshot.ts';
 import type { Backend } from './types.ts';
 
 /** A backend whose adjust() says when it is done (the Redis backend's does). */
@@ -71,7 +71,9 @@ export class RefusalCache implements Backend {
   private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(private readonly options: RefusalCacheOptions) {
-    this.refusals = new CachedRefusals(options.maxTags, ALGORITHMS[options.algorithm], options.chargedByOthers);
+    this.refusals = new CachedRefusals(options.maxTags, ALGORITHMS[options.algorithm], options.chargedByOthers, (ticket, checks) =>
+      this.read(ticket, checks),
+    );
     this.caller = options.timeSource === 'caller';
     this.channel =
       options.invalidations === false
@@ -189,7 +191,8 @@ export class RefusalCache implements Backend {
           serverTime: this.caller ? (t) => t : (t) => serverTime + (t - sentAt),
           expiresAt: sentAt + SNAPSHOT_MAX_AGE_MS,
         };
-        this.refusals.landed(ticket, snapshot);
+        const shared = evaluate(snapshot, checks, ticket.now, ALGORITHMS[algorithm], this.options.chargedByOthers) === 'shared';
+        this.refusals.landed(ticket, snapshot, shared);
       },
       () => this.refusals.failed(ticket),
     );

@@ -35,8 +35,14 @@ export function covers(snapshot: Snapshot, checks: readonly RuleCheck[]): boolea
 }
 
 /**
+ * What a snapshot says of a request: the refusal Redis would answer, or why it cannot say ('admits':
+ * no rule blocks, so Redis may admit; 'shared': a key others charge still admits).
+ */
+export type Verdict = Decision | 'admits' | 'shared';
+
+/**
  * The refusal Redis would answer for `checks` at local time `now`, worked out from `snapshot`, or
- * undefined when the snapshot cannot say (the caller then asks Redis).
+ * why the snapshot cannot say (the caller then asks Redis).
  *
  * A snapshot says what Redis holds now only for keys nobody can have charged since it was read. It
  * answers when:
@@ -57,7 +63,7 @@ export function evaluate(
   now: number,
   algorithm: Algorithm<unknown>,
   chargedByOthers: (check: RuleCheck) => boolean,
-): Decision | undefined {
+): Verdict {
   const at = snapshot.serverTime(now);
   const results: RuleResult[] = new Array(checks.length);
   let retryAfterMs = 0;
@@ -74,12 +80,12 @@ export function evaluate(
     const wait = Math.ceil(tooLarge ? rule.windowMs : counted.check(state, at, rule, cost));
     const blocks = tokens ? counted.check(state, at, rule, 1) > 0 : wait > 0;
     if (blocks) blocking = true;
-    else if (chargedByOthers(check)) return undefined;
+    else if (chargedByOthers(check)) return 'shared';
     const standing = counted.standing(state, at, rule);
     const result: RuleResult = { retryAfterMs: wait, remaining: Math.max(0, standing.remaining), resetMs: Math.ceil(standing.resetMs) };
     if (tooLarge) result.tooLarge = true;
     results[i] = result;
     if (wait > retryAfterMs) retryAfterMs = wait;
   }
-  return blocking ? { allowed: false, retryAfterMs, results } : undefined;
+  return blocking ? { allowed: false, retryAfterMs, results } : 'admits';
 }

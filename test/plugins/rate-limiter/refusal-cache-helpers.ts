@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis';
 import type { AlgorithmName } from '../../../plugins/rate-limiter/algorithms/types.ts';
 import { tagOf } from '../../../plugins/rate-limiter/backend/cached-refusals.ts';
 import { RefusalCache, type AdjustingBackend } from '../../../plugins/rate-limiter/backend/refusal-cache.ts';
 import { forgetRedis, peekRedis } from '../../../plugins/rate-limiter/store/redis-admin.ts';
-import { RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
+import { RedisStore, type RedisClient } from '../../../plugins/rate-limiter/store/redis.ts';
 import type { Decision, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
 import { systemClock, type Clock } from '../../../src/plugin-sdk.ts';
 
@@ -16,7 +15,7 @@ export interface CountingBackend extends AdjustingBackend {
   redisDecisions: number;
 }
 
-export function callerTimeBackend(client: Redis, algorithm: AlgorithmName, prefix: string): CountingBackend {
+export function callerTimeBackend(client: RedisClient, algorithm: AlgorithmName, prefix: string): CountingBackend {
   const store = new RedisStore({ client, algorithm, prefix, timeSource: 'caller' });
   const backend: CountingBackend = {
     redisDecisions: 0,
@@ -60,7 +59,7 @@ export interface CachedStore {
 
 /** The refusal cache over the caller-time store; pub/sub off unless asked (one instance needs none). */
 export function cachedStore(
-  client: Redis,
+  client: RedisClient,
   algorithm: AlgorithmName,
   prefix: string,
   options: { invalidations?: boolean; clock?: Clock; chargedByOthers?: (check: RuleCheck) => boolean; maxTags?: number } = {},

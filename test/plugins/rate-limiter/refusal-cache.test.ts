@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ALGORITHMS } from '../../../plugins/rate-limiter/algorithms/index.ts';
 import { ALGORITHM_NAMES, type AlgorithmName, type Rule } from '../../../plugins/rate-limiter/algorithms/types.ts';
@@ -10,10 +10,10 @@ import { createRedisClient } from '../../../plugins/rate-limiter/store/redis-cli
 import type { Decision, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
 import { ManualClock } from '../../../src/plugin-sdk.ts';
 import type { HookResult } from '../../../src/hooks/schemas.ts';
-import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
+import { redisTestsEnabled, startRedis, startRedisCluster, type RedisCluster, type RedisProcess } from '../../support/redis.ts';
 import { startHarness, type Harness } from './plugin-harness.ts';
 import { cachedStore, type CachedStore } from './refusal-cache-helpers.ts';
-import { eventually, inspector, view } from './redis-helpers.ts';
+import { eventually, inspector, view, within } from './redis-helpers.ts';
 
 /**
  * The refusal cache against a real redis-server: it answers a flood from memory with exactly what
@@ -335,6 +335,50 @@ describe.skipIf(!enabled)('refusal cache (caller time)', () => {
       await a.decide(requests('alice'), now + 10);
       expect(a.inner.redisDecisions).toBe(before + 1);
     });
+  });
+});
+
+describe.skipIf(!enabled)('refusal cache on a Redis Cluster', () => {
+  let cluster: RedisCluster;
+  const clients: Cluster[] = [];
+  const caches: CachedStore[] = [];
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  });
+  afterAll(async () => {
+    await Promise.all(caches.map((c) => c.cache.close()));
+    for (const client of clients) client.disconnect();
+    await cluster?.stop();
+  });
+
+  async function instance(): Promise<CachedStore> {
+    const client = createRedisClient({ cluster: cluster.seeds.map((s) => `${s.host}:${s.port}`), timeoutMs: 2_000 }) as Cluster;
+    await within(client.connect(), 5_000, 'cluster connect()');
+    clients.push(client);
+    const cached = cachedStore(client, 'sliding_window', 'cl', { invalidations: true });
+    caches.push(cached);
+    return cached;
+  }
+
+  it('reads a refused user’s keys in one transaction on their slot, and a reset on one instance reaches the other', async () => {
+    const [a, b] = [await instance(), await instance()];
+    await eventually(() => a.cache.listening && b.cache.listening, 10_000, 'both subscribed');
+    const owners = new Set<string>();
+    for (const user of ['alice', 'bob', 'carol']) {
+      let now = T0;
+      for (let i = 0; i < 3; i++) expect((await b.decide(requests(user), (now += 10))).allowed).toBe(true);
+      const key = `cl:${requests(user)[0]!.key}`;
+      for (const node of clients[0]!.nodes('master')) if ((await node.exists(key).catch(() => 0)) === 1) owners.add(`${node.options.port}`);
+      const answeredBefore = a.answered;
+      for (let i = 0; i < 6; i++) expect((await a.decide(requests(user), (now += 10))).allowed).toBe(false);
+      expect(a.answered - answeredBefore).toBe(4);
+      const scope = keyScope('http', user, undefined);
+      await b.cache.forget(scope, (key) => ownsKey(scope, key));
+      await eventually(async () => (await a.decide(requests(user), now)).allowed, 1_000, `${user} admitted on A after the reset on B`, 5);
+    }
+    // Their keys live on more than one master, and each instance heard resets wherever it was subscribed.
+    expect(owners.size).toBeGreaterThan(1);
   });
 });
 

@@ -6,6 +6,10 @@ import { costOf, type Decision, type RuleCheck, type RuleResult } from '../store
  * the refusal cache answers from. Evaluating it runs the same algorithm the Lua script mirrors (the
  * memory store's), so an answer from it is the answer Redis would give, as long as the keys have not
  * changed since. Why they cannot have (when the answer is a refusal) is what `evaluate` checks.
+ *
+ * Any state that refuses until a known time fits: a new kind of key (a block: "refused until T",
+ * charged by nobody while it lasts) joins with a reader in store/redis-state.ts and a case here that
+ * blocks while the snapshot's time is before T.
  */
 export interface Snapshot {
   /** The keys (without the Redis prefix) and the rules they were read for, in the request's order. */

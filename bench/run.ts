@@ -169,7 +169,7 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
   if (s.flood) {
     add(
       `7. A flood that costs Redis nothing: one subject flooding ${s.flood.instances} gateway processes that share one Redis`,
-      `${s.flood.clientsPerInstance} requests in flight per gateway for ${s.flood.durationMs / 1000} s per run, the subject refused throughout; the gateways with the refusal cache (the default) and with \`refusal_cache: false\` take turns. Redis figures from INFO commandstats before and after each run, per refused request; "Redis CPU" is the commands' usec.`,
+      `${s.flood.clientsPerInstance} requests in flight per gateway for ${s.flood.durationMs / 1000} s per run, the subject refused throughout; the gateways with the refusal cache (the default) and with \`refusal_cache: false\` take turns. Redis figures from INFO commandstats before and after each run, per refused request; "Redis CPU" is the commands' usec, and what one Redis core could refuse is 1 s over it.`,
       report.floodTable(s.flood),
     );
   }

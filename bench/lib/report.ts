@@ -219,8 +219,7 @@ export function targets(sections: Sections): Target[] {
   }
   for (const row of sections.flood?.rows ?? []) {
     out.push({ section: 'flood', target: `${row.subject}: decision scripts per refused request, with the refusal cache`, required: 'close to 0 (< 0.01)', measured: row.cache.evalshaPerRefused.toFixed(4), met: row.cache.evalshaPerRefused < 0.01 });
-    const fewer = row.noCache.commandsPerRefused / Math.max(row.cache.commandsPerRefused, 1e-6);
-    out.push({ section: 'flood', target: `${row.subject}: Redis commands per refused request, without the cache vs with`, required: '>= 10x', measured: ratio(fewer), met: fewer >= 10 });
+    out.push({ section: 'flood', target: `${row.subject}: Redis commands per refused request, without the cache vs with`, required: '>= 10x', measured: ratio(row.commandsSaved), met: row.commandsSaved >= 10 });
     out.push({ section: 'flood', target: `${row.subject}: refused requests/s, with the cache vs without`, required: '>= 10x', measured: ratio(row.speedup), met: row.speedup >= 10 });
     out.push({ section: 'flood', target: `${row.subject}: Redis CPU per refused request, without the cache vs with`, required: '>= 10x', measured: ratio(row.redisWorkSaved), met: row.redisWorkSaved >= 10 });
   }

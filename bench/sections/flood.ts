@@ -73,6 +73,8 @@ export interface FloodRow {
   speedup: number;
   /** Redis CPU time per refused request without the cache over with it (median of per-round ratios). */
   redisWorkSaved: number;
+  /** Redis commands per refused request without the cache over with it (median of per-round ratios). */
+  commandsSaved: number;
 }
 
 export interface FloodResult {
@@ -212,6 +214,13 @@ export async function runFlood(params: FloodParams, log: (line: string) => void)
           cache: variantFigure('refusal cache', cache),
           noCache: variantFigure('no cache', noCache),
           speedup: round(pairedRatio(cache.map((r) => r.refused / r.seconds), noCache.map((r) => r.refused / r.seconds)), 3),
+          commandsSaved: round(
+            pairedRatio(
+              noCache.map((r) => r.commands / r.refused),
+              cache.map((r) => Math.max(r.commands, 1) / r.refused),
+            ),
+            1,
+          ),
           redisWorkSaved: round(
             pairedRatio(
               noCache.map((r) => r.redisUs / r.refused),

@@ -18,12 +18,13 @@ const gateways: RunningGateway[] = [];
 const servers: RedisProcess[] = [];
 const inspectors: Redis[] = [];
 afterEach(async () => {
+  for (const server of servers) server.resume();
   for (const client of inspectors.splice(0)) client.disconnect();
   await Promise.all(gateways.splice(0).map((g) => g.stop()));
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 
-async function setUp(limiter: Record<string, unknown> = {}): Promise<{ urls: string[]; redis: Redis }> {
+async function setUp(limiter: Record<string, unknown> = {}, count = 3): Promise<{ urls: string[]; redis: Redis; server: RedisProcess }> {
   const server = await startRedis();
   servers.push(server);
   const redis = inspector(server.url);
@@ -40,9 +41,9 @@ async function setUp(limiter: Record<string, unknown> = {}): Promise<{ urls: str
     }),
   ]);
   (config.channels as { http: Record<string, unknown> }).http.admin_token = TOKEN;
-  const started = await startGateways(3, config);
+  const started = await startGateways(count, config);
   gateways.push(...started);
-  return { urls: started.map((g) => g.url), redis };
+  return { urls: started.map((g) => g.url), redis, server };
 }
 
 const flooder = { user_id: 'flooder', text: 'hello' };
@@ -144,5 +145,37 @@ describe.skipIf(!enabled)('refusal cache: one user flooding three gateways on on
     const admitted = [...others, ...rest].filter((r) => r.status === 200);
     expect(admitted).toHaveLength(LIMIT);
     expect(statuses(rest).filter((s) => s !== 200 && s !== 429)).toEqual([]);
+  });
+
+  it('Redis paused mid-flood: the cached flood is refused for about a second at most, then on_backend_error decides', async () => {
+    const { urls, server } = await setUp({ on_backend_error: 'open', redis_timeout_ms: 100 }, 1);
+    const [url] = urls as [string];
+    await rounds(urls, 8);
+    const cachedSoFar = async () => Number(/floodgate_ratelimit_cached_refusals_total (\d+)/.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
+    expect(await cachedSoFar()).toBeGreaterThan(0);
+    // Two more, so the snapshot in use is fresh when Redis stops.
+    await rounds(urls, 2);
+    server.pause();
+    const pausedAt = performance.now();
+    const answers: { status: number; at: number }[] = [];
+    while (performance.now() - pausedAt < 3_000) {
+      answers.push({ status: (await sendMessage(url, flooder)).status, at: performance.now() - pausedAt });
+      if (answers.filter((a) => a.status === 200).length >= 20) break;
+    }
+    const firstAdmitted = answers.findIndex((a) => a.status === 200);
+    // Refused from memory (the state Redis held) until the next background read fails...
+    expect(firstAdmitted).toBeGreaterThan(0);
+    expect(answers.slice(0, firstAdmitted).every((a) => a.status === 429)).toBe(true);
+    expect(answers[firstAdmitted]!.at).toBeLessThan(2_000);
+    // ... then the failure policy ("open": admit) for as long as Redis does not answer.
+    expect(answers.slice(firstAdmitted).every((a) => a.status === 200)).toBe(true);
+    server.resume();
+    // Back on Redis, whose state went through the pause: refused again.
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 429; i++) {
+      status = (await sendMessage(url, flooder)).status;
+      if (status !== 429) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(429);
   });
 });

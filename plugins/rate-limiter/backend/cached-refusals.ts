@@ -27,7 +27,7 @@ interface TagEntry {
   snapshots: Snapshot[];
 }
 
-/** A read the cache asked for: hand it back with its snapshot (or to release it, when it failed). */
+/** A read the cache asked for: hand it back with its snapshot. */
 export interface ReadTicket {
   readonly tag: string;
   readonly now: number;
@@ -127,11 +127,6 @@ export class CachedRefusals {
     else if (entry.snapshots.length >= SNAPSHOTS_PER_TAG) entry.snapshots.shift();
     entry.snapshots.push(snapshot);
     entry.expiresAt = Math.max(entry.expiresAt, snapshot.expiresAt);
-  }
-
-  /** A read failed: the tag may be read again. */
-  failed(ticket: ReadTicket): void {
-    if (this.current(ticket)) ticket.entry.reading = undefined;
   }
 
   /** Forgets everything cached under `tag` (its keys changed, or may have). */

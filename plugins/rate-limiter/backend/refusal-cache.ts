@@ -62,6 +62,9 @@ export interface RefusalCacheOptions {
  * - a reload that changes a limit or window: a snapshot only answers for the rules it was read for;
  * - something no announcement covers (pub/sub down, another config on the same Redis): a snapshot
  *   is never answered from more than SNAPSHOT_MAX_AGE_MS after it was read.
+ * While Redis stops answering, a flood already cached goes on being refused (truly: Redis's state is
+ * what was read) until its next background read fails, at most REFRESH_AFTER_MS plus a timeout; then
+ * its requests go to Redis, and the breaker and on_backend_error take over.
  */
 export class RefusalCache implements Backend {
   private readonly refusals: CachedRefusals;
@@ -194,7 +197,9 @@ export class RefusalCache implements Backend {
         const shared = evaluate(snapshot, checks, ticket.now, ALGORITHMS[algorithm], this.options.chargedByOthers) === 'shared';
         this.refusals.landed(ticket, snapshot, shared);
       },
-      () => this.refusals.failed(ticket),
+      // Redis may be failing: the next request goes to it, and the breaker and the failure policy
+      // take over from there.
+      () => this.refusals.drop(ticket.tag),
     );
     this.track(read);
   }

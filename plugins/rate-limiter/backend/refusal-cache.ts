@@ -188,7 +188,7 @@ export class RefusalCache implements Backend {
       ({ states, serverTime }) => {
         const snapshot: Snapshot = {
           keys: checks.map((check) => check.key),
-          rules: checks.map(({ rule }) => ({ limit: rule.limit, windowMs: rule.windowMs, unit: rule.unit ?? 'requests' })),
+          rules: checks.map(({ rule }) => ({ limit: rule.limit, windowMs: rule.windowMs, unit: rule.unit ?? 'requests', calendar: rule.calendar })),
           states,
           // Redis read its TIME after the read was sent: at a local time t, its clock shows at most this.
           serverTime: this.caller ? (t) => t : (t) => serverTime + (t - sentAt),

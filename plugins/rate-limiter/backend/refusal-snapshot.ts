@@ -1,4 +1,4 @@
-import { algorithmFor, type Algorithm, type Rule } from '../algorithms/index.ts';
+import { counterFor, type Algorithm, type Rule } from '../algorithms/index.ts';
 import { costOf, type Decision, type RuleCheck, type RuleResult } from '../store/types.ts';
 
 /**
@@ -25,13 +25,22 @@ export interface Snapshot {
   readonly expiresAt: number;
 }
 
-/** Whether `snapshot` holds exactly these keys, read for these rules (a reload may have changed a limit). */
+/**
+ * Whether `snapshot` holds exactly these keys, read for these rules (a reload may have changed a
+ * limit; a calendar window is the same only as the same compiled calendar).
+ */
 export function covers(snapshot: Snapshot, checks: readonly RuleCheck[]): boolean {
   if (snapshot.keys.length !== checks.length) return false;
   for (let i = 0; i < checks.length; i++) {
     const { key, rule } = checks[i]!;
     const read = snapshot.rules[i]!;
-    if (snapshot.keys[i] !== key || read.limit !== rule.limit || read.windowMs !== rule.windowMs || (read.unit ?? 'requests') !== (rule.unit ?? 'requests')) {
+    if (
+      snapshot.keys[i] !== key ||
+      read.limit !== rule.limit ||
+      read.windowMs !== rule.windowMs ||
+      (read.unit ?? 'requests') !== (rule.unit ?? 'requests') ||
+      read.calendar !== rule.calendar
+    ) {
       return false;
     }
   }
@@ -76,7 +85,7 @@ export function evaluate(
     const check = checks[i]!;
     const { rule } = check;
     const state = snapshot.states[i];
-    const counted = algorithmFor(algorithm, rule.unit);
+    const counted = counterFor(algorithm, rule);
     const tokens = rule.unit === 'tokens';
     const cost = tokens ? costOf(check) : 1;
     const tooLarge = cost > rule.limit;

@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ALGORITHMS } from '../../../plugins/rate-limiter/algorithms/index.ts';
 import { ALGORITHM_NAMES, type AlgorithmName, type Rule } from '../../../plugins/rate-limiter/algorithms/types.ts';
-import { tagOf } from '../../../plugins/rate-limiter/backend/cached-refusals.ts';
+import { CalendarPeriods } from '../../../plugins/rate-limiter/calendar/periods.ts';
 import { keyScope, ownsKey, tenantKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import { createRedisClient } from '../../../plugins/rate-limiter/store/redis-client.ts';
@@ -96,6 +96,25 @@ describe.skipIf(!enabled)('refusal cache (caller time)', () => {
     now = until;
     expect((await compare()).allowed).toBe(true);
     expect(cached.inner.redisDecisions).toBe(6);
+  });
+
+  it('a calendar day: answered from memory as Redis would until local midnight, when Redis admits again', async () => {
+    const cached = await instance('sliding_window', `d${++prefixes}`);
+    const memory = new MemoryStore(ALGORITHMS.sliding_window, 100);
+    const day = new CalendarPeriods('Europe/Berlin', 'day');
+    const checks: RuleCheck[] = [{ key: `${userKey(keyScope('http', 'alice', undefined))}|cd`, rule: { limit: 3, windowMs: 86_400_000, calendar: day } }];
+    const midnight = day.periodAt(T0).end;
+    let now = midnight - 2_000;
+    const seen: boolean[] = [];
+    while (now < midnight + 500) {
+      const [got, want] = [await cached.decide(checks, now), memory.decide(checks, now)];
+      expect(view(got)).toEqual(view(want));
+      seen.push(got.allowed);
+      now += 50;
+    }
+    // Three before midnight, three after; the refusals in between mostly from memory.
+    expect(seen.filter(Boolean)).toHaveLength(6);
+    expect(cached.answered).toBeGreaterThan(25);
   });
 
   it('answers a refusal for every rule of the request, each rule’s figures as Redis gives them', async () => {

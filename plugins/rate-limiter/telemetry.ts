@@ -38,11 +38,8 @@ export class LimiterTelemetry {
   private readonly failures: Counter;
   private readonly faults: Counter;
   private readonly settlements: Counter;
-<<<<<<< HEAD
   private readonly blocksStarted: Counter;
-=======
   private readonly cachedRefusals: Counter;
->>>>>>> 38ad450 (Refusal cache: a flooder's refusals on Redis are answered from each instance's memory, exactly as Redis would answer them (refusal_cache, default on))
   private readonly registered: RegisteredMetric[] = [];
 
   constructor(

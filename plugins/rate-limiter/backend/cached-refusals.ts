@@ -1,5 +1,7 @@
 import { ExpiringMap } from '../../../src/plugin-sdk.ts';
 import type { Algorithm } from '../algorithms/types.ts';
+import { blocksOf } from '../blocks/memory.ts';
+import type { BlockCheck, BlockPolicy } from '../blocks/types.ts';
 import type { Decision, RuleCheck } from '../store/types.ts';
 import { covers, evaluate, type Snapshot } from './refusal-snapshot.ts';
 
@@ -16,6 +18,20 @@ export const REFRESH_AFTER_MS = SNAPSHOT_MAX_AGE_MS / 2;
 /** Snapshots kept per hash tag: a tenant's tag holds each flooding member's own. */
 const SNAPSHOTS_PER_TAG = 8;
 
+/**
+ * An escalating block in force, as Redis answered it: until it ends the subject's requests are refused
+ * before any rule is read, so nothing about them changes (see blocks.lua).
+ */
+interface CachedBlock {
+  key: string;
+  policy: BlockPolicy;
+  level: number;
+  /** Local time the block ends at, or a little before (the decision's ask time plus its wait). */
+  until: number;
+  /** Not answered from after this (SNAPSHOT_MAX_AGE_MS after Redis said so). */
+  expiresAt: number;
+}
+
 /** What the cache keeps per hash tag (all keys of one request share one; see keys.ts). */
 interface TagEntry {
   expiresAt: number;
@@ -25,6 +41,7 @@ interface TagEntry {
   /** No read starts before this (MIN_READ_INTERVAL_MS after the last; a second after one that could not answer). */
   nextReadAt: number;
   snapshots: Snapshot[];
+  blocks: CachedBlock[];
 }
 
 /** A read the cache asked for: hand it back with its snapshot. */
@@ -68,11 +85,14 @@ export class CachedRefusals {
     return this.tags.size;
   }
 
-  /** The refusal Redis would answer now, from a snapshot; undefined when no snapshot can say. */
+  /** The refusal Redis would answer now, from a block or a snapshot; undefined when neither can say. */
   answer(checks: readonly RuleCheck[], now: number): Decision | undefined {
     if (this.tags.size === 0 || checks.length === 0) return undefined;
     const entry = this.tags.get(tagOf(checks[0]!.key), now);
     if (entry === undefined) return undefined;
+    // Under escalating blocks a refusal counts a strike in Redis: only a block in force is answered here.
+    const blocks = blocksOf(checks);
+    if (blocks.length > 0) return this.blockedAnswer(entry, blocks, now);
     for (const snapshot of entry.snapshots) {
       if (snapshot.expiresAt > now && covers(snapshot, checks)) {
         const decision = evaluate(snapshot, checks, now, this.algorithm, this.chargedByOthers);
@@ -87,6 +107,42 @@ export class CachedRefusals {
     return undefined;
   }
 
+  /**
+   * A block in force refusing a request with one block (with two, a user's and a tenant's, the
+   * tenant's could start meanwhile and be the longer one): the refusal Redis gives until it ends.
+   */
+  private blockedAnswer(entry: TagEntry, blocks: readonly BlockCheck[], now: number): Decision | undefined {
+    if (blocks.length !== 1) return undefined;
+    const block = blocks[0]!;
+    for (const held of entry.blocks) {
+      if (held.key !== block.key || held.policy !== block.policy) continue;
+      if (held.until <= now || held.expiresAt <= now) return undefined;
+      this.tags.touch('', entry);
+      const retryAfterMs = Math.ceil(held.until - now);
+      return { allowed: false, retryAfterMs, results: [], blocked: { block, retryAfterMs, level: held.level, started: false } };
+    }
+    return undefined;
+  }
+
+  /** Redis refused `checks` with a block in force (or just started): remembered until it ends, for at most a while. */
+  blocked(checks: readonly RuleCheck[], decision: Decision, now: number): void {
+    const verdict = decision.blocked;
+    const blocks = blocksOf(checks);
+    if (verdict === undefined || verdict.retryAfterMs <= 0 || blocks.length !== 1 || blocks[0]!.key !== verdict.block.key) return;
+    const entry = this.entryFor(checks, now);
+    if (entry === undefined) return;
+    const held: CachedBlock = {
+      key: verdict.block.key,
+      policy: verdict.block.policy,
+      level: verdict.level,
+      until: now + verdict.retryAfterMs,
+      expiresAt: now + SNAPSHOT_MAX_AGE_MS,
+    };
+    entry.blocks = entry.blocks.filter((b) => b.key !== held.key);
+    entry.blocks.push(held);
+    entry.expiresAt = Math.max(entry.expiresAt, held.expiresAt);
+  }
+
   /** Redis refused `checks`: returns a ticket when their state should be read now. */
   refused(checks: readonly RuleCheck[], now: number): ReadTicket | undefined {
     if (checks.length === 0) return undefined;
@@ -96,7 +152,7 @@ export class CachedRefusals {
     const entry = this.tags.get(tag, now);
     if (entry === undefined) {
       // The first refusal only marks the tag.
-      this.tags.set(tag, { expiresAt: now + SNAPSHOT_MAX_AGE_MS, used: false, reading: undefined, nextReadAt: now, snapshots: [] }, now);
+      this.tags.set(tag, newEntry(now), now);
       return undefined;
     }
     if (entry.reading !== undefined || now < entry.nextReadAt) return undefined;
@@ -139,9 +195,22 @@ export class CachedRefusals {
     this.tags.clear();
   }
 
+  /** The tag's entry, made when missing; undefined when the checks do not share one tag. */
+  private entryFor(checks: readonly RuleCheck[], now: number): TagEntry | undefined {
+    const tag = tagOf(checks[0]!.key);
+    if (checks.some((check) => !check.key.startsWith(tag))) return undefined;
+    let entry = this.tags.get(tag, now);
+    if (entry === undefined) this.tags.set(tag, (entry = newEntry(now)), now);
+    return entry;
+  }
+
   private current({ tag, entry, token }: ReadTicket): boolean {
     return this.tags.peek(tag) === entry && entry.reading === token;
   }
+}
+
+function newEntry(now: number): TagEntry {
+  return { expiresAt: now + SNAPSHOT_MAX_AGE_MS, used: false, reading: undefined, nextReadAt: now, snapshots: [], blocks: [] };
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {

@@ -62,6 +62,10 @@ export interface RefusalCacheOptions {
  * - a reload that changes a limit or window: a snapshot only answers for the rules it was read for;
  * - something no announcement covers (pub/sub down, another config on the same Redis): a snapshot
  *   is never answered from more than SNAPSHOT_MAX_AGE_MS after it was read.
+ * Escalating blocks: a refusal of a subject with a block counts a strike in Redis, so such a request
+ * is answered from memory only once its block is in force, with Redis's answer (blocked, its level,
+ * the time left) until the block ends: while it lasts nothing about the subject changes.
+ *
  * While Redis stops answering, a flood already cached goes on being refused (truly: Redis's state is
  * what was read) until its next background read fails, at most REFRESH_AFTER_MS plus a timeout; then
  * its requests go to Redis, and the breaker and on_backend_error take over.
@@ -91,6 +95,10 @@ export class RefusalCache implements Backend {
 
   get keys(): number {
     return this.options.inner.keys;
+  }
+
+  get blocks(): number {
+    return this.options.inner.blocks;
   }
 
   get breaker(): BreakerState | undefined {
@@ -123,7 +131,11 @@ export class RefusalCache implements Backend {
       }
     }
     return inner.decide(checks, now, (decision) => {
-      if (!decision.allowed && decision.results.length > 0) this.refused(checks, now);
+      if (!decision.allowed) {
+        if (decision.blocked !== undefined) this.refusals.blocked(checks, decision, now);
+        // Under escalating blocks each refusal counts a strike in Redis: no snapshot stands in for it.
+        else if (decision.results.length > 0 && !checks.some((check) => check.block !== undefined)) this.refused(checks, now);
+      }
       return next(decision);
     });
   }
@@ -152,7 +164,7 @@ export class RefusalCache implements Backend {
     else this.track(done.then(changed, changed));
   }
 
-  peek(checks: readonly RuleCheck[]): Promise<{ results: RuleResult[]; local: boolean }> {
+  peek(checks: readonly RuleCheck[]): ReturnType<Backend['peek']> {
     return this.options.inner.peek(checks);
   }
 

@@ -31,6 +31,7 @@ export function callerTimeBackend(client: RedisClient, algorithm: AlgorithmName,
     inUse: async (keys) => keys.map(() => 0),
     forget: (scope, owns) => forgetRedis(client, prefix, scope.tag, owns),
     keys: 0,
+    blocks: 0,
     breaker: 'closed',
     close: async () => {},
   };

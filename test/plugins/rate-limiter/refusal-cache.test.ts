@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ALGORITHMS } from '../../../plugins/rate-limiter/algorithms/index.ts';
 import { ALGORITHM_NAMES, type AlgorithmName, type Rule } from '../../../plugins/rate-limiter/algorithms/types.ts';
+import { blockKey } from '../../../plugins/rate-limiter/blocks/keys.ts';
 import { CalendarPeriods } from '../../../plugins/rate-limiter/calendar/periods.ts';
 import { keyScope, ownsKey, tenantKey, userKey } from '../../../plugins/rate-limiter/keys.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
@@ -96,6 +97,29 @@ describe.skipIf(!enabled)('refusal cache (caller time)', () => {
     now = until;
     expect((await compare()).allowed).toBe(true);
     expect(cached.inner.redisDecisions).toBe(6);
+  });
+
+  it.each(ALGORITHM_NAMES)('%s: escalating blocks: strikes all reach Redis; a block in force is answered from memory as Redis would, until it ends', async (algorithm) => {
+    const cached = await instance(algorithm, `k${++prefixes}`);
+    const memory = new MemoryStore(ALGORITHMS[algorithm], 100);
+    const base = userKey(keyScope('http', 'alice', undefined));
+    const block = { key: blockKey(base), policy: { after: 2, durationsMs: [3_000, 6_000], decayMs: 86_400_000 }, subject: 'user' as const };
+    const checks: RuleCheck[] = [{ key: `${base}|10000`, rule: { limit: 2, windowMs: 10_000 }, block }];
+    const blockedView = (d: Decision) => d.blocked && { key: d.blocked.block.key, level: d.blocked.level, started: d.blocked.started, retryAfterMs: Math.ceil(d.blocked.retryAfterMs) };
+    let now = T0;
+    const started: number[] = [];
+    for (let i = 0; i < 400; i++, now += 25) {
+      const before = cached.answered;
+      const [got, want] = [await cached.decide(checks, now), memory.decide(checks, now)];
+      expect(view(got)).toEqual(view(want));
+      expect(blockedView(got)).toEqual(blockedView(want));
+      if (want.blocked?.started) started.push(i);
+      // Only a block in force is answered from memory: every strike was counted by Redis.
+      if (cached.answered > before) expect(want.blocked).toMatchObject({ started: false });
+    }
+    // Blocks started again and again (each one level up), and most of their requests never reached Redis.
+    expect(started.length).toBeGreaterThanOrEqual(2);
+    expect(cached.answered).toBeGreaterThan(250);
   });
 
   it('a calendar day: answered from memory as Redis would until local midnight, when Redis admits again', async () => {

@@ -15,7 +15,7 @@ export const SNAPSHOT_MAX_AGE_MS = 1_000;
 export const MIN_READ_INTERVAL_MS = 100;
 /** A snapshot still in use is read again once this old, so a flood that goes on never waits on Redis. */
 export const REFRESH_AFTER_MS = SNAPSHOT_MAX_AGE_MS / 2;
-/** Snapshots kept per hash tag: a tenant's tag holds each flooding member's own. */
+/** Snapshots (and blocks) kept per hash tag: a tenant's tag holds each flooding member's own. */
 const SNAPSHOTS_PER_TAG = 8;
 
 /**
@@ -139,6 +139,7 @@ export class CachedRefusals {
       expiresAt: now + SNAPSHOT_MAX_AGE_MS,
     };
     entry.blocks = entry.blocks.filter((b) => b.key !== held.key);
+    if (entry.blocks.length >= SNAPSHOTS_PER_TAG) entry.blocks.shift();
     entry.blocks.push(held);
     entry.expiresAt = Math.max(entry.expiresAt, held.expiresAt);
   }

@@ -148,15 +148,13 @@ export class CachedRefusals {
   refused(checks: readonly RuleCheck[], now: number): ReadTicket | undefined {
     if (checks.length === 0) return undefined;
     const tag = tagOf(checks[0]!.key);
-    // Every key of a request shares its tag; one that did not could not be dropped by its tag.
-    if (checks.some((check) => !check.key.startsWith(tag))) return undefined;
     const entry = this.tags.get(tag, now);
     if (entry === undefined) {
       // The first refusal only marks the tag.
-      this.tags.set(tag, newEntry(now), now);
+      this.entryFor(checks, now);
       return undefined;
     }
-    if (entry.reading !== undefined || now < entry.nextReadAt) return undefined;
+    if (entry.reading !== undefined || now < entry.nextReadAt || !sharesTag(checks, tag)) return undefined;
     return this.startRead(tag, entry, now);
   }
 
@@ -199,9 +197,12 @@ export class CachedRefusals {
   /** The tag's entry, made when missing; undefined when the checks do not share one tag. */
   private entryFor(checks: readonly RuleCheck[], now: number): TagEntry | undefined {
     const tag = tagOf(checks[0]!.key);
-    if (checks.some((check) => !check.key.startsWith(tag))) return undefined;
+    if (!sharesTag(checks, tag)) return undefined;
     let entry = this.tags.get(tag, now);
-    if (entry === undefined) this.tags.set(tag, (entry = newEntry(now)), now);
+    if (entry === undefined) {
+      entry = { expiresAt: now + SNAPSHOT_MAX_AGE_MS, used: false, reading: undefined, nextReadAt: now, snapshots: [], blocks: [] };
+      this.tags.set(tag, entry, now);
+    }
     return entry;
   }
 
@@ -210,8 +211,9 @@ export class CachedRefusals {
   }
 }
 
-function newEntry(now: number): TagEntry {
-  return { expiresAt: now + SNAPSHOT_MAX_AGE_MS, used: false, reading: undefined, nextReadAt: now, snapshots: [], blocks: [] };
+/** Every key of a request shares its tag (keys.ts); one that did not could not be dropped by its tag. */
+function sharesTag(checks: readonly RuleCheck[], tag: string): boolean {
+  return checks.every((check) => check.key.startsWith(tag));
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {

@@ -98,6 +98,17 @@ export interface Subject {
   exempt: boolean;
 }
 
+/**
+ * Whether other subjects' requests also charge this check's key. A user's own keys are charged only by
+ * that user's prompt fetches, a tool key only by that user's calls of that tool, each time with the
+ * same checks; a tenant's key by all its users. A rule of another kind (or a plain Rule) counts as
+ * shared. The refusal cache relies on this (backend/refusal-snapshot.ts).
+ */
+export function chargedByOthers(check: RuleCheck): boolean {
+  const name = (check.rule as Partial<CompiledRule>).name;
+  return name !== 'user' && name !== 'tool';
+}
+
 /** "user", "tenant", "tool", or "user-tokens", ...: a rule as metrics and operators name it (never an id). */
 export function ruleBase(rule: CompiledRule): string {
   return rule.unit === 'tokens' ? `${rule.name}-tokens` : rule.name;

@@ -2,7 +2,7 @@
  * Floodgate's benchmark: `npm run bench` (about 8 minutes on 2 cores), `npm run bench -- --quick` (about 4),
  * `-- --smoke` (seconds; what the smoke test runs). Options: `--out <file>` (default
  * bench/results.json), `--only <section,...>` (in-process, redis, hook-path, end-to-end, memory,
- * accuracy).
+ * accuracy, flood).
  *
  * Each section runs in a worker process of its own; a throw-away redis-server is started on a free
  * port for the Redis sections (never the machine's own). Prints the tables and writes the same
@@ -19,12 +19,13 @@ import { REPO_ROOT } from './lib/paths.ts';
 import * as report from './lib/report.ts';
 import type { AccuracyResult } from './sections/accuracy.ts';
 import type { EndToEndResult } from './sections/end-to-end.ts';
+import type { FloodResult } from './sections/flood.ts';
 import type { HookPathResult } from './sections/hook-path.ts';
 import type { InProcessResult } from './sections/in-process.ts';
 import type { MemoryResult } from './sections/memory.ts';
 import type { RedisResult } from './sections/redis.ts';
 
-export const SECTION_NAMES = ['in-process', 'redis', 'hook-path', 'end-to-end', 'memory', 'accuracy'] as const;
+export const SECTION_NAMES = ['in-process', 'redis', 'hook-path', 'end-to-end', 'memory', 'accuracy', 'flood'] as const;
 type SectionName = (typeof SECTION_NAMES)[number];
 
 interface Args {
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   const stopRedis = () => redis?.process.kill('SIGKILL');
   process.once('exit', stopRedis);
   try {
-    if (wants('redis') || wants('accuracy')) {
+    if (wants('redis') || wants('accuracy') || wants('flood')) {
       redis = await startRedis();
       progress(`redis-server started on port ${redis.port}`);
     }
@@ -101,6 +102,10 @@ async function main(): Promise<void> {
     if (wants('accuracy')) {
       progress('▶ accuracy across processes');
       sections.accuracy = await runWorker<AccuracyResult>('accuracy', { ...profile.accuracy, redisUrl: redis!.url });
+    }
+    if (wants('flood')) {
+      progress('▶ flood: refusals with and without the refusal cache');
+      sections.flood = await runWorker<FloodResult>('flood', { ...profile.flood, redisUrl: redis!.url });
     }
   } finally {
     await redis?.stop();
@@ -159,6 +164,13 @@ function render(profile: string, machine: ReturnType<typeof machineInfo>, s: rep
       `6. Accuracy: one user flooding ${s.accuracy.instances} gateway processes that share one Redis`,
       '"Most admitted in any W" counts admissions whose whole send-to-receive interval fits in one window (certain); the estimate places each at its midpoint.',
       report.accuracyTable(s.accuracy),
+    );
+  }
+  if (s.flood) {
+    add(
+      `7. A flood that costs Redis nothing: one subject flooding ${s.flood.instances} gateway processes that share one Redis`,
+      `${s.flood.clientsPerInstance} requests in flight per gateway for ${s.flood.durationMs / 1000} s per run, the subject refused throughout; the gateways with the refusal cache (the default) and with \`refusal_cache: false\` take turns. Redis figures from INFO commandstats before and after each run, per refused request; "Redis CPU" is the commands' usec, and what one Redis core could refuse is 1 s over it.`,
+      report.floodTable(s.flood),
     );
   }
   add('Targets', 'Ratios are medians of per-run ratios (both figures from the same round).', report.targetsTable(targets));

@@ -6,6 +6,7 @@
  */
 import { runAccuracy, type AccuracyParams } from './sections/accuracy.ts';
 import { runEndToEnd, type EndToEndParams } from './sections/end-to-end.ts';
+import { runFlood, type FloodParams } from './sections/flood.ts';
 import { runHookPath, type HookPathParams } from './sections/hook-path.ts';
 import { runInProcess, type InProcessParams } from './sections/in-process.ts';
 import { runMemory, type MemoryParams } from './sections/memory.ts';
@@ -19,6 +20,7 @@ const sections: Record<string, (params: never, log: (line: string) => void) => P
   'end-to-end': (p: EndToEndParams, log) => runEndToEnd(p, log),
   memory: (p: MemoryParams, log) => runMemory(p, log),
   accuracy: (p: AccuracyParams, log) => runAccuracy(p, log),
+  flood: (p: FloodParams, log) => runFlood(p, log),
 };
 
 const [name, json] = process.argv.slice(2);

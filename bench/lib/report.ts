@@ -1,6 +1,7 @@
 /** Turns the sections' figures into the printed tables and the target checks. */
 import type { AccuracyResult } from '../sections/accuracy.ts';
 import type { EndToEndResult } from '../sections/end-to-end.ts';
+import type { FloodResult } from '../sections/flood.ts';
 import type { HookPathResult } from '../sections/hook-path.ts';
 import type { InProcessResult } from '../sections/in-process.ts';
 import type { MemoryResult } from '../sections/memory.ts';
@@ -15,6 +16,7 @@ export interface Sections {
   endToEnd?: EndToEndResult;
   memory?: MemoryResult;
   accuracy?: AccuracyResult;
+  flood?: FloodResult;
 }
 
 export interface Target {
@@ -149,6 +151,28 @@ export function accuracyTable(result: AccuracyResult): string {
   );
 }
 
+export function floodTable(result: FloodResult): string {
+  const perRefused = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+  return table(
+    ['Subject', 'Gateways', 'refused/s', 'vs no cache', 'Redis commands / refused', 'decision scripts / refused', 'Redis CPU / refused', 'one Redis core could refuse', 'admitted', 'other answers'],
+    result.rows.flatMap((row) =>
+      [row.cache, row.noCache].map((v) => [
+        row.subject,
+        v.name,
+        rate(v.refusedPerSecond.median),
+        v === row.cache ? ratio(row.speedup) : '1.00x',
+        perRefused(v.commandsPerRefused, 4),
+        perRefused(v.evalshaPerRefused, 4),
+        us(v.redisUsPerRefused),
+        rate(1e6 / Math.max(v.redisUsPerRefused, 1e-3)),
+        String(v.admitted),
+        String(v.other),
+      ]),
+    ),
+    2,
+  );
+}
+
 export function targets(sections: Sections): Target[] {
   const out: Target[] = [];
   for (const r of sections.inProcess ?? []) {
@@ -192,6 +216,12 @@ export function targets(sections: Sections): Target[] {
     if (f.algorithm === 'sliding_window') {
       out.push({ section: 'accuracy', target: `sliding_window across ${sections.accuracy!.instances} processes: most admitted in any W`, required: `= ${f.limit}`, measured: String(f.maxInWindow), met: f.maxInWindow === f.limit });
     }
+  }
+  for (const row of sections.flood?.rows ?? []) {
+    out.push({ section: 'flood', target: `${row.subject}: decision scripts per refused request, with the refusal cache`, required: 'close to 0 (< 0.01)', measured: row.cache.evalshaPerRefused.toFixed(4), met: row.cache.evalshaPerRefused < 0.01 });
+    out.push({ section: 'flood', target: `${row.subject}: Redis commands per refused request, without the cache vs with`, required: '>= 10x', measured: ratio(row.commandsSaved), met: row.commandsSaved >= 10 });
+    out.push({ section: 'flood', target: `${row.subject}: refused requests/s, with the cache vs without`, required: '>= 10x', measured: ratio(row.speedup), met: row.speedup >= 10 });
+    out.push({ section: 'flood', target: `${row.subject}: Redis CPU per refused request, without the cache vs with`, required: '>= 10x', measured: ratio(row.redisWorkSaved), met: row.redisWorkSaved >= 10 });
   }
   return out;
 }

@@ -263,6 +263,11 @@ export const RateLimiterOptions = z
     redis_timeout_ms: z.number().int().min(1).max(60_000).default(50),
     /** When Redis fails: decide in local memory (fallback), admit (open) or refuse (closed). */
     on_backend_error: z.enum(ON_BACKEND_ERROR).default('fallback'),
+    /**
+     * On Redis: answer a flooder's refusals from each instance's memory, exactly as Redis would, until
+     * they would end (see backend/refusal-cache.ts); false sends every decision to Redis.
+     */
+    refusal_cache: z.boolean().default(true),
   })
   .superRefine((options, ctx) => {
     const denies = options.deny_users.length + options.deny_tenants.length > 0;

@@ -103,6 +103,18 @@ export interface Subject {
 /** Which deny list refused a subject. */
 export type DenyList = 'user' | 'tenant' | 'address';
 
+/**
+ * Whether other subjects' requests also charge this check's key. A user's own keys are charged only by
+ * that user's prompt fetches, a tool key only by that user's calls of that tool, a client address's
+ * key only by that address's requests to that route group, each time with the same checks; a tenant's
+ * key by all its users. A rule of another kind (or a plain Rule) counts as shared. The refusal cache
+ * relies on this (backend/refusal-snapshot.ts).
+ */
+export function chargedByOthers(check: RuleCheck): boolean {
+  const name = (check.rule as Partial<CompiledRule>).name;
+  return name !== 'user' && name !== 'tool' && name !== 'address';
+}
+
 /** "user", "tenant", "tool", or "user-tokens", ...: a rule as metrics and operators name it (never an id). */
 export function ruleBase(rule: CompiledRule): string {
   return rule.unit === 'tokens' ? `${rule.name}-tokens` : rule.name;

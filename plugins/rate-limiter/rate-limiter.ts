@@ -1,11 +1,12 @@
 import { CONTINUE, errorMessage, type Clock, type HookResult, type IdentityHasher, type Logger, type MessageBus, type MetricsRegistry } from '../../src/plugin-sdk.ts';
 import { MemoryBackend } from './backend/memory.ts';
 import { RedisBackend } from './backend/redis.ts';
+import { RefusalCache } from './backend/refusal-cache.ts';
 import type { Backend } from './backend/types.ts';
 import { AddressLimiter, type AddressRequest } from './engine/address-limiter.ts';
 import { Limiter, type PromptRequest, type ToolRequest } from './engine/limiter.ts';
 import type { Outcome } from './engine/outcome.ts';
-import { ruleBase } from './policy.ts';
+import { chargedByOthers, ruleBase } from './policy.ts';
 import { RefusalLog } from './engine/refusal-log.ts';
 import type { PromptEnd } from './engine/reservations.ts';
 import type { RateLimiterOptions } from './options.ts';
@@ -28,20 +29,31 @@ export interface RateLimiterHost {
 
 /** Settings that decide where state lives: changing any of them on reload opens a new backend. */
 function backendSettings(options: RateLimiterOptions): string {
-  const { algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error, concurrency_lease_ms } =
+  const { algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error, concurrency_lease_ms, refusal_cache } =
     options;
-  return JSON.stringify({ algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error, concurrency_lease_ms });
+  return JSON.stringify({ algorithm, backend, max_keys, redis_url, redis_cluster, redis_key_prefix, redis_timeout_ms, on_backend_error, concurrency_lease_ms, refusal_cache });
 }
 
-function openBackend(options: RateLimiterOptions, host: RateLimiterHost, telemetry: LimiterTelemetry | undefined): Promise<Backend> {
-  if (options.backend === 'memory') return Promise.resolve(new MemoryBackend(options, host.clock));
-  return RedisBackend.open(options, {
+async function openBackend(options: RateLimiterOptions, host: RateLimiterHost, telemetry: LimiterTelemetry | undefined): Promise<Backend> {
+  if (options.backend === 'memory') return new MemoryBackend(options, host.clock);
+  const redis = await RedisBackend.open(options, {
     clock: host.clock,
     logger: host.logger,
     events: {
       failed: (error) => telemetry?.backendFailed(errorMessage(error)),
       breakerChanged: (state, previous) => telemetry?.breakerChanged(state, previous),
     },
+  });
+  if (!options.refusal_cache) return redis;
+  return new RefusalCache({
+    inner: redis,
+    client: redis.client,
+    algorithm: options.algorithm,
+    prefix: options.redis_key_prefix,
+    maxTags: options.max_keys,
+    clock: host.clock,
+    chargedByOthers,
+    answered: telemetry ? () => telemetry.cachedRefusal() : undefined,
   });
 }
 

@@ -39,6 +39,7 @@ export class LimiterTelemetry {
   private readonly faults: Counter;
   private readonly settlements: Counter;
   private readonly blocksStarted: Counter;
+  private readonly cachedRefusals: Counter;
   private readonly registered: RegisteredMetric[] = [];
 
   constructor(
@@ -61,6 +62,9 @@ export class LimiterTelemetry {
     );
     this.settlements = this.track(
       metrics.counter(`${PREFIX}_settlements_total`, 'Prompt fetches whose end adjusted their charge, by outcome.', ['outcome']),
+    );
+    this.cachedRefusals = this.track(
+      metrics.counter(`${PREFIX}_cached_refusals_total`, 'Refusals answered from this process\'s refusal cache, without a Redis call.'),
     );
     this.faults = this.track(
       metrics.counter(`${PREFIX}_faults_total`, 'Errors inside the limiter after it answered (shadow decisions, settlements).'),
@@ -179,6 +183,11 @@ export class LimiterTelemetry {
 
   breakerChanged(state: BreakerState, previous: BreakerState): void {
     this.bus.emit('ratelimit:breaker', { state, previous });
+  }
+
+  /** A refusal answered from the refusal cache (on every such refusal: a counter increment only). */
+  cachedRefusal(): void {
+    this.cachedRefusals.inc();
   }
 
   fault(): void {

@@ -36,7 +36,7 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     expect(results.machine.cpus).toBeGreaterThan(0);
     expect(results.machine.node).toBe(process.version);
 
-    const { inProcess, redis, hookPath, endToEnd, memory, accuracy } = results.sections;
+    const { inProcess, redis, hookPath, endToEnd, memory, accuracy, flood } = results.sections;
     expect(inProcess.map((r: any) => r.algorithm)).toEqual(['sliding_window', 'fixed_window', 'token_bucket']);
     for (const r of inProcess) {
       expect(r.byRules.map((x: any) => x.rules)).toEqual([1, 3]);
@@ -79,6 +79,15 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     const sliding = accuracy.figures.find((f: any) => f.algorithm === 'sliding_window');
     // The one figure that is a correctness guarantee, not a speed: never more than N in any window.
     expect(sliding.maxInWindow).toBeLessThanOrEqual(sliding.limit);
+    // The flood: the subject is refused throughout, through both sets of gateways.
+    expect(flood.rows.map((r: any) => r.subject)).toEqual(['one user']);
+    for (const row of flood.rows) {
+      for (const side of [row.cache, row.noCache]) {
+        expect(side.refusedPerSecond.median).toBeGreaterThan(0);
+        expect(side.admitted).toBe(0);
+      }
+      expect(row.noCache.evalshaPerRefused).toBeGreaterThan(0);
+    }
     expect(results.targets.length).toBeGreaterThan(10);
   }, 240_000);
 });

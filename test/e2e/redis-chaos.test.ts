@@ -69,8 +69,13 @@ function client(port: number): Redis {
   return c;
 }
 
+/**
+ * Without the refusal cache: these tests show the failure policy answering from the moment Redis
+ * fails, and a flood already cached would go on being refused for up to a second first (see
+ * test/e2e/refusal-cache.test.ts).
+ */
 function redisConfig(url: string, policy: 'fallback' | 'open' | 'closed'): Record<string, unknown> {
-  return { by_user: '5/m', backend: 'redis', redis_url: url, redis_timeout_ms: TIMEOUT_MS, on_backend_error: policy };
+  return { by_user: '5/m', backend: 'redis', redis_url: url, redis_timeout_ms: TIMEOUT_MS, on_backend_error: policy, refusal_cache: false };
 }
 
 /** The user's sliding-window list in Redis (prefix "fg", HTTP channel, no tenant). */

@@ -32,7 +32,8 @@ const PROBE_INTERVAL_MS = 1_000;
  * (closed). Every Redis answer arrives as a promise, so every step here continues in one.
  */
 export class RedisBackend implements Backend {
-  private readonly client: RedisClient;
+  /** The one client (the refusal cache reads state and publishes through it too). */
+  readonly client: RedisClient;
   private readonly breakerState: CircuitBreaker;
   private readonly local: MemoryBackend;
   private readonly store: ResilientStore;
@@ -112,6 +113,7 @@ export class RedisBackend implements Backend {
     return this.gate.acquire(request).then(next);
   }
 
+  /** Resolves once Redis has the adjustment (or it failed, which is counted); never rejects. */
   adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): Promise<void> {
     return Promise.resolve(this.store.adjust(decision, checks, deltas, now)).catch((error: unknown) => this.deps.events?.failed(error));
   }

@@ -3,6 +3,7 @@ import { ALGORITHMS, counterFor } from '../algorithms/index.ts';
 import type { AlgorithmName, Rule } from '../algorithms/types.ts';
 import { standing } from '../blocks/escalation.ts';
 import type { BlockCheck, BlockStanding, BlockState } from '../blocks/types.ts';
+import { decodeState, queueStateRead } from './redis-state.ts';
 import type { RuleCheck, RuleResult } from './types.ts';
 
 /** Redis time in ms, as the decision script reads it. */
@@ -11,42 +12,15 @@ export async function redisNow(client: Redis | Cluster): Promise<number> {
   return Number(seconds) * 1000 + Number(micros) / 1000;
 }
 
-/** Bytes of one slot of a tokens log in Redis: its end (ms) and its tokens, big-endian doubles. */
-export const TOKEN_SLOT_BYTES = 16;
+export { decodeTokenLog, TOKEN_SLOT_BYTES } from './redis-state.ts';
 
-/** A tokens log as decide.lua stores it, as the flat array sliding-log.ts keeps ([e0, c0, e1, c1, ...]). */
-export function decodeTokenLog(value: Buffer): number[] {
-  const log: number[] = [];
-  for (let at = 0; at + TOKEN_SLOT_BYTES <= value.length; at += TOKEN_SLOT_BYTES) {
-    log.push(value.readDoubleBE(at), value.readDoubleBE(at + 8));
-  }
-  return log;
-}
-
-/**
- * One key's state as the algorithm that decide.lua mirrors keeps it: the list of times (the ring),
- * the log of slots (tokens rules of the sliding window), the hash {s, c} (fixed and calendar windows),
- * or the TAT.
- */
+/** One key's state as the algorithm that decide.lua mirrors keeps it (see redis-state.ts). */
 async function readState(client: Redis | Cluster, algorithm: AlgorithmName, key: string, rule: Rule): Promise<unknown> {
-  if (rule.calendar !== undefined) {
-    const [start, count] = await client.hmget(key, 's', 'c');
-    return start === null ? undefined : { start: Number(start), count: Number(count) };
-  }
-  if (algorithm === 'sliding_window') {
-    if (rule.unit === 'tokens') {
-      const log = await client.getBuffer(key);
-      return log === null ? undefined : decodeTokenLog(log);
-    }
-    const times = (await client.lrange(key, 0, -1)).map(Number);
-    return times.length === 0 ? undefined : { times, start: 0 };
-  }
-  if (algorithm === 'fixed_window') {
-    const [start, count] = await client.hmget(key, 's', 'c');
-    return start === null ? undefined : { window: Math.round(Number(start) / rule.windowMs), count: Number(count) };
-  }
-  const tat = await client.get(key);
-  return tat === null ? undefined : Number(tat);
+  const pipeline = client.pipeline();
+  queueStateRead(pipeline, algorithm, key, rule);
+  const [[error, raw]] = (await pipeline.exec()) as [[Error | null, unknown]];
+  if (error) throw error;
+  return decodeState(algorithm, rule, raw);
 }
 
 /** How one key stands, by the same standing() the memory store answers with, in whole milliseconds. */

@@ -82,6 +82,13 @@ describe.each(BACKENDS)('by_address on %s', (backend) => {
     }
   });
 
+  it.runIf(backend === 'redis')('answers an address flood from memory once refused (the refusal cache), without admitting more', async () => {
+    const h = await start({ by_address: { rate: '3/h' } });
+    expect(await admittedOf(h, 60, '203.0.113.77', 'webhooks')).toBe(3);
+    const cached = /floodgate_ratelimit_cached_refusals_total (\d+)/.exec(h.metrics.render());
+    expect(Number(cached?.[1])).toBeGreaterThan(40);
+  });
+
   it('leaves a route group without a rate unlimited', async () => {
     const h = await start({ by_address: { routes: { admin: '1/h' } } });
     expect(await admittedOf(h, 5, '203.0.113.7', 'messages')).toBe(5);

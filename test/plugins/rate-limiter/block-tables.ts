@@ -4,11 +4,12 @@ import { blocksOf } from '../../../plugins/rate-limiter/blocks/memory.ts';
 import type { BlockStanding } from '../../../plugins/rate-limiter/blocks/types.ts';
 import { ownsKey, type KeyScope } from '../../../plugins/rate-limiter/keys.ts';
 import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
-import { Policy, type PolicyCheck } from '../../../plugins/rate-limiter/policy.ts';
+import { chargedByOthers, Policy, type PolicyCheck } from '../../../plugins/rate-limiter/policy.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import { forgetRedis, peekBlocksRedis, peekRedis } from '../../../plugins/rate-limiter/store/redis-admin.ts';
 import { RedisStore, type RedisClient } from '../../../plugins/rate-limiter/store/redis.ts';
 import type { Decision, RuleCheck, RuleResult } from '../../../plugins/rate-limiter/store/types.ts';
+import { cachedStore } from './refusal-cache-helpers.ts';
 
 /**
  * Escalating blocks as both stores decide them, all on the caller's time: tables of requests from a
@@ -41,6 +42,19 @@ export function redisBlockStore(client: RedisClient, algorithm: AlgorithmName, p
       blocks: await peekBlocksRedis(client, prefix, blocksOf(checks), now),
     }),
     forget: async (scope) => void (await forgetRedis(client, prefix, scope.tag, (key) => ownsKey(scope, key))),
+  };
+}
+
+/** The refusal cache in front of the caller-time Redis store (a reset goes through it, as the operator's does). */
+export function cachedBlockStore(client: RedisClient, algorithm: AlgorithmName, prefix: string): BlockStore {
+  const cached = cachedStore(client, algorithm, prefix, { chargedByOthers });
+  return {
+    decide: (checks, now) => cached.decide(checks, now),
+    peek: async (checks, now) => ({
+      results: await peekRedis(client, algorithm, prefix, checks, now),
+      blocks: await peekBlocksRedis(client, prefix, blocksOf(checks), now),
+    }),
+    forget: async (scope) => void (await cached.cache.forget(scope, (key) => ownsKey(scope, key))),
   };
 }
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALGORITHM_NAMES, type AlgorithmName } from '../../../plugins/rate-limiter/algorithms/types.ts';
 import { createRedisClient } from '../../../plugins/rate-limiter/store/redis-client.ts';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
-import { BLOCK_TABLES, memoryBlockStore, redisBlockStore, runBlockTable, type BlockStep, type BlockTable } from './block-tables.ts';
+import { BLOCK_TABLES, cachedBlockStore, memoryBlockStore, redisBlockStore, runBlockTable, type BlockStep, type BlockTable } from './block-tables.ts';
 import { inspector } from './redis-helpers.ts';
 
 const enabled = redisTestsEnabled();
@@ -70,11 +70,18 @@ describe.skipIf(!enabled)('escalating blocks: Redis answers exactly as memory', 
     expect(await runBlockTable(redis(algorithm).store, table, t0)).toEqual(table.expected);
   });
 
+  it.each(cases)('with the refusal cache in front: $table.name, from t=$t0, $algorithm', async ({ table, t0, algorithm }) => {
+    expect(await runBlockTable(cachedBlockStore(client, algorithm, `bc${++prefixes}`), table, t0)).toEqual(table.expected);
+  });
+
   it.each(ALGORITHM_NAMES)('%s: random traffic of a tenant gets the same answers from both stores', async (algorithm) => {
     await fc.assert(
       fc.asyncProperty(randomTable, async (table) => {
         const t0 = 1_800_000_000_000;
-        expect(await runBlockTable(redis(algorithm).store, table, t0)).toEqual(await runBlockTable(memoryBlockStore(algorithm), table, t0));
+        const fromMemory = await runBlockTable(memoryBlockStore(algorithm), table, t0);
+        expect(await runBlockTable(redis(algorithm).store, table, t0)).toEqual(fromMemory);
+        // With the refusal cache in front too (refusal-cache.test.ts shows it answering blocks in force).
+        expect(await runBlockTable(cachedBlockStore(client, algorithm, `bc${++prefixes}`), table, t0)).toEqual(fromMemory);
       }),
       { numRuns: 40 },
     );

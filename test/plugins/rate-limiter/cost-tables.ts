@@ -5,6 +5,8 @@ import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import { peekRedis } from '../../../plugins/rate-limiter/store/redis-admin.ts';
 import { RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
 import type { Decision, RuleCheck, RuleResult } from '../../../plugins/rate-limiter/store/types.ts';
+import { tagOf } from '../../../plugins/rate-limiter/backend/cached-refusals.ts';
+import { cachedStore } from './refusal-cache-helpers.ts';
 
 /**
  * One store as the cost and adjustment tables drive it, all on the caller's time: decide, adjust,
@@ -33,6 +35,22 @@ export function redisBackend(client: Redis, admin: Redis, algorithm: AlgorithmNa
     adjust: (decision, checks, deltas, now) => store.adjust(decision, checks, deltas, now),
     peek: (checks, now) => peekRedis(client, algorithm, prefix, checks, now),
     drop: async (key) => void (await admin.del(`${prefix}:${key}`)),
+  };
+}
+
+/**
+ * The refusal cache in front of the caller-time Redis store. A lost key is lost the way the operator's
+ * reset loses it (Redis deletes it, the cache drops its tag): a raw DEL behind the cache's back is
+ * not something it hears of (see backend/refusal-cache.ts).
+ */
+export function cachedRedisBackend(client: Redis, algorithm: AlgorithmName, prefix: string): Backend & { answered(): number } {
+  const cached = cachedStore(client, algorithm, prefix);
+  return {
+    decide: (checks, now) => cached.decide(checks, now),
+    adjust: (decision, checks, deltas, now) => cached.adjust(decision, checks, deltas, now),
+    peek: (checks, now) => peekRedis(client, algorithm, prefix, checks, now),
+    drop: async (key) => void (await cached.cache.forget({ tag: tagOf(key), member: '' }, (k) => k === key)),
+    answered: () => cached.answered,
   };
 }
 

@@ -41,6 +41,7 @@ describe('RateLimiterOptions: valid configs', () => {
       redis_timeout_ms: 50,
       time_zone: 'UTC',
       on_backend_error: 'fallback',
+      refusal_cache: true,
       exempt_users: [],
       exempt_tenants: [],
       deny_users: [],

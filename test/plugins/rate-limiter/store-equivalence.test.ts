@@ -12,6 +12,7 @@ import { DECIDE_LUA, RedisStore } from '../../../plugins/rate-limiter/store/redi
 import type { Decision, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
 import { allKeys, hashTag, inspector, sleep, view, type DecisionView } from './redis-helpers.ts';
+import { cachedStore } from './refusal-cache-helpers.ts';
 
 const enabled = redisTestsEnabled();
 
@@ -170,11 +171,16 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
     await client.quit();
   });
 
+  /** Refusals the refusal cache answered from memory, over every replay (it must answer some). */
+  let fromCache = 0;
+
   function stores(algorithm: AlgorithmName) {
     const prefix = `eq${++prefixes}`;
     return {
       memory: new MemoryStore(ALGORITHMS[algorithm], 10_000),
       redis: new RedisStore({ client, algorithm, prefix, timeSource: 'caller' }),
+      // The same Redis behind the refusal cache, on keys of its own.
+      cached: cachedStore(client, algorithm, `${prefix}c`),
       prefix,
     };
   }
@@ -191,14 +197,19 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
     users: readonly number[],
     costs: readonly number[] = [],
   ) {
-    const { memory, redis } = stores(algorithm);
+    const { memory, redis, cached } = stores(algorithm);
     const fromMemory: DecisionView[] = [];
     const fromRedis: DecisionView[] = [];
+    const fromCached: DecisionView[] = [];
     for (let i = 0; i < times.length; i++) {
       const checks = checksFor(rules, count, users[i]!).map((c) => ({ ...c, cost: costs[i] ?? 1 }));
       fromMemory.push(view(memory.decide(checks, times[i]!)));
       fromRedis.push(view(await redis.decide(checks, times[i]!)));
+      fromCached.push(view(await cached.decide(checks, times[i]!)));
     }
+    fromCache += cached.answered;
+    // With the refusal cache in front, Redis answers exactly as without it.
+    expect(fromCached).toEqual(fromRedis);
     return { fromMemory, fromRedis };
   }
 
@@ -330,7 +341,7 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
       let adjusted = 0;
       await fc.assert(
         fc.asyncProperty(costly, async ({ requests, userTokens, tenantTokens, start, steps }) => {
-          const { memory, redis, prefix } = stores(algorithm);
+          const { memory, redis, cached, prefix } = stores(algorithm);
           const checksOf = (user: number, cost: number): RuleCheck[] => {
             const scope = keyScope('http', USERS[user]!, 'acme');
             return [
@@ -339,24 +350,28 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
               { key: `${tenantKey(scope)}|tok`, rule: tenantTokens, cost },
             ];
           };
-          const kept: { checks: RuleCheck[]; fromMemory: Decision; fromRedis: Decision }[] = [];
+          const kept: { checks: RuleCheck[]; fromMemory: Decision; fromRedis: Decision; fromCached: Decision }[] = [];
           let now = start;
           for (const step of steps) {
             now += step.gap;
             if (step.adjust !== undefined && kept.length > 0) {
-              const { checks, fromMemory, fromRedis } = kept.splice(step.adjust % kept.length, 1)[0]!;
+              const { checks, fromMemory, fromRedis, fromCached } = kept.splice(step.adjust % kept.length, 1)[0]!;
               const deltas = checks.map((c: RuleCheck) => (step.refund ? -(c.cost ?? 1) : c.rule.unit === 'tokens' ? step.actual - c.cost! : 0));
               memory.adjust(fromMemory, checks, deltas, now);
               await redis.adjust(fromRedis, checks, deltas, now);
+              await cached.adjust(fromCached, checks, deltas, now);
               adjusted++;
             } else {
               const checks = checksOf(step.user, step.cost);
               const fromMemory = memory.decide(checks, now);
               const fromRedis = await redis.decide(checks, now);
+              const fromCached = await cached.decide(checks, now);
               expect(view(fromRedis)).toEqual(view(fromMemory));
+              expect(view(fromCached)).toEqual(view(fromMemory));
               expect(fromRedis.results.map((r) => r.tooLarge === true)).toEqual(fromMemory.results.map((r) => r.tooLarge === true));
+              expect(fromCached.results.map((r) => r.tooLarge === true)).toEqual(fromMemory.results.map((r) => r.tooLarge === true));
               if (fromMemory.allowed) {
-                kept.push({ checks, fromMemory, fromRedis });
+                kept.push({ checks, fromMemory, fromRedis, fromCached });
                 admitted++;
               } else {
                 refused++;
@@ -367,6 +382,7 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
             const [m, r] = [memory.peek(all, now), await peekRedis(client, algorithm, prefix, all, now)];
             expect(r).toEqual(m.map((x) => ({ ...x, resetMs: Math.ceil(x.resetMs) })));
           }
+          fromCache += cached.answered;
         }),
         { numRuns: 25 },
       );
@@ -376,6 +392,10 @@ describe.skipIf(!enabled)('RedisStore (caller time) decides exactly as MemorySto
       expect(adjusted).toBeGreaterThan(25);
     },
   );
+
+  it('the refusal cache answered part of those refusals from memory (so the comparisons above covered it)', () => {
+    expect(fromCache).toBeGreaterThan(20);
+  });
 });
 
 describe.skipIf(!enabled)('RedisStore on a real server', () => {

@@ -11,7 +11,7 @@ import { RedisStore } from '../../../plugins/rate-limiter/store/redis.ts';
 import type { Decision, RuleCheck } from '../../../plugins/rate-limiter/store/types.ts';
 import { redisTestsEnabled, startRedis, type RedisProcess } from '../../support/redis.ts';
 import { EXPECTED, TABLES } from './cost-table-data.ts';
-import { memoryBackend, redisBackend, REQUESTS, runTable, TOKENS, type Backend } from './cost-tables.ts';
+import { cachedRedisBackend, memoryBackend, redisBackend, REQUESTS, runTable, TOKENS, type Backend } from './cost-tables.ts';
 import { inspector, view } from './redis-helpers.ts';
 
 const enabled = redisTestsEnabled();
@@ -79,6 +79,10 @@ describe.skipIf(!enabled)('cost and adjustment tables: Redis answers exactly as 
 
   it.each(cases)('$table.name, from t=$t0, $algorithm', async ({ table, t0, algorithm }) => {
     expect(await runTable(redis(algorithm).backend!, table, t0)).toEqual(EXPECTED[table.name]![algorithm]);
+  });
+
+  it.each(cases)('with the refusal cache in front: $table.name, from t=$t0, $algorithm', async ({ table, t0, algorithm }) => {
+    expect(await runTable(cachedRedisBackend(client, algorithm, `cc${++prefixes}`), table, t0)).toEqual(EXPECTED[table.name]![algorithm]);
   });
 
   describe('a refunded request leaves the key exactly as if it had never been charged', () => {

@@ -11,6 +11,7 @@ import { systemClock, type Clock } from './clock.ts';
 import type { LoadedConfig } from './config/load.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { ErrorCode, FloodgateError, errorMessage } from './errors.ts';
+import { RequestHooks } from './hooks/request-hooks.ts';
 import { HookRunner } from './hooks/runner.ts';
 import { ChatCommands, type CommandHandler } from './host/commands.ts';
 import { PluginHost, type ReloadSummary } from './host/host.ts';
@@ -81,15 +82,20 @@ export class Gateway implements Answerer {
     });
     const deps = (name: string) => ({ agent: this, clock, logger: this.logger.child({ channel: name }) });
     const { http, cli, telegram, discord } = config.channels;
-    const httpChannel = http.enabled ? new HttpChannel(deps('http'), http) : undefined;
+    const httpChannel = http.enabled ? new HttpChannel(deps('http'), http, new RequestHooks(this.runner, this.metrics)) : undefined;
     if (httpChannel) {
       this.channels.push(httpChannel);
       const runtime = runtimeMetrics();
-      httpChannel.mount('GET', '/metrics', async () => ({
-        status: 200,
-        text: this.metrics.render() + (await runtime.metrics()),
-        contentType: 'text/plain; version=0.0.4; charset=utf-8',
-      }));
+      httpChannel.mount(
+        'GET',
+        '/metrics',
+        async () => ({
+          status: 200,
+          text: this.metrics.render() + (await runtime.metrics()),
+          contentType: 'text/plain; version=0.0.4; charset=utf-8',
+        }),
+        'metrics',
+      );
     }
     this.admin = new AdminRoutes(httpChannel, http.admin_token, clock);
     this.host = new PluginHost({

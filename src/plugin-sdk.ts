@@ -20,7 +20,7 @@ export {
   type PluginInstance,
 } from './host/plugin.ts';
 export type { ServiceMap } from './host/services.ts';
-export type { RouteRequest, RouteResponse } from './channels/routes.ts';
+export { AUTHENTICATED_ROUTE_GROUPS, ROUTE_GROUPS, type RouteGroup, type RouteRequest, type RouteResponse } from './channels/routes.ts';
 
 // Hooks: what a handler receives and answers.
 export {
@@ -52,3 +52,6 @@ export { closest } from './config/issues.ts';
 export { ExpiringMap, type Expiring } from './util/expiring-map.ts';
 export { KeyedThrottle } from './util/throttle.ts';
 export { flattened } from './util/flat-string.ts';
+
+// Client addresses: parsing, canonical text, CIDR lists, prefixes (an IPv6 subscriber's /64).
+export { AddressList, addressPrefix, canonicalAddress, formatAddress, parseAddress, type AddressBytes } from './util/ip-address.ts';

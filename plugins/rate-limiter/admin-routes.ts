@@ -1,4 +1,4 @@
-import { errorMessage, type Logger, type PluginContext, type RouteResponse } from '../../src/plugin-sdk.ts';
+import { canonicalAddress, errorMessage, type Logger, type PluginContext, type RouteResponse } from '../../src/plugin-sdk.ts';
 import type { LimitsAdmin, LimitsQuery } from './view.ts';
 
 /** user_id (required), tenant_id and channel (default "http") from a query or a JSON body. */
@@ -30,6 +30,17 @@ function readQuery(fields: (name: string) => unknown): { ok: true; query: Limits
   return { ok: true, query };
 }
 
+/**
+ * `address` (instead of user_id): a client address, for by_address's state. Undefined when the
+ * request names none; a 400 when it is not an IP address.
+ */
+function readAddress(value: unknown): { address: string } | { response: RouteResponse } | undefined {
+  if (value === undefined || value === null) return undefined;
+  const address = typeof value === 'string' ? canonicalAddress(value.trim()) : undefined;
+  if (address === undefined) return { response: { status: 400, body: { error: 'bad_request', message: 'address: expected an IPv4 or IPv6 address' } } };
+  return { address };
+}
+
 function jsonObject(body: Buffer): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(body.toString('utf8'));
@@ -46,6 +57,8 @@ function jsonObject(body: Buffer): Record<string, unknown> | undefined {
  */
 export function mountLimitsRoutes(admin: PluginContext<unknown>['admin'], view: LimitsAdmin, logger: Logger): void {
   admin.route('GET', '/v1/admin/limits', async (request) => {
+    const address = readAddress(request.query.get('address'));
+    if (address !== undefined) return 'response' in address ? address.response : { status: 200, body: await view.inspectAddress(address.address) };
     const read = readQuery((name) => (name === 'tenant' ? undefined : (request.query.get(name) ?? undefined)));
     if (!read.ok) return read.response;
     return { status: 200, body: await view.inspect(read.query) };
@@ -53,18 +66,22 @@ export function mountLimitsRoutes(admin: PluginContext<unknown>['admin'], view: 
 
   admin.route('POST', '/v1/admin/limits/reset', async (request) => {
     const body = jsonObject(request.body);
-    if (body === undefined) return { status: 400, body: { error: 'bad_request', message: 'body must be a JSON object with user_id' } };
-    const read = readQuery((name) => body[name]);
-    if (!read.ok) return read.response;
+    if (body === undefined) return { status: 400, body: { error: 'bad_request', message: 'body must be a JSON object with user_id or address' } };
+    const address = readAddress(body.address);
+    if (address !== undefined && 'response' in address) return address.response;
+    const read = address === undefined ? readQuery((name) => body[name]) : undefined;
+    if (read !== undefined && !read.ok) return read.response;
+    const channel = read?.query.channel;
     let result: unknown;
     try {
-      result = await view.reset(read.query);
+      result = address !== undefined ? await view.resetAddress(address.address) : await view.reset(read!.query);
     } catch (error) {
       // Redis is away: nothing was reset there, and saying so beats a reset that silently missed.
-      logger.warn({ channel: read.query.channel, err_message: errorMessage(error) }, 'admin reset failed: the shared backend cannot be reached');
+      logger.warn({ channel, err_message: errorMessage(error) }, 'admin reset failed: the shared backend cannot be reached');
       return { status: 503, headers: { 'retry-after': '1' }, body: { error: 'backend_unavailable', message: 'the shared rate-limit state cannot be reached; nothing was reset, try again' } };
     }
-    logger.info({ channel: read.query.channel, tenant: read.query.tenant === true }, 'admin reset one user’s rate-limit state');
+    if (read === undefined) logger.info('admin reset one client address’s rate-limit state');
+    else logger.info({ channel, tenant: read.query.tenant === true }, 'admin reset one user’s rate-limit state');
     return { status: 200, body: result };
   });
 }

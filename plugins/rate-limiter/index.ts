@@ -1,4 +1,4 @@
-import { definePlugin, type HookContext } from '../../src/plugin-sdk.ts';
+import { CONTINUE, definePlugin, type HookContext } from '../../src/plugin-sdk.ts';
 import { mountLimitsRoutes } from './admin-routes.ts';
 import { quotaLine, quotaText } from './present/quota-text.ts';
 import { mountStatusRoutes } from './status/routes.ts';
@@ -44,6 +44,20 @@ export default definePlugin({
     hooks.register('preToolInvoke', (payload) =>
       limiter.tool({ channel: payload.context.channel, user: payload.context.user_id, tenant: payload.context.tenant_id, tool: payload.tool }),
     );
+    // Requests before their body is read, by client address: listened to only once by_address is set, so
+    // a gateway without it pays nothing per request (a reload that sets it starts listening).
+    let listening = false;
+    const listenToRequests = (options: RateLimiterOptions): void => {
+      if (listening || options.by_address === undefined) return;
+      listening = true;
+      hooks.register('preRequest', (payload, call) => limiter.request({ address: payload.address, routeGroup: payload.route_group }, call));
+      // Answered once the extra charge is recorded (at once in memory), so the client's next request sees it.
+      hooks.register('authFailed', (_payload, call) => {
+        const recorded = limiter.authFailed(call);
+        return recorded === undefined ? CONTINUE : recorded.then(() => CONTINUE);
+      });
+    };
+    listenToRequests(config);
     services.provide('limits', limiter.view);
     mountLimitsRoutes(admin, limiter.view, logger);
     mountStatusRoutes(admin, limiter.status, clock);
@@ -61,12 +75,14 @@ export default definePlugin({
         on_backend_error: config.backend === 'redis' ? config.on_backend_error : undefined,
         by_user: config.by_user?.rates.map((r) => r.source),
         by_tenant: config.by_tenant?.rates.map((r) => r.source),
+        by_address: config.by_address ? limiter.addresses.current?.limited().map(([group, rules]) => `${group}: ${rules.map((r) => r.source).join(', ')}`) : undefined,
       },
       'rate limiter ready',
     );
     return {
       async reconfigure(update) {
         const { kept, newWindows } = await limiter.reconfigure(update.config as RateLimiterOptions, update.mode);
+        listenToRequests(update.config as RateLimiterOptions);
         if (!kept) logger.warn('rate limiter reconfigured with another algorithm or backend; counts start afresh');
         else if (newWindows.length === 0) logger.info('rate limiter reconfigured; every count kept');
         else logger.info({ new_windows: newWindows }, 'rate limiter reconfigured; counts kept, new windows count from now');

@@ -1,4 +1,5 @@
 import { flattened } from '../../src/plugin-sdk.ts';
+import { BLOCK_SUFFIX } from './blocks/keys.ts';
 
 /**
  * Rate-limit keys. Ids are normalised so that " Alice", "alice" and "ＡＬＩＣＥ" cannot get three
@@ -80,4 +81,22 @@ export function ownsKey(scope: KeyScope, key: string): boolean {
     .replace(/\|cal:[a-z]+:[^|]*$/, '')
     .replace(/\|tok$/, '');
   return base === userKey(scope) || (base.startsWith(`${scope.tag}tool:`) && base.endsWith(`:${scope.member}`));
+}
+
+/**
+ * Where one client address's keys live (its group: the address, or its IPv6 prefix): a tag of its
+ * own, so its keys share a slot on a Cluster and one scan finds them. Never logged.
+ */
+export function addressScope(group: string): KeyScope {
+  return { tag: `{a:${escapeId(group)}}`, member: '' };
+}
+
+/** One route group's key under an address's tag (a rule's suffix follows). */
+export function addressKey(scope: KeyScope, routeGroup: string): string {
+  return `${scope.tag}r:${routeGroup}`;
+}
+
+/** Whether `key` holds state of the address whose scope this is (its counts and its block). */
+export function ownsAddressKey(scope: KeyScope, key: string): boolean {
+  return key.startsWith(`${scope.tag}r:`) || key === `${scope.tag}${BLOCK_SUFFIX}`;
 }

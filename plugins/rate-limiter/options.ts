@@ -1,8 +1,8 @@
-import { closest } from '../../src/plugin-sdk.ts';
+import { AddressList, closest, ROUTE_GROUPS } from '../../src/plugin-sdk.ts';
 import { z } from 'zod';
 import { ALGORITHM_NAMES } from './algorithms/types.ts';
 import { isTimeZone, knownTimeZones } from './calendar/zone.ts';
-import { normalizeToolName } from './keys.ts';
+import { normalizeId, normalizeToolName } from './keys.ts';
 import { parseRate, rateList, RateSyntaxError, type Rate } from './rate.ts';
 import { DEFAULT_REPLIES, templateProblems, type ReplyKind } from './present/reply.ts';
 import { BlockOptions } from './blocks/options.ts';
@@ -23,7 +23,7 @@ function rateOrIssue(text: unknown, ctx: z.RefinementCtx, path: (string | number
 }
 
 /** One rate, or several windows that must all admit: "30/m" or ["30/m", "500/h", "2000/d"]. */
-const RateSpec = z.unknown().transform((spec, ctx): Rate | Rate[] => {
+export const RateSpec = z.unknown().transform((spec, ctx): Rate | Rate[] => {
   if (!Array.isArray(spec)) return rateOrIssue(spec, ctx, []) ?? z.NEVER;
   if (spec.length === 0 || spec.length > 10) {
     ctx.addIssue({ code: 'custom', message: 'expected 1 to 10 rates', input: spec });
@@ -141,6 +141,39 @@ function template(kind: ReplyKind) {
     .default(DEFAULT_REPLIES[kind]);
 }
 
+/** CIDR ranges (or single addresses), each checked at startup. */
+const AddressRanges = z.array(
+  z.string().superRefine((text, ctx) => {
+    for (const { problem } of AddressList.parse([text]).problems) ctx.addIssue({ code: 'custom', message: problem, input: text });
+  }),
+);
+
+/** Per route group: "messages", "webhooks", "admin", "metrics", "health", "other". */
+const RouteRates = z.strictObject(Object.fromEntries(ROUTE_GROUPS.map((group) => [group, RateSpec.optional()])) as Record<(typeof ROUTE_GROUPS)[number], z.ZodOptional<typeof RateSpec>>);
+
+/** Limits per client address on the HTTP server, decided before a request's body is read. */
+export const AddressSetting = z
+  .strictObject({
+    /** Per address and route group, for every group without a rate of its own in `routes`. */
+    rate: RateSpec.optional(),
+    /** A route group's own rate, e.g. {"admin": "10/m"}. */
+    routes: RouteRates.default({}),
+    /** What a request that fails authentication (wrong admin token, bad webhook signature) counts as, in requests. */
+    failed_auth_cost: z.number().int().min(1).max(10_000).default(10),
+    /** IPv6 addresses count together by this prefix (one subscriber usually has a whole /64). */
+    ipv6_prefix: z.number().int().min(1).max(128).default(64),
+    /** Addresses never limited. */
+    exempt: AddressRanges.default([]),
+    /** Addresses refused (403) on every route; deny wins over exempt. */
+    deny: AddressRanges.default([]),
+  })
+  .superRefine((setting, ctx) => {
+    if (setting.rate === undefined && Object.keys(setting.routes).length === 0 && setting.deny.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'set at least one of rate, routes or deny', path: [] });
+    }
+  });
+export type AddressSetting = z.infer<typeof AddressSetting>;
+
 export const BACKENDS = ['memory', 'redis'] as const;
 /** Which rate-limit headers answers carry (Retry-After on a refusal always). */
 export const HEADER_STYLES = ['all', 'ietf', 'legacy', 'none'] as const;
@@ -190,6 +223,10 @@ export const RateLimiterOptions = z
     too_large_message: template('too_large_message'),
     /** The reply while the shared backend is down under on_backend_error "closed"; {retry_after}. */
     unavailable_message: template('unavailable_message'),
+    /** The answer to a client address over its by_address limit; {retry_after} and {limit}. */
+    address_message: template('address_message'),
+    /** The reply to a denied user, tenant or address (403); no placeholders. */
+    denied_message: template('denied_message'),
     /**
      * Rate-limit headers on answers: all (the X-RateLimit-* trio and the IETF RateLimit-Policy and
      * RateLimit fields), ietf, legacy (X-RateLimit-*) or none. Retry-After goes with every refusal.
@@ -207,6 +244,12 @@ export const RateLimiterOptions = z
     exempt_users: z.array(z.string().max(256)).default([]),
     /** Tenants whose users are never limited. */
     exempt_tenants: z.array(z.string().max(256)).default([]),
+    /** Users whose messages are refused (403), matched as exempt_users are. */
+    deny_users: z.array(z.string().max(256)).default([]),
+    /** Tenants whose users' messages are refused (403). */
+    deny_tenants: z.array(z.string().max(256)).default([]),
+    /** Per client address on the HTTP server, before a request's body is read: {rate, routes, failed_auth_cost, ipv6_prefix, exempt, deny}. */
+    by_address: AddressSetting.optional(),
     /** The Redis server for backend "redis" (required unless redis_cluster is set). */
     redis_url: RedisUrl.optional(),
     /** Seed nodes of a Redis Cluster, instead of redis_url. */
@@ -227,8 +270,17 @@ export const RateLimiterOptions = z
     refusal_cache: z.boolean().default(true),
   })
   .superRefine((options, ctx) => {
-    if (!options.by_user && !options.by_tenant && Object.keys(options.by_tool).length === 0) {
-      ctx.addIssue({ code: 'custom', message: 'no limit configured: set by_user, by_tenant or by_tool', path: [] });
+    const denies = options.deny_users.length + options.deny_tenants.length > 0;
+    if (!options.by_user && !options.by_tenant && Object.keys(options.by_tool).length === 0 && !options.by_address && !denies) {
+      ctx.addIssue({ code: 'custom', message: 'no limit configured: set by_user, by_tenant, by_tool or by_address', path: [] });
+    }
+    for (const [deny, exempt] of [['deny_users', 'exempt_users'], ['deny_tenants', 'exempt_tenants']] as const) {
+      const exempted = new Set(options[exempt].map(normalizeId));
+      options[deny].forEach((id, i) => {
+        if (normalizeId(id) !== '' && exempted.has(normalizeId(id))) {
+          ctx.addIssue({ code: 'custom', message: `also listed in ${exempt}; an id cannot be both exempt and denied`, path: [deny, i] });
+        }
+      });
     }
     if (options.backend === 'redis' && !options.redis_url && !options.redis_cluster) {
       ctx.addIssue({
@@ -239,6 +291,9 @@ export const RateLimiterOptions = z
     }
     if (options.redis_url && options.redis_cluster) {
       ctx.addIssue({ code: 'custom', message: 'set either redis_url or redis_cluster, not both', path: ['redis_cluster'] });
+    }
+    if (options.block?.subjects.includes('address') && (options.by_address === undefined || (options.by_address.rate === undefined && Object.keys(options.by_address.routes).length === 0))) {
+      ctx.addIssue({ code: 'custom', message: 'blocking "address" needs a by_address rate (its refusals are what start the blocks)', path: ['block', 'subjects'] });
     }
     if (options.block?.subjects.includes('tenant') && !options.by_tenant) {
       ctx.addIssue({ code: 'custom', message: 'blocking "tenant" needs by_tenant (its refusals are what start the blocks)', path: ['block', 'subjects'] });

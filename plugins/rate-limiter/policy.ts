@@ -12,7 +12,7 @@ import type { RuleCheck } from './store/types.ts';
 /** A configured limit, compiled once at startup: everything a decision or a header needs. */
 export interface CompiledRule extends Rule {
   /** Which setting it comes from: shown to operators in logs, to clients in RateLimit-Policy. */
-  name: 'user' | 'tenant' | 'tool';
+  name: 'user' | 'tenant' | 'tool' | 'address';
   /** "30/m" as configured. */
   source: string;
   /** "30 per minute", for the user's reply. */
@@ -96,17 +96,23 @@ export interface Subject {
   scope: KeyScope;
   /** Listed in exempt_users, or in a tenant listed in exempt_tenants: never limited. */
   exempt: boolean;
+  /** On a deny list (deny_users, deny_tenants; by_address.deny): refused whatever the limits say. */
+  denied: DenyList | undefined;
 }
+
+/** Which deny list refused a subject. */
+export type DenyList = 'user' | 'tenant' | 'address';
 
 /**
  * Whether other subjects' requests also charge this check's key. A user's own keys are charged only by
- * that user's prompt fetches, a tool key only by that user's calls of that tool, each time with the
- * same checks; a tenant's key by all its users. A rule of another kind (or a plain Rule) counts as
- * shared. The refusal cache relies on this (backend/refusal-snapshot.ts).
+ * that user's prompt fetches, a tool key only by that user's calls of that tool, a client address's
+ * key only by that address's requests to that route group, each time with the same checks; a tenant's
+ * key by all its users. A rule of another kind (or a plain Rule) counts as shared. The refusal cache
+ * relies on this (backend/refusal-snapshot.ts).
  */
 export function chargedByOthers(check: RuleCheck): boolean {
   const name = (check.rule as Partial<CompiledRule>).name;
-  return name !== 'user' && name !== 'tool';
+  return name !== 'user' && name !== 'tool' && name !== 'address';
 }
 
 /** "user", "tenant", "tool", or "user-tokens", ...: a rule as metrics and operators name it (never an id). */
@@ -115,9 +121,9 @@ export function ruleBase(rule: CompiledRule): string {
 }
 
 /** The calendars of one time zone, one per unit, shared by every rule that counts in them. */
-type Calendars = (unit: CalendarUnit) => CalendarPeriods;
+export type Calendars = (unit: CalendarUnit) => CalendarPeriods;
 
-function calendarsOf(timeZone: string): Calendars {
+export function calendarsOf(timeZone: string): Calendars {
   const made = new Map<CalendarUnit, CalendarPeriods>();
   return (unit) => {
     let calendar = made.get(unit);
@@ -175,7 +181,7 @@ function compile(
   };
 }
 
-function compileRates(
+export function compileRates(
   name: CompiledRule['name'],
   rates: readonly Rate[],
   unit: CompiledRule['unit'],
@@ -218,6 +224,11 @@ function addToolSetting(plan: ToolPlan, key: string, setting: CompiledSetting, b
   else if (setting.rates.length > 0) plan.shadow = [...plan.shadow, { checks: plus(NONE, key, setting.rates), tokens: NONE }];
 }
 
+/** Ids as a list names them, normalised as requests' ids are; blank ones name nobody. */
+function idSet(ids: readonly string[]): ReadonlySet<string> {
+  return new Set(ids.map(normalizeId).filter((id) => id !== ''));
+}
+
 /** Which rules apply to a request: compiled once, asked on every message. */
 export class Policy {
   private readonly user: CompiledSetting;
@@ -228,6 +239,8 @@ export class Policy {
 
   private readonly exemptUsers: ReadonlySet<string>;
   private readonly exemptTenants: ReadonlySet<string>;
+  private readonly deniedUsers: ReadonlySet<string>;
+  private readonly deniedTenants: ReadonlySet<string>;
   /** The block settings of each blocked subject; none when block is not configured. */
   private readonly userBlock: BlockPolicy | undefined;
   private readonly tenantBlock: BlockPolicy | undefined;
@@ -236,8 +249,10 @@ export class Policy {
     const block = options.block;
     this.userBlock = block?.subjects.includes('user') ? block.policy : undefined;
     this.tenantBlock = block?.subjects.includes('tenant') ? block.policy : undefined;
-    this.exemptUsers = new Set(options.exempt_users.map(normalizeId).filter((id) => id !== ''));
-    this.exemptTenants = new Set(options.exempt_tenants.map(normalizeId).filter((id) => id !== ''));
+    this.exemptUsers = idSet(options.exempt_users);
+    this.exemptTenants = idSet(options.exempt_tenants);
+    this.deniedUsers = idSet(options.deny_users);
+    this.deniedTenants = idSet(options.deny_tenants);
     const calendars = calendarsOf(options.time_zone);
     this.user = compileSetting('user', options.by_user, calendars);
     this.tenant = compileSetting('tenant', options.by_tenant, calendars);
@@ -255,7 +270,13 @@ export class Policy {
     const scope = keyScope(channel, user, tenant);
     const exempt =
       (this.exemptUsers.size > 0 && this.exemptUsers.has(user)) || (tenant !== undefined && this.exemptTenants.size > 0 && this.exemptTenants.has(tenant));
-    return { channel, user, tenant, scope, exempt };
+    return { channel, user, tenant, scope, exempt, denied: this.denied(user, tenant) };
+  }
+
+  private denied(user: string, tenant: string | undefined): DenyList | undefined {
+    if (this.deniedUsers.size > 0 && this.deniedUsers.has(user)) return 'user';
+    if (tenant !== undefined && this.deniedTenants.size > 0 && this.deniedTenants.has(tenant)) return 'tenant';
+    return undefined;
   }
 
   /**

@@ -1,8 +1,9 @@
-import { errorMessage, type Clock, type HookResult, type IdentityHasher, type Logger, type MessageBus, type MetricsRegistry } from '../../src/plugin-sdk.ts';
+import { CONTINUE, errorMessage, type Clock, type HookResult, type IdentityHasher, type Logger, type MessageBus, type MetricsRegistry } from '../../src/plugin-sdk.ts';
 import { MemoryBackend } from './backend/memory.ts';
 import { RedisBackend } from './backend/redis.ts';
 import { RefusalCache } from './backend/refusal-cache.ts';
 import type { Backend } from './backend/types.ts';
+import { AddressLimiter, type AddressRequest } from './engine/address-limiter.ts';
 import { Limiter, type PromptRequest, type ToolRequest } from './engine/limiter.ts';
 import type { Outcome } from './engine/outcome.ts';
 import { chargedByOthers, ruleBase } from './policy.ts';
@@ -63,12 +64,16 @@ async function openBackend(options: RateLimiterOptions, host: RateLimiterHost, t
  */
 export class RateLimiter {
   readonly engine: Limiter;
+  readonly addresses: AddressLimiter;
   readonly view: LimitsView;
   /** What the status page shows: totals, the backend's health, the most refused subjects. */
   readonly status: StatusSources;
   private readonly presenter: Presenter;
   private readonly refusals: RefusalLog;
   private readonly present = (outcome: Outcome): HookResult => this.presenter.result(outcome);
+  /** An admitted request goes on without headers: nothing would send them (the route answers for itself). */
+  private readonly presentRequest = (outcome: Outcome | undefined): HookResult =>
+    outcome === undefined || outcome.kind === 'admitted' ? CONTINUE : this.presenter.result(outcome);
 
   private constructor(
     private options: RateLimiterOptions,
@@ -102,8 +107,18 @@ export class RateLimiter {
       },
       settled: telemetry ? (outcome) => telemetry.settled(outcome) : undefined,
     });
+    this.addresses = new AddressLimiter(options, current.backend, {
+      clock,
+      timed: telemetry !== undefined,
+      observe: (outcome, routeGroup) => {
+        telemetry?.observe(outcome);
+        this.refusals.observe(outcome, routeGroup);
+        if (outcome.kind !== 'admitted' && outcome.kind !== 'unavailable') top.count(outcome.subject, clock.now());
+      },
+    });
     this.view = new LimitsView({
       policy: () => this.engine.policy,
+      addressPolicy: () => this.addresses.current,
       peek: (checks) => this.current.backend.peek(checks),
       inUse: (keys) => this.current.backend.inUse(keys),
       forget: (scope, owns) => this.current.backend.forget(scope, owns),
@@ -151,6 +166,19 @@ export class RateLimiter {
     return this.engine.tool(request, this.present);
   }
 
+  /**
+   * An HTTP request before its body is read, by its client address (by_address). `call` identifies
+   * the request to authFailed(): the same object for both.
+   */
+  request(request: AddressRequest, call?: object): HookResult | Promise<HookResult> {
+    return this.addresses.request(request, call, this.presentRequest);
+  }
+
+  /** The request checked with `call` failed authentication: it costs by_address.failed_auth_cost. */
+  authFailed(call?: object): void | Promise<void> {
+    return this.addresses.authFailed(call);
+  }
+
   promptEnded(callId: string, end: PromptEnd): void {
     this.engine.promptEnded(callId, end);
   }
@@ -172,6 +200,7 @@ export class RateLimiter {
     if (!kept) this.current.backend = await openBackend(options, this.host, this.telemetry);
     this.options = options;
     this.engine.reconfigure(options, mode, this.current.backend);
+    this.addresses.reconfigure(options, this.current.backend);
     this.presenter.reconfigure(options);
     this.refusals.reconfigure(mode);
     if (!kept) await previous.close();

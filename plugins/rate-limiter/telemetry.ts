@@ -115,6 +115,8 @@ export class LimiterTelemetry {
       case 'blocked':
         if (outcome.started) this.blockStarted(outcome.block.subject, outcome.level, outcome.durationMs);
         return this.decided(step, subject.channel, 'blocked', outcome.block.subject, retryAfterSeconds(outcome.retryAfterMs), latencyMs);
+      case 'denied':
+        return this.decided(step, subject.channel, 'refused', `denied-${outcome.list}`, undefined, latencyMs);
     }
   }
 

@@ -7,10 +7,13 @@ export interface LimitsQuery {
   tenant?: boolean;
 }
 
-/** The rate limiter's operator view: inspect without consuming, and reset one user's state. */
+/** The rate limiter's operator view: inspect without consuming, and reset one user's (or client address's) state. */
 export interface LimitsAdmin {
   inspect(query: LimitsQuery): Promise<unknown>;
   reset(query: LimitsQuery): Promise<unknown>;
+  /** by_address's rules for one client address (IPv6: its prefix), by route group. */
+  inspectAddress(address: string): Promise<unknown>;
+  resetAddress(address: string): Promise<unknown>;
 }
 
 declare module '../../src/plugin-sdk.ts' {
@@ -19,7 +22,8 @@ declare module '../../src/plugin-sdk.ts' {
   }
 }
 import { ceilSeconds } from './engine/outcome.ts';
-import { ownsKey, tenantOwnsKey, type KeyScope } from './keys.ts';
+import type { AddressPolicy } from './address-policy.ts';
+import { ownsAddressKey, ownsKey, tenantOwnsKey, type KeyScope } from './keys.ts';
 import type { CompiledRule, Policy, PolicyCheck } from './policy.ts';
 import type { BlockStanding, BlockSubject } from './blocks/types.ts';
 import type { RuleResult } from './store/types.ts';
@@ -27,6 +31,8 @@ import type { RuleResult } from './store/types.ts';
 /** What the view needs of the running limiter; a function, so a reload's new policy or store is used. */
 export interface ViewSource {
   policy(): Policy;
+  /** by_address compiled, when it is set. */
+  addressPolicy(): AddressPolicy | undefined;
   /** `local`: read from this process's memory, because the shared backend could not be read. */
   peek(checks: readonly PolicyCheck[]): Promise<{ results: RuleResult[]; local: boolean; blocks?: BlockStanding[] }>;
   /** Concurrency slots in use per key. */
@@ -145,6 +151,40 @@ export class LimitsView implements LimitsAdmin {
       })),
       ...(blocks === undefined ? {} : { blocks: blocks.map(blockRow) }),
     };
+  }
+
+  async inspectAddress(address: string): Promise<unknown> {
+    const policy = this.source.addressPolicy();
+    if (policy === undefined) return { rules: [] };
+    const subject = policy.subject(address);
+    const rows = policy.limited().flatMap(([group]) => policy.checks(subject, group).map((check) => ({ group, check })));
+    const { results, local, blocks } = await this.source.peek(rows.map((r) => r.check));
+    const now = this.source.now();
+    const block = blocks?.[0] === undefined ? undefined : blockRow(blocks[0]);
+    return {
+      ...(local ? { backend_unavailable: true } : {}),
+      ...(subject.denied ? { denied: true } : {}),
+      ...(subject.exempt ? { exempt: true } : {}),
+      rules: rows.map(({ group, check }, i) => ({
+        rule: `address:${group}${check.rule.label.slice('address'.length)}`,
+        route_group: group,
+        limit: check.rule.source,
+        used: check.rule.limit - results[i]!.remaining,
+        remaining: results[i]!.remaining,
+        reset_after: ceilSeconds(results[i]!.resetMs),
+        ...calendarFields(check.rule, now),
+      })),
+      // Its escalating block (block.subjects has "address"): one across its route groups.
+      ...(block === undefined ? {} : { block: { blocked: block.blocked, level: block.level, retry_after: block.retryAfterSeconds, strikes: block.strikes } }),
+    };
+  }
+
+  async resetAddress(address: string): Promise<unknown> {
+    const policy = this.source.addressPolicy();
+    if (policy === undefined) return { reset: true, keys_removed: 0 };
+    const { scope } = policy.subject(address);
+    const deleted = await this.source.forget(scope, (key) => ownsAddressKey(scope, key));
+    return { reset: true, keys_removed: deleted };
   }
 
   async reset(query: LimitsQuery): Promise<unknown> {

@@ -65,7 +65,7 @@ export class AdminRoutes {
       // A browser asking for a page is sent to sign in, and back here afterwards.
       if (method === 'GET' && wantsHtml(request)) return Promise.resolve(seeOther(`${LOGIN_PATH}?next=${encodeURIComponent(path)}`));
       return Promise.resolve(UNAUTHORIZED);
-    });
+    }, 'admin');
   }
 
   private authorized(request: RouteRequest, token: string): boolean {
@@ -74,14 +74,14 @@ export class AdminRoutes {
   }
 
   private mountLogin(http: HttpChannel, token: string): void {
-    http.mount('GET', LOGIN_PATH, async (request) => page(200, loginPage(safeNext(request.query.get('next')))));
+    http.mount('GET', LOGIN_PATH, async (request) => page(200, loginPage(safeNext(request.query.get('next')))), 'admin');
     http.mount('POST', SESSION_PATH, async (request) => {
       const form = new URLSearchParams(request.body.toString('utf8'));
       const next = safeNext(form.get('next'));
       if (!sameSecret(form.get('token') ?? undefined, token)) return page(401, loginPage(next, 'That is not the admin token.'));
       return seeOther(next, { 'set-cookie': this.sessions.open() });
-    });
-    http.mount('POST', LOGOUT_PATH, async (request) => seeOther(LOGIN_PATH, { 'set-cookie': this.sessions.close(request.headers) }));
+    }, 'admin');
+    http.mount('POST', LOGOUT_PATH, async (request) => seeOther(LOGIN_PATH, { 'set-cookie': this.sessions.close(request.headers) }), 'admin');
   }
 
   /** Takes away every route `owner` added (the plugin stopped). */

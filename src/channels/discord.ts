@@ -42,7 +42,7 @@ export class DiscordChannel extends Channel {
     this.key = discordPublicKey(config.public_key);
     this.replies = new ReplyTimeout(Math.min(http.replyTimeoutMs, DISCORD_DEADLINE_MS));
     // Mounted now, so the route exists before the server takes its first request.
-    http.mount('POST', config.path, (request) => this.handle(request));
+    http.mount('POST', config.path, (request) => this.handle(request), 'webhooks');
   }
 
   async start(): Promise<void> {

@@ -6,7 +6,9 @@ import { errorMessage } from '../errors.ts';
 import { ABORTED } from '../util/abort.ts';
 import { Channel, type ChannelDeps } from './channel.ts';
 import { ReplyTimeout, TIMEOUT_REPLY } from './reply-timeout.ts';
-import { RESERVED_PATHS, type RouteHandler, type RouteResponse } from './routes.ts';
+import type { RequestGate } from './request-gate.ts';
+import { refusalBeforeBody, RequestScreen, type CheckedRequest } from './request-screen.ts';
+import { ADMIN_PREFIX, RESERVED_PATHS, type RouteGroup, type RouteHandler, type RouteResponse } from './routes.ts';
 import { parseJsonBody, validateMessageRequest } from './wire.ts';
 
 class BodyTooLarge extends Error {}
@@ -17,6 +19,7 @@ const INTERNAL_ERROR_REPLY = 'Sorry, something went wrong on our side. Please tr
 interface Route {
   method: string;
   handler: RouteHandler;
+  group: RouteGroup;
 }
 
 const CONTENT_TYPE = 'content-type';
@@ -79,13 +82,17 @@ export class HttpChannel extends Channel {
   private server: Server | undefined;
   private readonly replies: ReplyTimeout;
   private readonly routes = new Map<string, Route>();
+  private readonly screen: RequestScreen;
 
   constructor(
     deps: ChannelDeps,
     private readonly config: HttpChannelConfig,
+    /** Asked about every request before its body is read; none: every request is served. */
+    gate?: RequestGate,
   ) {
     super(deps);
     this.replies = new ReplyTimeout(config.reply_timeout_ms);
+    this.screen = new RequestScreen(gate, config, this.logger);
   }
 
   /** How long a request/response channel on this server waits for a reply. */
@@ -96,12 +103,13 @@ export class HttpChannel extends Channel {
   /**
    * Serves `handler` at exactly `path` (query strings ignored) for `method`; other methods get 405.
    * The body is read and limited as for `/v1/messages` (413 past `max_body_bytes`) before the handler
-   * runs; a handler that throws gets a 500, never a crash.
+   * runs; a handler that throws gets a 500, never a crash. `group` is what the request checks see
+   * it as; a 401 answer counts as a failed authentication.
    */
-  mount(method: string, path: string, handler: RouteHandler): void {
+  mount(method: string, path: string, handler: RouteHandler, group: RouteGroup = 'other'): void {
     if (!path.startsWith('/')) throw new Error(`route path must start with "/": ${path}`);
     if (RESERVED_PATHS.includes(path) || this.routes.has(path)) throw new Error(`route ${path} is already taken`);
-    this.routes.set(path, { method: method.toUpperCase(), handler });
+    this.routes.set(path, { method: method.toUpperCase(), handler, group });
   }
 
   /** Stops serving a mounted route (its owner went away); requests already in its handler finish. */
@@ -116,6 +124,9 @@ export class HttpChannel extends Channel {
 
   async start(): Promise<void> {
     const server = createServer((req, res) => this.handle(req, res));
+    // A client that asks before it sends its body is told to go on only once the request is admitted
+    // (withBody): a refused one never sends it.
+    server.on('checkContinue', (req, res) => this.handle(req, res));
     // Slow or stalled clients must not hold sockets forever.
     server.requestTimeout = 15_000;
     server.headersTimeout = 10_000;
@@ -152,6 +163,27 @@ export class HttpChannel extends Channel {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
+    if (this.screen.checking) return this.checkFirst(req, res, path);
+    this.serve(req, res, path, undefined);
+  }
+
+  private routeGroup(path: string): RouteGroup {
+    if (path === '/v1/messages') return 'messages';
+    if (path === '/healthz') return 'health';
+    return this.routes.get(path)?.group ?? (path.startsWith(ADMIN_PREFIX) ? 'admin' : 'other');
+  }
+
+  /** The gate's say first: a refused request is answered before its body is read. */
+  private checkFirst(req: IncomingMessage, res: ServerResponse, path: string): void {
+    this.screen.check(
+      this.screen.facts(req, path, this.routeGroup(path)),
+      (checked) => this.serve(req, res, path, checked),
+      (violation) => this.respond(res, refusalBeforeBody(req, violation, this.name)),
+    );
+  }
+
+  /** Routes the request (checked by the gate, if there is one that checks). */
+  private serve(req: IncomingMessage, res: ServerResponse, path: string, checked: CheckedRequest | undefined): void {
     if (path === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, 'GET');
       return this.json(res, 200, { status: 'ok' });
@@ -163,13 +195,14 @@ export class HttpChannel extends Channel {
     const route = this.routes.get(path);
     if (route) {
       if (req.method !== route.method) return this.methodNotAllowed(res, route.method);
-      return this.withBody(req, res, (body) => this.serveRoute(route, path, req, res, body));
+      return this.withBody(req, res, (body) => this.serveRoute(route, path, req, res, body, checked));
     }
     this.json(res, 404, { error: 'not_found', message: `no route for ${path}` });
   }
 
   /** Reads the body within `max_body_bytes` (413 past it), then hands it on. */
   private withBody(req: IncomingMessage, res: ServerResponse, next: (body: Buffer) => void): void {
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     this.readBody(req).then(next, (error: unknown) => {
       if (error instanceof BodyTooLarge) {
         this.json(res, 413, { error: 'payload_too_large', message: `body exceeds ${this.config.max_body_bytes} bytes` });
@@ -181,7 +214,7 @@ export class HttpChannel extends Channel {
     });
   }
 
-  private serveRoute(route: Route, path: string, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  private serveRoute(route: Route, path: string, req: IncomingMessage, res: ServerResponse, body: Buffer, checked: CheckedRequest | undefined): void {
     let answer: Promise<RouteResponse>;
     try {
       const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
@@ -190,7 +223,10 @@ export class HttpChannel extends Channel {
       answer = Promise.reject(error);
     }
     answer.then(
-      (response) => this.writeRoute(res, response),
+      (response) =>
+        response.status === 401 && this.screen.hearsAuthFailures
+          ? this.screen.authFailed(() => this.screen.facts(req, path, route.group), checked, () => this.writeRoute(res, response))
+          : this.writeRoute(res, response),
       (error: unknown) => {
         this.logger.error({ path, err_message: errorMessage(error) }, 'route handler failed');
         this.json(res, 500, { error: 'internal_error', message: 'the request could not be handled' });

@@ -9,6 +9,17 @@ export const OPERATOR_PATHS: readonly string[] = ['/metrics'];
 /** Where plugins' admin routes live (behind the admin token); webhooks may not take paths under it. */
 export const ADMIN_PREFIX = '/v1/admin/';
 
+/**
+ * What a route is for, as the checks every request goes through before its body is read see it:
+ * `/v1/messages`, the chat platforms' webhooks, the admin API, `/metrics`, `/healthz`, and anything
+ * else (unknown paths included).
+ */
+export const ROUTE_GROUPS = ['messages', 'webhooks', 'admin', 'metrics', 'health', 'other'] as const;
+export type RouteGroup = (typeof ROUTE_GROUPS)[number];
+
+/** The route groups whose routes check credentials: a 401 from one of them is a failed authentication. */
+export const AUTHENTICATED_ROUTE_GROUPS: readonly RouteGroup[] = ['webhooks', 'admin'];
+
 /** A request to a mounted route, its body already read (and held to `max_body_bytes`). */
 export interface RouteRequest {
   headers: IncomingHttpHeaders;

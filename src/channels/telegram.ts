@@ -37,7 +37,7 @@ export class TelegramChannel extends Channel {
     super(deps);
     this.replies = new ReplyTimeout(http.replyTimeoutMs);
     // Mounted now, so the route exists before the server takes its first request.
-    http.mount('POST', config.path, (request) => this.handle(request));
+    http.mount('POST', config.path, (request) => this.handle(request), 'webhooks');
   }
 
   async start(): Promise<void> {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { FORWARDED_HEADERS } from '../channels/client-address.ts';
 import { ADMIN_PREFIX, OPERATOR_PATHS, RESERVED_PATHS } from '../channels/routes.ts';
+import { parseRange } from '../util/ip-address.ts';
 import { AgentConfigSchema } from './agent-schema.ts';
 
 export const PLUGIN_MODES = ['enforce', 'permissive', 'disabled'] as const;
@@ -8,6 +10,12 @@ export const ON_ERROR = ['fail_open', 'fail_closed'] as const;
 export type OnError = (typeof ON_ERROR)[number];
 
 const port = z.number().int().min(0).max(65535);
+
+/** A CIDR range or a single address, checked now: a typo must not quietly trust nobody (or everybody). */
+const addressRange = z.string().superRefine((text, ctx) => {
+  const range = parseRange(text.trim());
+  if ('problem' in range) ctx.addIssue({ code: 'custom', message: range.problem, input: text });
+});
 
 const HttpChannelSchema = z.strictObject({
   enabled: z.boolean().default(true),
@@ -19,6 +27,10 @@ const HttpChannelSchema = z.strictObject({
   reply_timeout_ms: z.number().int().min(1).default(30_000),
   /** Turns the admin API on; requests must carry it as a bearer token. */
   admin_token: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Proxies whose forwarded header names the client; from any other peer the header is ignored. */
+  trusted_proxies: z.array(addressRange).default([]),
+  /** The header those proxies write: X-Forwarded-For, or RFC 7239 Forwarded. */
+  forwarded_header: z.enum(FORWARDED_HEADERS).default('x-forwarded-for'),
 });
 
 const CliChannelSchema = z.strictObject({

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { ROUTE_GROUPS } from '../channels/routes.ts';
 
 /** Who and where a step runs for; the same for every hook of one message. */
 export const HookContext = Type.Object(
@@ -52,6 +53,32 @@ export const PreToolInvokePayload = Type.Object(
   { $id: 'PreToolInvokePayload' },
 );
 
+/** What the HTTP server knows of a request before it reads the body. */
+function requestPayload(id: string) {
+  return Type.Object(
+    {
+      /** The client's address (canonical; behind trusted proxies, the one they name); absent when the connection has none. */
+      address: Type.Optional(Type.String()),
+      route_group: Type.Union(ROUTE_GROUPS.map((group) => Type.Literal(group))),
+      method: Type.String(),
+      /** Without the query string. */
+      path: Type.String(),
+    },
+    { $id: id },
+  );
+}
+
+/** Before the HTTP server reads a request's body: a violation answers it at once (nothing else is done). */
+export const PreRequestPayload = requestPayload('PreRequestPayload');
+
+/**
+ * A request failed authentication (a route answered 401: a wrong admin token, a bad webhook signature
+ * or secret). Its handlers get the same call object as the request's preRequest handlers did: one
+ * made for that request alone, on which a preRequest handler may leave (under a Symbol of its own)
+ * what its authFailed handler will need.
+ */
+export const AuthFailedPayload = requestPayload('AuthFailedPayload');
+
 /**
  * The closed list of hooks. Registering a name that is not here is an error; adding a hook means
  * adding its payload schema here.
@@ -60,6 +87,8 @@ export const HOOK_PAYLOADS = {
   prePromptFetch: PrePromptFetchPayload,
   postPromptFetch: PostPromptFetchPayload,
   preToolInvoke: PreToolInvokePayload,
+  preRequest: PreRequestPayload,
+  authFailed: AuthFailedPayload,
 } satisfies Record<string, TSchema>;
 
 export type HookName = keyof typeof HOOK_PAYLOADS;

@@ -144,12 +144,12 @@ export class RefusalCache implements Backend {
     return this.options.inner.acquire(request, next);
   }
 
-  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): void {
+  /** Settles once Redis has the change and every cache has dropped the tag (a caller may wait for it). */
+  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): void | Promise<void> {
     const { inner } = this.options;
     // Only an admitted decision that charged something is ever adjusted (the stores ignore the rest).
     if (!decision.allowed || decision.results.length === 0 || checks.length === 0 || deltas.every((d) => !d)) {
-      inner.adjust(decision, checks, deltas, now);
-      return;
+      return inner.adjust(decision, checks, deltas, now);
     }
     const tag = tagOf(checks[0]!.key);
     // Dropped now, so no request is answered from the old state while the change is on its way; and
@@ -160,8 +160,13 @@ export class RefusalCache implements Backend {
       return this.channel?.announce(tag);
     };
     const done = inner.adjust(decision, checks, deltas, now);
-    if (done === undefined) changed();
-    else this.track(done.then(changed, changed));
+    if (done === undefined) {
+      changed();
+      return;
+    }
+    const settled = done.then(changed, changed).then(() => undefined);
+    this.track(settled);
+    return settled;
   }
 
   peek(checks: readonly RuleCheck[]): ReturnType<Backend['peek']> {

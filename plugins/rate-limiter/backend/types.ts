@@ -19,8 +19,11 @@ export interface Backend {
    * reason "unavailable".
    */
   acquire<T>(request: SlotRequest, next: (slot: SlotResult) => T | Promise<T>): T | Promise<T>;
-  /** Changes what an admitted decision charged (see RateStore.adjust); a backend failure is counted, not thrown. */
-  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): void;
+  /**
+   * Changes what an admitted decision charged (see RateStore.adjust); a backend failure is counted, not
+   * thrown. On a shared backend, a promise that settles (never rejects) once the change is made.
+   */
+  adjust(decision: Decision, checks: readonly RuleCheck[], deltas: readonly number[], now: number): void | Promise<void>;
   /**
    * How each check stands, charging nothing (the operator's view); `local` when the shared backend
    * could not be read. `blocks`: how each distinct block of the checks stands (absent when they have none).

@@ -30,12 +30,12 @@ const Duration = z.string().transform((text, ctx): number => {
   return z.NEVER;
 });
 
-export const BLOCK_SUBJECTS = ['user', 'tenant'] as const satisfies readonly BlockSubject[];
+export const BLOCK_SUBJECTS = ['user', 'tenant', 'address'] as const satisfies readonly BlockSubject[];
 
 /** The block settings, parsed: the policy every blocked family shares, and what it applies to. */
 export interface BlockSettings {
   policy: BlockPolicy;
-  /** Whose refusals lead to blocks: "user" (by_user and by_tool rules), "tenant" (by_tenant). */
+  /** Whose refusals lead to blocks: "user" (by_user and by_tool rules), "tenant" (by_tenant), "address" (by_address). */
   subjects: readonly BlockSubject[];
   /** The reply to a blocked subject; placeholders {duration} and {retry_after}. */
   message: string;
@@ -54,7 +54,7 @@ export const BlockOptions = z
     durations: z.array(Duration).min(1, 'list at least one duration, e.g. ["1m", "10m", "1h"]').max(10, 'at most 10 levels'),
     /** Each span this long after a block has ended takes the next block one level down. */
     decay_after: Duration.prefault('1d'),
-    /** Whose refusals lead to blocks: "user" (by_user and by_tool rules) and/or "tenant" (by_tenant). */
+    /** Whose refusals lead to blocks: "user" (by_user and by_tool rules), "tenant" (by_tenant), "address" (by_address). */
     subjects: z.array(z.enum(BLOCK_SUBJECTS)).min(1).max(BLOCK_SUBJECTS.length).default(['user']),
     /** The reply to a blocked subject, once per block; placeholders {duration} and {retry_after}. */
     message: z

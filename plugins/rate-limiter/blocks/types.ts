@@ -15,7 +15,7 @@ export interface BlockPolicy {
 }
 
 /** Which rules' subject a block is for: named in metrics, logs and the admin view (never an id). */
-export type BlockSubject = 'user' | 'tenant';
+export type BlockSubject = 'user' | 'tenant' | 'address';
 
 /**
  * The block a rule check belongs to: its subject's block key and settings. Every check of one

@@ -104,6 +104,7 @@ export class Limiter {
     const subject = this.subject(request);
     const plan = this.policy.promptPlan(subject);
     const started = this.clock();
+    if (subject.denied !== undefined) return then(this.observed(denied('prePromptFetch', subject, this.since(started))));
     if (subject.exempt) return then(admitted('prePromptFetch', subject, this.since(started)));
     if (plan.slots.length === 0) return this.ratePrompt(request, subject, plan, undefined, started, then);
     const slotRequest = { limits: plan.slots, queueTimeoutMs: this.queueMs(plan.queueTimeoutMs), signal: request.abort?.signal };
@@ -120,6 +121,7 @@ export class Limiter {
   tool<T>(request: ToolRequest, then: (outcome: Outcome) => T): T | Promise<T> {
     const subject = this.subject(request);
     const started = this.clock();
+    if (subject.denied !== undefined) return then(this.observed(denied('preToolInvoke', subject, this.since(started))));
     if (subject.exempt) return then(admitted('preToolInvoke', subject, this.since(started)));
     const plan = this.policy.toolPlan(subject, request.tool);
     const now = this.deps.clock.now();
@@ -200,14 +202,19 @@ export class Limiter {
   }
 }
 
-function admitted(step: Step, subject: Subject, latencyMs: number): Outcome {
+export function admitted(step: Step, subject: Subject, latencyMs: number): Outcome {
   return { kind: 'admitted', step, subject, checks: NO_CHECKS, decision: undefined, binding: 0, latencyMs };
 }
 
 const NO_CHECKS: readonly PolicyCheck[] = Object.freeze([]);
 
+/** A subject on a deny list: refused, nothing counted. */
+export function denied(step: Step, subject: Subject, latencyMs: number): Outcome {
+  return { kind: 'denied', step, subject, list: subject.denied!, latencyMs };
+}
+
 /** A store's decision as an outcome: admitted (blind, when the backend admitted without looking), limited, blocked, or unavailable. */
-function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], decision: Decision, now: number, latencyMs: number): Outcome {
+export function decided(step: Step, subject: Subject, checks: readonly PolicyCheck[], decision: Decision, now: number, latencyMs: number): Outcome {
   const blocked = decision.blocked;
   if (blocked !== undefined) {
     const { block, level, retryAfterMs, started } = blocked;

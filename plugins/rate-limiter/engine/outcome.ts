@@ -1,10 +1,10 @@
 import type { BlockCheck } from '../blocks/types.ts';
 import type { SlotLimit } from '../concurrency/types.ts';
-import type { CompiledRule, PolicyCheck, Subject } from '../policy.ts';
+import type { CompiledRule, DenyList, PolicyCheck, Subject } from '../policy.ts';
 import type { Decision } from '../store/types.ts';
 
-/** The step an outcome is for: a prompt fetch or a tool call. */
-export type Step = 'prePromptFetch' | 'preToolInvoke';
+/** The step an outcome is for: a prompt fetch, a tool call, or an HTTP request before its body is read. */
+export type Step = 'prePromptFetch' | 'preToolInvoke' | 'preRequest';
 
 interface Common {
   step: Step;
@@ -38,7 +38,9 @@ export type Outcome =
    * `durationMs` its whole length, `retryAfterMs` what is left of it; `untilMs` its end on the
    * limiter's clock, until which every request of the subject is refused.
    */
-  | (Common & { kind: 'blocked'; block: BlockCheck; level: number; durationMs: number; retryAfterMs: number; untilMs: number; started: boolean });
+  | (Common & { kind: 'blocked'; block: BlockCheck; level: number; durationMs: number; retryAfterMs: number; untilMs: number; started: boolean })
+  /** The user, tenant or address is on a deny list: nothing was counted. */
+  | (Common & { kind: 'denied'; list: DenyList });
 
 /** Seconds as clients are told them: whole, rounded up, so a client waiting that long is never early. */
 export function ceilSeconds(ms: number): number {

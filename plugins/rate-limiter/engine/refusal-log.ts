@@ -23,11 +23,14 @@ export class RefusalLog {
     this.mode = mode;
   }
 
-  observe(outcome: Outcome): void {
+  /** `routeGroup`: the request's, for a client address's outcome (preRequest). */
+  observe(outcome: Outcome, routeGroup?: string): void {
+    if (outcome.kind === 'denied') return this.denied(outcome, routeGroup);
     if (outcome.kind === 'blocked') return this.blockStarted(outcome);
     if (outcome.kind !== 'limited') return;
     const { rule, key } = outcome.checks[outcome.binding]!;
     if (!this.logged.pass(key, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
+    if (outcome.step === 'preRequest') return this.addressLimited(outcome, routeGroup);
     this.deps.logger.warn(
       {
         hook: outcome.step,
@@ -38,6 +41,38 @@ export class RefusalLog {
         mode: this.mode,
       },
       this.mode === 'enforce' ? 'rate limit exceeded; request refused' : 'rate limit exceeded; request allowed (permissive)',
+    );
+  }
+
+  /**
+   * A client address over its limit: the address as a salted hash (the one hash for all its route
+   * groups), never as is. An address locked out of the admin API says so.
+   */
+  private addressLimited(outcome: Extract<Outcome, { kind: 'limited' }>, routeGroup: string | undefined): void {
+    const { rule } = outcome.checks[outcome.binding]!;
+    const enforced = this.mode === 'enforce';
+    const what = routeGroup === 'admin' ? 'client address locked out of the admin API' : 'client address over its limit';
+    this.deps.logger.warn(
+      {
+        hook: outcome.step,
+        route_group: routeGroup,
+        rule: rule.label,
+        limit: rule.source,
+        retry_after_s: retryAfterSeconds(outcome.decision.retryAfterMs),
+        subject: this.deps.identity.hash(outcome.subject.user),
+        mode: this.mode,
+      },
+      enforced ? `${what}; its requests are refused before they are read` : `${what}; requests allowed (permissive)`,
+    );
+  }
+
+  /** A deny list refused someone: one line per list every 10 s, naming no one (not even by hash). */
+  private denied(outcome: Extract<Outcome, { kind: 'denied' }>, routeGroup: string | undefined): void {
+    if (!this.logged.pass(`\0denied\0${outcome.list}\0${outcome.step}`, this.deps.clock.now(), LOG_INTERVAL_MS)) return;
+    const enforced = this.mode === 'enforce';
+    this.deps.logger.warn(
+      { hook: outcome.step, list: outcome.list, route_group: routeGroup, mode: this.mode },
+      enforced ? `${outcome.list} on a deny list; request refused` : `${outcome.list} on a deny list; request allowed (permissive)`,
     );
   }
 

@@ -150,6 +150,9 @@ export function floodgate<C extends Context = Context>(options: unknown, host: F
     if (config.by_tenant !== undefined && (host.tenant === undefined || host.tenant === 'none')) {
       logger.warn('floodgate: by_tenant is set but updates name no tenant (set the tenant option): it limits nothing');
     }
+    if (config.by_address !== undefined) {
+      logger.warn('floodgate: by_address limits the HTTP requests a Floodgate gateway serves; a bot has none, so it limits nothing here');
+    }
     logger.info({ algorithm: config.algorithm, backend: config.backend, mode }, 'floodgate ready for grammY');
   });
   ready.catch(() => undefined);

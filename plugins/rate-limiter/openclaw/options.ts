@@ -47,6 +47,9 @@ function unsupported(options: RateLimiterOptions): string[] {
       found.push(`${name}.max_concurrent: not available in OpenClaw (a plugin there cannot see when an agent run ends); use a rate instead`);
     }
   }
+  if (options.by_address !== undefined) {
+    found.push('by_address: not available in OpenClaw (it limits the HTTP requests a Floodgate gateway serves); limit users with by_user');
+  }
   return found;
 }
 

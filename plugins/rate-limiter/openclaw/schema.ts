@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RateLimiterOptions, SettingObject } from '../options.ts';
+import { RateLimiterOptions, RateSpec, SettingObject } from '../options.ts';
 import { RATE } from '../rate.ts';
 import { HostOptions } from './options.ts';
 
@@ -49,6 +49,7 @@ export function openClawConfigSchema(): Json {
     override: (ctx) => {
       if (ctx.zodSchema === Setting) Object.assign(ctx.jsonSchema, settingJson());
       else if (ctx.zodSchema === ToolSetting) Object.assign(ctx.jsonSchema, settingJson(TOOL_FIELDS));
+      else if (ctx.zodSchema === RateSpec) Object.assign(ctx.jsonSchema, RATE_SPEC_JSON);
     },
   }) as Json;
   const host = z.toJSONSchema(HostOptions, { io: 'input' }) as Json;

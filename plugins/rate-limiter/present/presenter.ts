@@ -10,6 +10,9 @@ import { DEFAULT_REPLIES, humanDuration, inProgress, renderReply, renderTemplate
 /** Seconds a client is told to wait after a concurrency refusal: a slot frees when any call ends. */
 export const CONCURRENCY_RETRY_S = 1;
 
+/** How often a denied user is told so on chat channels (without reply_cooldown): once a minute, then silence. */
+const DENIED_COOLDOWN_S = 60;
+
 /**
  * Turns an outcome into what the host answers: an admission with its rate-limit headers, or a
  * refusal with a friendly, id-free reply, its retry time and headers. Chat channels answer a flooder
@@ -79,7 +82,26 @@ export class Presenter {
       }
       case 'blocked':
         return this.blocked(outcome);
+      case 'denied':
+        return this.denied(outcome);
     }
+  }
+
+  /** On a deny list: 403, no wait to offer. Chat channels hear it once per cooldown; the request line always. */
+  private denied(outcome: Extract<Outcome, { kind: 'denied' }>): HookResult {
+    const cooldownMs = (this.options.reply_cooldown ?? DENIED_COOLDOWN_S) * 1000;
+    return {
+      continue: false,
+      violation: {
+        code: 'forbidden',
+        reason: 'On a deny list',
+        description: this.options.denied_message,
+        httpStatus: 403,
+        headers: {},
+        details: { list: outcome.list },
+        silent: outcome.step !== 'preRequest' && !this.firstInCooldown(outcome.subject, cooldownMs),
+      },
+    };
   }
 
   /** Blocked: how long, kindly; Retry-After is the block's end. Told once per block on chat channels. */
@@ -99,7 +121,8 @@ export class Presenter {
         retryAfter,
         headers: { 'Retry-After': String(retryAfter) },
         details: { rule: outcome.block.subject, level: outcome.level, block: windowLabel(outcome.durationMs) },
-        silent: !this.toldOfBlock(outcome),
+        // A request line (preRequest) answers every refusal; chat channels hear of a block once.
+        silent: outcome.step !== 'preRequest' && !this.toldOfBlock(outcome),
       },
     };
   }
@@ -118,6 +141,22 @@ export class Presenter {
     const { checks, decision, binding } = outcome;
     const { rule } = checks[binding]!;
     const retryAfter = retryAfterSeconds(decision.retryAfterMs);
+    if (outcome.step === 'preRequest') {
+      // A client address, answered before its request is read: every such answer is sent (HTTP only).
+      return {
+        continue: false,
+        violation: {
+          code: 'rate_limited',
+          reason: 'Client address over its limit',
+          description: renderReply(this.options.address_message, retryAfter, rule.description),
+          httpStatus: 429,
+          retryAfter,
+          headers: rateLimitHeaders(checks, decision, binding, this.options.headers),
+          details: { rule: rule.name, window: rule.window, limit: rule.source },
+          silent: false,
+        },
+      };
+    }
     return this.refusal(outcome.subject, 'rate_limited', 'Rate limit exceeded', 429, retryAfter, {
       description: renderReply(this.options.message, retryAfter, rule.description),
       details: { rule: rule.name, window: rule.window, limit: rule.source },

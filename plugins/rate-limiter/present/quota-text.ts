@@ -25,6 +25,8 @@ function what(row: LimitRow): string {
       return tokens ? 'Tokens for your whole team' : 'Messages for your whole team';
     case 'tool':
       return `The ${row.tool ?? 'tool'} tool`;
+    case 'address':
+      return 'Requests from your network';
   }
 }
 

@@ -13,6 +13,10 @@ export const REPLY_PLACEHOLDERS = {
   unavailable_message: ['retry_after'],
   /** Blocked for repeated flooding (block.message): `{duration}` is the block's length, `{retry_after}` what is left of it. */
   blocked_message: ['duration', 'retry_after'],
+  /** A client address over its by_address limit (answered before the request's body is read). */
+  address_message: ['retry_after', 'limit'],
+  /** A user, tenant or address on a deny list: nothing to wait for. */
+  denied_message: [],
 } as const;
 
 export type ReplyKind = keyof typeof REPLY_PLACEHOLDERS;
@@ -24,6 +28,8 @@ export const DEFAULT_REPLIES: Record<ReplyKind, string> = {
   too_large_message: 'Sorry, that request is too large: it needs about {tokens} tokens, and the limit is {limit}. Please make it shorter.',
   unavailable_message: "Sorry, I can't take messages for a moment. Please try again shortly.",
   blocked_message: "You've kept sending messages after being asked to slow down, so I'm pausing our chat for a while. Please write again in {retry_after}.",
+  address_message: 'Too many requests from your network. Please wait {retry_after} and try again.',
+  denied_message: "Sorry, I can't take messages from you here. If you think this is a mistake, please contact the operator.",
 };
 
 export const DEFAULT_MESSAGE = DEFAULT_REPLIES.message;
@@ -38,6 +44,10 @@ export function templateProblems(template: string, kind: ReplyKind = 'message'):
   for (const match of template.matchAll(PLACEHOLDER)) {
     const name = match[1]!;
     if (!allowed.includes(name)) {
+      if (allowed.length === 0) {
+        problems.push(`unknown placeholder {${name}}; this message takes no placeholders`);
+        continue;
+      }
       const list = allowed.map((p) => `{${p}}`);
       const words = list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list.at(-1)}`;
       problems.push(`unknown placeholder {${name}}; the message may use only ${words}`);

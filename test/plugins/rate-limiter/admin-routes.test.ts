@@ -19,6 +19,8 @@ describe('admin routes of the rate limiter', () => {
   it('a reset that cannot reach the shared backend says so with 503 and resets nothing, naming no one', async () => {
     const { reset, log } = routes({
       inspect: async () => ({}),
+      inspectAddress: async () => ({}),
+      resetAddress: async () => ({}),
       reset: async () => {
         throw new Error('Connection is closed.');
       },
@@ -30,13 +32,23 @@ describe('admin routes of the rate limiter', () => {
   });
 
   it('a reset that works answers what the view did', async () => {
-    const { reset } = routes({ inspect: async () => ({}), reset: async () => ({ reset: true, keys_removed: 2 }) });
+    const { reset } = routes({
+      inspect: async () => ({}),
+      reset: async () => ({ reset: true, keys_removed: 2 }),
+      inspectAddress: async () => ({}),
+      resetAddress: async () => ({}),
+    });
     expect(await reset({ user_id: 'alice' })).toEqual({ status: 200, body: { reset: true, keys_removed: 2 } });
   });
 
   it('a reset of the tenant too needs a tenant and a boolean, named in the answer', async () => {
     const asked: unknown[] = [];
-    const { reset } = routes({ inspect: async () => ({}), reset: async (query) => (asked.push(query), { reset: true, keys_removed: 0 }) });
+    const { reset } = routes({
+      inspect: async () => ({}),
+      reset: async (query) => (asked.push(query), { reset: true, keys_removed: 0 }),
+      inspectAddress: async () => ({}),
+      resetAddress: async () => ({}),
+    });
     expect(await reset({ user_id: 'alice', tenant: 'yes' })).toMatchObject({ status: 400, body: { message: 'tenant: expected true or false' } });
     expect(await reset({ user_id: 'alice', tenant: true })).toMatchObject({ status: 400, body: { message: 'tenant: needs tenant_id' } });
     expect((await reset({ user_id: 'alice', tenant_id: 'acme', tenant: true })).status).toBe(200);

@@ -247,6 +247,7 @@ describe('the config', () => {
       expect((error as Error).message).toMatch(/on_error: .*\n.*by_user: .*unknown unit "fortnight"/s);
     }
     expect(() => parseOpenClawOptions({})).toThrow(/no limit configured/);
+    expect(() => parseOpenClawOptions({ by_user: '30/m', by_address: { rate: '100/m' } })).toThrow(/by_address: not available in OpenClaw/);
   });
 
   it('refuses max_concurrent, which OpenClaw gives a plugin no way to honour', () => {

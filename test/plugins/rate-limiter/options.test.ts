@@ -33,6 +33,8 @@ describe('RateLimiterOptions: valid configs', () => {
       concurrency_message: DEFAULT_REPLIES.concurrency_message,
       too_large_message: DEFAULT_REPLIES.too_large_message,
       unavailable_message: DEFAULT_REPLIES.unavailable_message,
+      address_message: DEFAULT_REPLIES.address_message,
+      denied_message: DEFAULT_REPLIES.denied_message,
       headers: 'all',
       max_keys: 100_000,
       redis_key_prefix: 'fg',
@@ -42,6 +44,8 @@ describe('RateLimiterOptions: valid configs', () => {
       refusal_cache: true,
       exempt_users: [],
       exempt_tenants: [],
+      deny_users: [],
+      deny_tenants: [],
     });
     expect(result.data!.by_tenant).toBeUndefined();
     expect(result.data!.reply_cooldown).toBeUndefined();
@@ -211,9 +215,9 @@ describe('RateLimiterOptions: what an operator is told', () => {
   });
 
   it('rejects a config with no rule at all', () => {
-    expect(problems({})).toEqual(['(top level): no limit configured: set by_user, by_tenant or by_tool']);
+    expect(problems({})).toEqual(['(top level): no limit configured: set by_user, by_tenant, by_tool or by_address']);
     expect(problems({ by_tool: {}, algorithm: 'fixed_window' })).toEqual([
-      '(top level): no limit configured: set by_user, by_tenant or by_tool',
+      '(top level): no limit configured: set by_user, by_tenant, by_tool or by_address',
     ]);
   });
 
@@ -257,7 +261,7 @@ describe('RateLimiterOptions: what an operator is told', () => {
   it('reports a misspelt field and the missing rule it caused together', () => {
     expect(problems({ by_usr: '30/m' })).toEqual([
       'by_usr: unknown field (did you mean "by_user"?)',
-      '(top level): no limit configured: set by_user, by_tenant or by_tool',
+      '(top level): no limit configured: set by_user, by_tenant, by_tool or by_address',
     ]);
   });
 });
@@ -273,6 +277,73 @@ describe('RateLimiterOptions: every refusal text', () => {
       'concurrency_message: unknown placeholder {user}; the message may use only {in_progress} and {retry_after}',
       'too_large_message: unknown placeholder {retry_after}; the message may use only {tokens} and {limit}',
       'unavailable_message: the message must not be empty',
+    ]);
+  });
+});
+
+describe('RateLimiterOptions: by_address and the deny lists', () => {
+  it('takes a rate for every route group, rates of their own, and the address lists, with defaults', () => {
+    const result = RateLimiterOptions.safeParse({
+      by_address: { rate: '120/m', routes: { admin: '10/m', webhooks: ['600/m', '10000/h'] }, exempt: ['10.0.0.0/8'], deny: ['203.0.113.0/24', '2001:db8::1'] },
+    });
+    expect(result.success).toBe(true);
+    expect(result.data!.by_address).toEqual({
+      rate: { limit: 120, windowMs: 60_000, source: '120/m' },
+      routes: {
+        admin: { limit: 10, windowMs: 60_000, source: '10/m' },
+        webhooks: [
+          { limit: 600, windowMs: 60_000, source: '600/m' },
+          { limit: 10_000, windowMs: 3_600_000, source: '10000/h' },
+        ],
+      },
+      failed_auth_cost: 10,
+      ipv6_prefix: 64,
+      exempt: ['10.0.0.0/8'],
+      deny: ['203.0.113.0/24', '2001:db8::1'],
+    });
+    // by_address alone, or a deny list alone, is a limit.
+    expect(RateLimiterOptions.safeParse({ by_address: { deny: ['192.0.2.0/24'] } }).success).toBe(true);
+    expect(RateLimiterOptions.safeParse({ deny_users: ['mallory'] }).success).toBe(true);
+  });
+
+  it('names every problem: a misspelt route group (with a hint), a bad rate, a bad range, a cost or prefix out of range', () => {
+    expect(
+      problems({
+        by_address: { rate: '120/fortnight', routes: { admn: '10/m' }, exempt: ['10.0.0.0/8', '10.0.0.0/40'], deny: ['bad'], failed_auth_cost: 0, ipv6_prefix: 129 },
+      }),
+    ).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^by_address\.rate: "120\/fortnight" has unknown unit "fortnight"/),
+        'by_address.routes.admn: unknown field (did you mean "admin"?)',
+        'by_address.exempt[1]: "10.0.0.0/40": the prefix length must be a whole number from 0 to 32',
+        'by_address.deny[0]: "bad" is not an IP address or CIDR range (e.g. "10.0.0.0/8", "2001:db8::/32")',
+        expect.stringMatching(/^by_address\.failed_auth_cost: /),
+        expect.stringMatching(/^by_address\.ipv6_prefix: /),
+      ]),
+    );
+    expect(problems({ by_address: { exempt: ['10.0.0.0/8'] } })).toEqual(['by_address: set at least one of rate, routes or deny']);
+    expect(problems({ by_address: { rat: '1/m' } })).toEqual(
+      expect.arrayContaining(['by_address.rat: unknown field (did you mean "rate"?)']),
+    );
+  });
+
+  it('blocks addresses only where by_address has a rate to refuse with', () => {
+    expect(problems({ by_user: '30/m', block: { durations: ['1m'], subjects: ['address'] } })).toEqual([
+      'block.subjects: blocking "address" needs a by_address rate (its refusals are what start the blocks)',
+    ]);
+    expect(RateLimiterOptions.safeParse({ by_address: { rate: '100/m' }, block: { durations: ['1m'], subjects: ['address'] } }).success).toBe(true);
+  });
+
+  it('refuses an id that is both exempt and denied, matched as requests are (trimmed, case-folded)', () => {
+    expect(problems({ by_user: '30/m', exempt_users: ['Alice'], deny_users: ['bob', ' ALICE '], exempt_tenants: ['acme'], deny_tenants: ['acme'] })).toEqual([
+      'deny_users[1]: also listed in exempt_users; an id cannot be both exempt and denied',
+      'deny_tenants[0]: also listed in exempt_tenants; an id cannot be both exempt and denied',
+    ]);
+  });
+
+  it('refuses placeholders in the denied reply, which has nothing to fill in', () => {
+    expect(problems({ by_user: '30/m', denied_message: 'Go away, {user}.', address_message: 'Wait {retry_after} ({limit}).' })).toEqual([
+      'denied_message: unknown placeholder {user}; this message takes no placeholders',
     ]);
   });
 });

@@ -4,6 +4,7 @@ import { MessageBus } from '../../../src/bus/bus.ts';
 import { systemClock, type Clock } from '../../../src/clock.ts';
 import type { HookHandler } from '../../../src/hooks/runner.ts';
 import type { HookContext, HookName, HookResult } from '../../../src/hooks/schemas.ts';
+import type { RouteGroup } from '../../../src/channels/routes.ts';
 import type { CommandHandler } from '../../../src/host/commands.ts';
 import type { HookOptions, PluginContext } from '../../../src/host/plugin.ts';
 import type { LimitsAdmin, LimitsQuery } from '../../../plugins/rate-limiter/view.ts';
@@ -32,6 +33,14 @@ export interface Harness {
   end(call: Call, outcome: 'completed' | 'failed' | 'cancelled', actualTokens?: number): Promise<HookResult>;
   tool(tool: string, options?: CallOptions): Promise<HookResult>;
   limits(query: Partial<LimitsQuery>): Promise<unknown>;
+  /** preRequest for a request from `address` to `routeGroup` (default messages); `call` is what authFailed is told with. */
+  request(address: string | undefined, routeGroup?: RouteGroup, call?: object): Promise<HookResult>;
+  authFailed(call: object, address?: string, routeGroup?: RouteGroup): Promise<HookResult>;
+  addressLimits(address: string): Promise<unknown>;
+  resetAddress(address: string): Promise<unknown>;
+  /** The hooks the plugin has registered so far. */
+  hooks(): HookName[];
+  reconfigure(config: Record<string, unknown>, mode?: 'enforce' | 'permissive'): Promise<void>;
   /** A chat command the plugin registered, asked by `user` (default alice) on the http channel. */
   command(name: string, options?: CallOptions): Promise<string>;
   queueMs(): number;
@@ -116,6 +125,22 @@ export async function startHarness(
       }),
     tool: (tool, options = {}) => run('preToolInvoke', { tool, args: {}, context: hookContext(options) }),
     limits: (query) => admin!.inspect({ channel: 'http', user_id: 'alice', ...query } as LimitsQuery),
+    request: async (address, routeGroup = 'messages', call = {}) =>
+      (handlers.get('preRequest')!.handler as (p: unknown, c: object) => HookResult | Promise<HookResult>)(
+        { ...(address === undefined ? {} : { address }), route_group: routeGroup, method: 'POST', path: '/x' },
+        call,
+      ),
+    authFailed: async (call, address, routeGroup = 'admin') =>
+      (handlers.get('authFailed')!.handler as (p: unknown, c: object) => HookResult | Promise<HookResult>)(
+        { ...(address === undefined ? {} : { address }), route_group: routeGroup, method: 'GET', path: '/x' },
+        call,
+      ),
+    addressLimits: (address) => admin!.inspectAddress(address),
+    resetAddress: (address) => admin!.resetAddress(address),
+    hooks: () => [...handlers.keys()],
+    reconfigure: async (next, nextMode = mode) => {
+      await instance?.reconfigure?.({ config: RateLimiterOptions.parse(next), mode: nextMode });
+    },
     command: async (name, options = {}) =>
       commands.get(name)!({ channel: 'http', userId: options.user ?? 'alice', tenantId: options.tenant, conversationId: 'c-1', args: '' }),
     queueMs: () => handlers.get('prePromptFetch')!.options?.queueMs?.() ?? 0,

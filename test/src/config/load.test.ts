@@ -70,7 +70,15 @@ describe('loadConfig: defaults', () => {
     expect(config).toEqual({
       log: { level: 'info' },
       channels: {
-        http: { enabled: true, host: '127.0.0.1', port: 8787, max_body_bytes: 65536, reply_timeout_ms: 30000 },
+        http: {
+          enabled: true,
+          host: '127.0.0.1',
+          port: 8787,
+          max_body_bytes: 65536,
+          reply_timeout_ms: 30000,
+          trusted_proxies: [],
+          forwarded_header: 'x-forwarded-for',
+        },
         cli: { enabled: false, user_id: 'local', status_line: true },
         telegram: { enabled: false, path: '/telegram/webhook' },
         discord: { enabled: false, path: '/discord/interactions' },
@@ -89,6 +97,8 @@ describe('loadConfig: defaults', () => {
       port: 9000,
       max_body_bytes: 65536,
       reply_timeout_ms: 30000,
+      trusted_proxies: [],
+      forwarded_header: 'x-forwarded-for',
     });
     expect(config.channels.cli).toEqual({ enabled: false, user_id: 'local', status_line: true });
     expect(config.log.level).toBe('debug');
@@ -154,6 +164,20 @@ describe('loadConfig: validation messages', () => {
     );
     expect(error.problems).toEqual([
       'plugins[0].on_error: string "ignore" is not allowed; expected one of "fail_open", "fail_closed"',
+    ]);
+  });
+
+  it('names each trusted proxy that is no address or range, and a forwarded header it does not know', () => {
+    const error = configError(() =>
+      loadConfig(
+        writeConfig({ channels: { http: { trusted_proxies: ['10.0.0.0/8', '10.0.0.0/33', 'proxy.internal'], forwarded_header: 'x-real-ip' } } }),
+        {},
+      ),
+    );
+    expect(error.problems).toEqual([
+      'channels.http.trusted_proxies[1]: "10.0.0.0/33": the prefix length must be a whole number from 0 to 32',
+      'channels.http.trusted_proxies[2]: "proxy.internal" is not an IP address or CIDR range (e.g. "10.0.0.0/8", "2001:db8::/32")',
+      'channels.http.forwarded_header: string "x-real-ip" is not allowed; expected one of "x-forwarded-for", "forwarded"',
     ]);
   });
 

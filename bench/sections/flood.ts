@@ -40,6 +40,13 @@ const SUBJECTS: FloodSubject[] = [
     path: '/v1/messages',
     body: JSON.stringify({ user_id: 'flooder', text: 'hello' }),
   },
+  {
+    // Every request from the load generator's one address, each from another user: only the address limit binds.
+    name: 'one address',
+    limiter: { by_user: '1000000/h', by_address: { rate: '10/h' } },
+    path: '/v1/messages',
+    body: JSON.stringify({ user_id: 'anyone', text: 'hello' }),
+  },
 ];
 
 /** One run of one variant. */

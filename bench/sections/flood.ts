@@ -41,7 +41,7 @@ const SUBJECTS: FloodSubject[] = [
     body: JSON.stringify({ user_id: 'flooder', text: 'hello' }),
   },
   {
-    // Every request from the load generator's one address, each from another user: only the address limit binds.
+    // Every request from the load generator's one address, by a user with room to spare: only the address limit binds.
     name: 'one address',
     limiter: { by_user: '1000000/h', by_address: { rate: '10/h' } },
     path: '/v1/messages',

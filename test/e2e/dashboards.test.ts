@@ -53,7 +53,7 @@ afterEach(async () => {
 describe('the Grafana dashboard and the alert rules', () => {
   it('query only series a running gateway serves, so a renamed metric fails here first', async () => {
     gateway = await startGateway({
-      channels: { http: { host: '127.0.0.1', port: 0 } },
+      channels: { http: { host: '127.0.0.1', port: 0, admin_token: 'dashboard-admin-token' } },
       plugins: [
         rateLimiterEntry({
           by_user: { rate: '3/m', tokens: '100000/h' },
@@ -65,6 +65,8 @@ describe('the Grafana dashboard and the alert rules', () => {
     // Traffic that makes every outcome the queries select on: admitted, refused, shadow-refused, settled, blocked.
     const user = { user_id: 'grafana-viewer' };
     for (const text of ['/echo a', '/echo b', 'hello', 'over the limit', 'again', 'and again']) await sendMessage(gateway.url, { ...user, text });
+    // And a wrong admin token, counted as a failed authentication.
+    expect((await fetch(`${gateway.url}/v1/admin/status/data`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
     const scrape = await (await fetch(`${gateway.url}/metrics`)).text();
     const samples = scrape.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
 

@@ -80,7 +80,7 @@ describe.skipIf(!redisTestsEnabled())('npm run bench -- --smoke', () => {
     // The one figure that is a correctness guarantee, not a speed: never more than N in any window.
     expect(sliding.maxInWindow).toBeLessThanOrEqual(sliding.limit);
     // The flood: the subject is refused throughout, through both sets of gateways.
-    expect(flood.rows.map((r: any) => r.subject)).toEqual(['one user']);
+    expect(flood.rows.map((r: any) => r.subject)).toEqual(['one user', 'one address']);
     for (const row of flood.rows) {
       for (const side of [row.cache, row.noCache]) {
         expect(side.refusedPerSecond.median).toBeGreaterThan(0);

@@ -1,8 +1,10 @@
-import { CONTINUE, definePlugin, type HookContext } from '../../src/plugin-sdk.ts';
+import { CONTINUE, definePlugin, type HookCall, type HookContext, type HookPayload } from '../../src/plugin-sdk.ts';
 import { mountLimitsRoutes } from './admin-routes.ts';
+import type { PromptRequest } from './engine/limiter.ts';
 import { quotaLine, quotaText } from './present/quota-text.ts';
 import { mountStatusRoutes } from './status/routes.ts';
 import { RateLimiterOptions } from './options.ts';
+import { Policy } from './policy.ts';
 import { RateLimiter } from './rate-limiter.ts';
 
 export { RateLimiter } from './rate-limiter.ts';
@@ -11,6 +13,28 @@ export { RateLimiterOptions } from './options.ts';
 /** Which reservation a postPromptFetch settles: one per message and prompt. */
 function callId(context: HookContext, promptId: string): string {
   return `${context.channel}\0${context.message_id}\0${promptId}`;
+}
+
+/** A prePromptFetch payload as the limiter's request. Its call id is built only if the call is held. */
+class PromptCall implements PromptRequest {
+  readonly channel: string;
+  readonly user: string;
+  readonly tenant: string | undefined;
+  readonly estimatedTokens: number | undefined;
+
+  constructor(
+    private readonly payload: HookPayload<'prePromptFetch'>,
+    readonly abort: HookCall | undefined,
+  ) {
+    this.channel = payload.context.channel;
+    this.user = payload.context.user_id;
+    this.tenant = payload.context.tenant_id;
+    this.estimatedTokens = payload.estimated_tokens;
+  }
+
+  get callId(): string {
+    return callId(this.payload.context, this.payload.prompt_id);
+  }
 }
 
 /**
@@ -23,24 +47,23 @@ export default definePlugin({
   configSchema: RateLimiterOptions,
   async setup({ config, hooks, clock, logger, identity, mode, metrics, bus, services, admin, commands }) {
     const limiter = await RateLimiter.open(config, { clock, logger, identity, mode, metrics, bus });
-    hooks.register(
-      'prePromptFetch',
-      (payload, call) =>
-        limiter.prompt({
-          channel: payload.context.channel,
-          user: payload.context.user_id,
-          tenant: payload.context.tenant_id,
-          callId: callId(payload.context, payload.prompt_id),
-          estimatedTokens: payload.estimated_tokens,
-          abort: call,
-        }),
+    hooks.register('prePromptFetch', (payload, call) => limiter.prompt(new PromptCall(payload, call)), {
       // A call waiting for a concurrency slot is not a stuck plugin.
-      { queueMs: () => limiter.queueMs() },
-    );
-    hooks.register('postPromptFetch', (payload) => {
-      limiter.promptEnded(callId(payload.context, payload.prompt_id), { outcome: payload.outcome, actualTokens: payload.actual_tokens });
-      return { continue: true };
+      queueMs: () => limiter.queueMs(),
     });
+    // Only a call held until its end (a token budget, a concurrency cap) needs to hear how it ended:
+    // without such a setting the host is spared a postPromptFetch per message. Once heard, always
+    // (a reload that drops the setting may leave calls held from before).
+    let hearingEnds = false;
+    const hearEnds = (): void => {
+      if (hearingEnds) return;
+      hearingEnds = true;
+      hooks.register('postPromptFetch', (payload) => {
+        limiter.promptEnded(callId(payload.context, payload.prompt_id), { outcome: payload.outcome, actualTokens: payload.actual_tokens });
+        return CONTINUE;
+      });
+    };
+    if (limiter.holdsPrompts) hearEnds();
     hooks.register('preToolInvoke', (payload) =>
       limiter.tool({ channel: payload.context.channel, user: payload.context.user_id, tenant: payload.context.tenant_id, tool: payload.tool }),
     );
@@ -81,8 +104,11 @@ export default definePlugin({
     );
     return {
       async reconfigure(update) {
-        const { kept, newWindows } = await limiter.reconfigure(update.config as RateLimiterOptions, update.mode);
-        listenToRequests(update.config as RateLimiterOptions);
+        const options = update.config as RateLimiterOptions;
+        // Before the new settings take effect: their first held call must be heard of.
+        if (new Policy(options).holdsPrompts) hearEnds();
+        const { kept, newWindows } = await limiter.reconfigure(options, update.mode);
+        listenToRequests(options);
         if (!kept) logger.warn('rate limiter reconfigured with another algorithm or backend; counts start afresh');
         else if (newWindows.length === 0) logger.info('rate limiter reconfigured; every count kept');
         else logger.info({ new_windows: newWindows }, 'rate limiter reconfigured; counts kept, new windows count from now');

@@ -1,6 +1,11 @@
 import { flattened } from '../../src/plugin-sdk.ts';
 import { BLOCK_SUFFIX } from './blocks/keys.ts';
 
+// Made once: a regular expression literal is a new object each time it is evaluated (on every message here).
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+const TAG_CHAR = /[{}%]/;
+const TAG_CHARS = /[{}%]/g;
+
 /**
  * Rate-limit keys. Ids are normalised so that " Alice", "alice" and "ＡＬＩＣＥ" cannot get three
  * buckets: trimmed, NFKC-normalised and case-folded. An empty or blank user id is the channel's
@@ -11,7 +16,7 @@ export function normalizeId(raw: string): string {
   const trimmed = raw.trim();
   if (trimmed === '') return '';
   // ASCII ids (the common case) need neither NFKC nor the full case fold.
-  if (/^[\x20-\x7e]*$/.test(trimmed)) return trimmed.toLowerCase();
+  if (PRINTABLE_ASCII.test(trimmed)) return trimmed.toLowerCase();
   return trimmed.normalize('NFKC').trim().toLowerCase();
 }
 
@@ -21,7 +26,7 @@ export function normalizeToolName(raw: string): string {
 
 /** Braces delimit Redis hash tags; escape them (and the escape character) inside ids. */
 function escapeId(id: string): string {
-  return /[{}%]/.test(id) ? id.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`) : id;
+  return TAG_CHAR.test(id) ? id.replace(TAG_CHARS, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`) : id;
 }
 
 /**

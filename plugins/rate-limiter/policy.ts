@@ -208,8 +208,11 @@ function compileSetting(name: CompiledRule['name'], setting: LimitSetting | unde
  */
 function plus(checks: readonly PolicyCheck[], key: string, rules: readonly CompiledRule[], block?: BlockCheck): readonly PolicyCheck[] {
   if (rules.length === 0) return checks;
-  const list: PolicyCheck[] = checks.length === 0 ? [] : checks.slice();
-  for (const rule of rules) list.push(block === undefined ? { key: flattened(key + rule.keySuffix), rule } : { key: flattened(key + rule.keySuffix), rule, block });
+  // Sized at once: a list grown from empty by push() reserves room for 17.
+  const list = new Array<PolicyCheck>(checks.length + rules.length);
+  let i = 0;
+  for (const check of checks) list[i++] = check;
+  for (const rule of rules) list[i++] = block === undefined ? { key: flattened(key + rule.keySuffix), rule } : { key: flattened(key + rule.keySuffix), rule, block };
   return list;
 }
 

@@ -183,6 +183,11 @@ export class RateLimiter {
     this.engine.promptEnded(callId, end);
   }
 
+  /** Whether a prompt fetch may be held until promptEnded() (a token budget or a concurrency cap applies). */
+  get holdsPrompts(): boolean {
+    return this.engine.policy.holdsPrompts;
+  }
+
   /** How long a prompt may wait for a concurrency slot (the host's hook timeout is extended by it). */
   queueMs(): number {
     return this.engine.queueMs();

@@ -81,10 +81,11 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 /** The call of a hook run without a signal (postPromptFetch, for one): one for all of them. */
 const NO_SIGNAL: HookCall = Object.freeze({ signal: undefined });
 
-/** What running a hook nobody registered for comes to; one answer for every such call. */
-const NOTHING: HookOutcome = Object.freeze({ stopped: false, headers: undefined });
+/** A step that goes on, with the headers gathered so far. */
+type Passed = Extract<HookOutcome, { stopped: false }>;
 
-type Headers = Record<string, string>;
+/** A step that goes on with no headers (nobody registered, or nobody added any); one for every such call. */
+const NOTHING: Passed = Object.freeze({ stopped: false, headers: undefined });
 
 /** A refusal for plugins set to fail closed; it names no user, only that the step is unavailable. */
 function failClosedViolation(): Violation {
@@ -191,35 +192,36 @@ export class HookRunner {
       const first = check.Errors(payload).First();
       throw new FloodgateError(ErrorCode.HookResult, `invalid ${hook} payload at ${first?.path}: ${first?.message}`);
     }
-    return this.runFrom(list, 0, payload, call, undefined);
+    return this.runFrom(list, 0, payload, call, NOTHING);
   }
 
   /**
    * Runs `list` from `index` on. Handlers that answer synchronously (the common case: a decision
    * made in memory) are run in a plain loop, with no promise or tick of their own; the first one
-   * that answers with a promise hands the rest of the list to runAfter().
+   * that answers with a promise hands the rest of the list to runAfter(). `passed` is where the step
+   * stands (the headers so far).
    */
   private runFrom(
     list: readonly HookRegistration[],
     index: number,
     payload: unknown,
     call: HookCall,
-    headers: Headers | undefined,
+    passed: Passed,
   ): HookOutcome | Promise<HookOutcome> {
     for (let i = index; i < list.length; i++) {
       const registration = list[i]!;
       let outcome: HookOutcome;
       try {
         const returned = (registration.handler as (p: unknown, c: HookCall) => HookResult | Promise<HookResult>)(payload, call);
-        if (isPending(returned)) return this.runAfter(list, i, payload, call, headers, returned);
-        outcome = this.apply(registration, this.validated(registration, returned), headers);
+        if (isPending(returned)) return this.runAfter(list, i, payload, call, passed, returned);
+        outcome = this.apply(registration, this.validated(registration, returned), passed);
       } catch (error) {
-        outcome = this.failed(registration, error, headers);
+        outcome = this.failed(registration, error, passed);
       }
       if (outcome.stopped) return outcome;
-      headers = outcome.headers;
+      passed = outcome;
     }
-    return { stopped: false, headers };
+    return passed;
   }
 
   /** Waits for the handler at `index` (with the hook timeout), then runs the rest of the list. */
@@ -228,38 +230,40 @@ export class HookRunner {
     index: number,
     payload: unknown,
     call: HookCall,
-    headers: Headers | undefined,
+    passed: Passed,
     pending: Promise<HookResult>,
   ): Promise<HookOutcome> {
     const registration = list[index]!;
     let outcome: HookOutcome;
     try {
-      outcome = this.apply(registration, this.validated(registration, await this.withTimeout(pending, registration, call)), headers);
+      outcome = this.apply(registration, this.validated(registration, await this.withTimeout(pending, registration, call)), passed);
     } catch (error) {
-      outcome = this.failed(registration, error, headers);
+      outcome = this.failed(registration, error, passed);
     }
     if (outcome.stopped) return outcome;
-    return this.runFrom(list, index + 1, payload, call, outcome.headers);
+    return this.runFrom(list, index + 1, payload, call, outcome);
   }
 
   /** What a valid result does to the step: stops it (an enforcing plugin's violation) or adds headers. */
-  private apply(registration: HookRegistration, result: HookResult, headers: Headers | undefined): HookOutcome {
+  private apply(registration: HookRegistration, result: HookResult, passed: Passed): HookOutcome {
     if (result.continue) {
-      return { stopped: false, headers: result.headers ? (headers ? { ...headers, ...result.headers } : result.headers) : headers };
+      if (result.headers === undefined) return passed;
+      const { headers } = passed;
+      return { stopped: false, headers: headers ? { ...headers, ...result.headers } : result.headers };
     }
     if (registration.mode === 'enforce') return { stopped: true, violation: result.violation, plugin: registration.plugin };
     this.logIgnoredViolation(registration, result.violation);
-    return { stopped: false, headers };
+    return passed;
   }
 
   /** A plugin that threw, timed out or answered nonsense: its on_error decides. */
-  private failed(registration: HookRegistration, error: unknown, headers: Headers | undefined): HookOutcome {
+  private failed(registration: HookRegistration, error: unknown, passed: Passed): HookOutcome {
     this.logPluginError(registration, error);
     // A permissive plugin never blocks traffic, not even when it fails.
     if (registration.onError === 'fail_closed' && registration.mode === 'enforce') {
       return { stopped: true, violation: failClosedViolation(), plugin: registration.plugin };
     }
-    return { stopped: false, headers };
+    return passed;
   }
 
   private validated(registration: HookRegistration, result: unknown): HookResult {

@@ -81,6 +81,19 @@ describe('config reload (SIGHUP): what carries over', () => {
     expect(await send()).toBe(429);
   });
 
+  it('a token budget added by a reload settles each call with its actual count', async () => {
+    const path = writeConfig(gatewayConfig([rateLimiterEntry({ by_user: '100/m' })]));
+    gateway = await startGatewayFrom(path);
+    const { url } = gateway;
+    expect(await statusOf(url)).toBe(200);
+    await reload(path, { by_user: { rate: '100/m', tokens: '250/h' } });
+    expect(await statusOf(url)).toBe(200);
+    expect(await statusOf(url)).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    // Each call after the reload had its estimate replaced by what it used, once it ended.
+    expect(metrics).toContain('floodgate_ratelimit_settlements_total{outcome="committed"} 2');
+  });
+
   it('/metrics keeps the limiter series after a reload that changes its algorithm', async () => {
     const path = writeConfig(gatewayConfig([rateLimiterEntry({ by_user: '3/m' })]));
     gateway = await startGatewayFrom(path);

@@ -156,7 +156,7 @@ export class Limiter {
   ): T | Promise<T> {
     const step = 'prePromptFetch';
     const cost = Math.max(1, Math.ceil(request.estimatedTokens ?? 1));
-    const tooLarge = plan.tokens.find((check) => cost > check.rule.limit);
+    const tooLarge = overflowing(plan.tokens, cost);
     if (tooLarge !== undefined) {
       release?.();
       return then(this.observed({ kind: 'too_large', step, subject, rule: tooLarge.rule, tokens: cost, latencyMs: this.since(started) }));
@@ -179,11 +179,9 @@ export class Limiter {
       return outcome;
     }
     const keep = plan.tokens.length > 0 || plan.shadowTokens || release !== undefined;
-    const charges: Charge[] = decision ? [{ checks, decision }] : [];
-    if (plan.shadow.length > 0) {
-      decideShadow(this.backend, this.deps.shadow, step, subject, plan.shadow, pending.cost, pending.now, keep ? charges : undefined);
-    }
-    if (keep) this.reservations.hold(request.callId, { backend: this.backend, charges, release, signal: request.abort?.signal });
+    const charges: Charge[] | undefined = keep ? (decision ? [{ checks, decision }] : []) : undefined;
+    if (plan.shadow.length > 0) decideShadow(this.backend, this.deps.shadow, step, subject, plan.shadow, pending.cost, pending.now, charges);
+    if (charges !== undefined) this.reservations.hold(request.callId, { backend: this.backend, charges, release, signal: request.abort?.signal });
     return outcome;
   }
 
@@ -200,6 +198,12 @@ export class Limiter {
     this.deps.observe?.(outcome);
     return outcome;
   }
+}
+
+/** The first token check that `cost` alone would overflow (no wait would admit it). */
+function overflowing(tokens: readonly PolicyCheck[], cost: number): PolicyCheck | undefined {
+  for (const check of tokens) if (cost > check.rule.limit) return check;
+  return undefined;
 }
 
 export function admitted(step: Step, subject: Subject, latencyMs: number): Outcome {

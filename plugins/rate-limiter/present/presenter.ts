@@ -3,6 +3,7 @@ import { ceilSeconds, retryAfterSeconds, type Outcome } from '../engine/outcome.
 import { identityKey } from '../keys.ts';
 import type { RateLimiterOptions } from '../options.ts';
 import type { Subject } from '../policy.ts';
+import { AdmittedAnswers } from './admitted.ts';
 import { rateLimitHeaders } from './headers.ts';
 import { windowLabel } from '../rate.ts';
 import { DEFAULT_REPLIES, humanDuration, inProgress, renderReply, renderTemplate } from './reply.ts';
@@ -23,6 +24,7 @@ export class Presenter {
   private readonly told: KeyedThrottle;
   /** Who was told of the block they are in (see toldOfBlock). */
   private readonly toldOfBlocks: KeyedThrottle;
+  private admitted: AdmittedAnswers;
 
   constructor(
     private options: RateLimiterOptions,
@@ -30,10 +32,12 @@ export class Presenter {
   ) {
     this.told = new KeyedThrottle(options.max_keys);
     this.toldOfBlocks = new KeyedThrottle(options.max_keys);
+    this.admitted = new AdmittedAnswers(options.headers, clock);
   }
 
   reconfigure(options: RateLimiterOptions): void {
     this.options = options;
+    this.admitted = new AdmittedAnswers(options.headers, this.clock);
   }
 
   result(outcome: Outcome): HookResult {
@@ -41,7 +45,7 @@ export class Presenter {
       case 'admitted': {
         const { decision } = outcome;
         if (decision === undefined || this.options.headers === 'none') return CONTINUE;
-        return { continue: true, headers: rateLimitHeaders(outcome.checks, decision, outcome.binding, this.options.headers, this.clock) };
+        return this.admitted.answer(outcome.checks, decision, outcome.binding);
       }
       case 'limited':
         return this.limited(outcome);

@@ -213,8 +213,6 @@ local function decide(now, count, longest)
       n = n + 4
     end
   elseif algorithm == 'fixed_window' then
-    -- The key's TTL is set when its window starts (it ends with the window); later charges in the
-    -- window leave it alone.
     for i = 1, count do
       local limit, window, _, cost = rule_args(i)
       local start, used = fixed_state(KEYS[key_at + i], now, window)
@@ -234,10 +232,8 @@ local function decide(now, count, longest)
       local s = 5 * i
       local start, used = st[s - 2], st[s - 1]
       if longest == 0 then
-        local before = used
+        fixed_charge(key, start, start + window, used, cost, now)
         used = used + cost
-        call('HSET', key, 's', num(start), 'c', used)
-        if before == 0 then call('PEXPIRE', key, ttl_ms(start + window, now)) end
       end
       local reset = 0
       if used > 0 then reset = ceil(start + window - now) end
@@ -333,9 +329,7 @@ local function calendar_settle(now, first, last, admitted)
     local s = 5 * i
     local start, ends, used = cst[s - 2], cst[s - 1], cst[s]
     if admitted then
-      local key = KEYS[key_at + i]
-      call('HSET', key, 's', num(start), 'c', used + cost)
-      if used == 0 then call('PEXPIRE', key, ttl_ms(ends, now)) end
+      fixed_charge(KEYS[key_at + i], start, ends, used, cost, now)
       used = used + cost
     end
     local reset = 0

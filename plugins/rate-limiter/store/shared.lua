@@ -84,6 +84,18 @@ local function fixed_state(key, now, window)
   return start, used
 end
 
+-- Charges `cost` to such a hash, which counted `used` in the window [start, ends): the window's first
+-- charge writes both fields and the key's TTL (it lives until the window ends); a later one adds to
+-- the count alone (HINCRBY: neither the start, formatted, nor the TTL is written again).
+local function fixed_charge(key, start, ends, used, cost, now)
+  if used == 0 then
+    call('HSET', key, 's', num(start), 'c', cost)
+    call('PEXPIRE', key, ttl_ms(ends, now))
+  else
+    call('HINCRBY', key, 'c', cost)
+  end
+end
+
 -- Token bucket (GCRA): the theoretical arrival time (TAT) as one number (nil when there is none),
 -- written with its TTL in one SET; the key lives until the TAT, when the bucket is full again.
 local function read_tat(key)

@@ -116,13 +116,16 @@ export async function startHarness(
       return { call, result: run('prePromptFetch', promptPayload(call.context, options), controller.signal) };
     },
     prompt: (options = {}) => run('prePromptFetch', promptPayload(hookContext(options), options)),
-    end: (call, outcome, actualTokens) =>
-      run('postPromptFetch', {
+    // As the host does, a call's end is told only to a plugin that listens for it.
+    end: async (call, outcome, actualTokens) => {
+      if (!handlers.has('postPromptFetch')) return { continue: true };
+      return run('postPromptFetch', {
         prompt_id: 'chat',
         outcome,
         ...(actualTokens === undefined ? {} : { actual_tokens: actualTokens }),
         context: call.context,
-      }),
+      });
+    },
     tool: (tool, options = {}) => run('preToolInvoke', { tool, args: {}, context: hookContext(options) }),
     limits: (query) => admin!.inspect({ channel: 'http', user_id: 'alice', ...query } as LimitsQuery),
     request: async (address, routeGroup = 'messages', call = {}) =>

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { slidingWindow, type Algorithm } from '../../../plugins/rate-limiter/algorithms/index.ts';
+import { fixedWindow, slidingWindow, type Algorithm } from '../../../plugins/rate-limiter/algorithms/index.ts';
 import { bindingIndex, ceilSeconds } from '../../../plugins/rate-limiter/engine/outcome.ts';
+import { AdmittedAnswers } from '../../../plugins/rate-limiter/present/admitted.ts';
 import { rateLimitHeaders } from '../../../plugins/rate-limiter/present/headers.ts';
 import { RateLimiterOptions } from '../../../plugins/rate-limiter/options.ts';
 import { Policy } from '../../../plugins/rate-limiter/policy.ts';
 import { DEFAULT_MESSAGE, humanDuration, renderReply, templateProblems } from '../../../plugins/rate-limiter/present/reply.ts';
 import { MemoryStore } from '../../../plugins/rate-limiter/store/memory.ts';
 import type { Decision, RuleResult } from '../../../plugins/rate-limiter/store/types.ts';
+import { systemClock } from '../../../src/clock.ts';
 
 describe('humanDuration', () => {
   it.each([
@@ -136,6 +138,47 @@ describe('rate-limit headers', () => {
     const wrong = RateLimiterOptions.safeParse({ by_user: '2/m', headers: 'draft-7' });
     expect(wrong.success).toBe(false);
     expect(wrong.error?.issues[0]?.path).toEqual(['headers']);
+  });
+
+  it('admitted answers are built once per thing they say, and follow every change of remaining and reset', () => {
+    // A fixed window's answers vary in both remaining and reset: more pairs than the table has slots.
+    const cases = [
+      { algorithm: fixedWindow, options: { by_user: '600/h' }, style: 'all', distinct: 1000 },
+      { algorithm: slidingWindow, options: { by_user: '5/10s', headers: 'legacy' }, style: 'legacy', distinct: 1 },
+    ] as const;
+    for (const { algorithm, options, style, distinct } of cases) {
+      const policy = new Policy(RateLimiterOptions.parse(options));
+      const store = new MemoryStore(algorithm as Algorithm<unknown>, 10_000);
+      const answers = new AdmittedAnswers(style, systemClock);
+      const seen = new Map<string, unknown>();
+      let shared = 0;
+      for (let t = 0; t < 7_200_000; t += 997) {
+        const checks = policy.forPrompt(policy.subject('http', `user-${t % 7}`, undefined));
+        const decision = store.decide(checks, t);
+        if (!decision.allowed) continue;
+        const answer = answers.answer(checks, decision, 0);
+        const expected = rateLimitHeaders(checks, decision, 0, style);
+        expect(answer).toEqual({ continue: true, headers: expected });
+        // Messages that stand alike share one frozen answer while it is in the table.
+        const said = JSON.stringify(expected);
+        if (seen.get(said) === answer) shared++;
+        seen.set(said, answer);
+      }
+      expect(seen.size).toBeGreaterThan(distinct);
+      expect(shared).toBeGreaterThan(0);
+      expect(Object.isFrozen([...seen.values()][0])).toBe(true);
+    }
+    // Standings that meet in one slot of the table each get their own headers.
+    const policy = new Policy(RateLimiterOptions.parse({ by_user: '600/h' }));
+    const checks = policy.forPrompt(policy.subject('http', 'alice', undefined));
+    const answers = new AdmittedAnswers('legacy', systemClock);
+    for (const [remaining, resetS] of [[1, 0], [0, 61], [1, 0], [1, 512], [0, 61]] as const) {
+      const decision: Decision = { allowed: true, retryAfterMs: 0, results: [{ retryAfterMs: 0, remaining, resetMs: resetS * 1000 }] };
+      expect(answers.answer(checks, decision, 0)).toEqual({
+        continue: true,
+        headers: { 'X-RateLimit-Limit': '600', 'X-RateLimit-Remaining': String(remaining), 'X-RateLimit-Reset': String(resetS) },
+      });
+    }
   });
 
   it('ceilSeconds rounds up', () => {
